@@ -1,0 +1,496 @@
+//! The invocation behind a context: hands out journal indices, replays recorded entries,
+//! executes and journals live ones, and waits for completions.
+//!
+//! When something goes wrong that the handler must not observe (the journal does not match the
+//! code, the store failed), the operation reports it to the invoker and never returns; the
+//! invoker then drops the handler's future.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::clock::to_system_time;
+use crate::engine::EngineInner;
+use crate::error::{HandlerError, TerminalError};
+use crate::ids::{InvocationId, Target};
+use crate::invoker::{Fatal, Live};
+use crate::journal::{Completion, Entry, Op, Replay, Step};
+use crate::retry::RetryPolicy;
+use crate::store::writer::{Command, Effects, NewInvocation, StateOp};
+
+/// One execution (attempt) of an invocation.
+#[doc(hidden)]
+pub struct InvocationCore {
+    pub(crate) engine: Arc<EngineInner>,
+    pub(crate) id: u64,
+    pub(crate) target: Target,
+    pub(crate) attempt: u32,
+    pub(crate) live: Arc<Live>,
+    replay: Mutex<Replay>,
+}
+
+impl InvocationCore {
+    pub(crate) fn new(
+        engine: Arc<EngineInner>,
+        id: u64,
+        target: Target,
+        attempt: u32,
+        live: Arc<Live>,
+        journal: Vec<(u32, Entry)>,
+    ) -> Self {
+        Self {
+            engine,
+            id,
+            target,
+            attempt,
+            live,
+            replay: Mutex::new(Replay::new(journal)),
+        }
+    }
+
+    fn replay(&self) -> MutexGuard<'_, Replay> {
+        // A poisoned lock means a panic while issuing an index; the journal view is still whole.
+        self.replay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn is_replaying(&self) -> bool {
+        self.replay().is_replaying()
+    }
+
+    fn issue(&self, op: &Op) -> Step {
+        self.replay().issue(op)
+    }
+
+    fn instance(&self) -> String {
+        self.target.instance().unwrap_or_default()
+    }
+
+    fn entry(&self, op: Op, completion: Option<Completion>) -> Entry {
+        Entry {
+            op,
+            at_ms: self.engine.clock.now_ms(),
+            attempt: self.attempt,
+            completion,
+        }
+    }
+
+    /// Reports a failure to the invoker and waits to be dropped.
+    async fn fail<T>(&self, fatal: Fatal) -> T {
+        self.live.fail(fatal);
+        std::future::pending().await
+    }
+
+    async fn fail_mismatch<T>(&self, step: Step) -> T {
+        let message = match step {
+            Step::Mismatch {
+                index,
+                recorded,
+                issued,
+            } => format!(
+                "journal mismatch at index {index}: the handler issued {issued} but the journal \
+                 holds {recorded}; the handler's code changed while this invocation was in flight"
+            ),
+            other => format!("unexpected replay step {other:?}"),
+        };
+        self.fail(Fatal::Mismatch(message)).await
+    }
+
+    /// Appends an entry and waits for its commit; then acts on what the commit changed.
+    async fn append(
+        &self,
+        index: u32,
+        entry: Entry,
+        state: Vec<StateOp>,
+        spawn: Vec<NewInvocation>,
+    ) -> Effects {
+        let command = Command::Append {
+            inv: self.id,
+            index,
+            entry,
+            state,
+            spawn,
+        };
+        match self.engine.store.submit(command).await {
+            Ok(Ok(effects)) => effects,
+            Ok(Err(rejected)) => self.fail(Fatal::Store(rejected.to_string())).await,
+            Err(error) => self.fail(Fatal::Store(error.to_string())).await,
+        }
+    }
+
+    /// Appends without waiting: a later append of this invocation commits after it.
+    fn append_detached(&self, index: u32, entry: Entry, state: Vec<StateOp>) {
+        let answer = self.engine.store.enqueue(Command::Append {
+            inv: self.id,
+            index,
+            entry,
+            state,
+            spawn: Vec::new(),
+        });
+        let live = self.live.clone();
+        tokio::spawn(async move {
+            match answer.await {
+                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err(rejected))) => live.fail(Fatal::Store(rejected.to_string())),
+                Ok(Err(error)) => live.fail(Fatal::Store(error.to_string())),
+                Err(_) => live.fail(Fatal::Store("the engine is shut down".into())),
+            }
+        });
+    }
+
+    /// Waits for the completion of the entry at `index`.
+    async fn completion(&self, index: u32) -> Completion {
+        let _waiting = self.live.wait_for(index);
+        let inactivity = self.engine.config.inactivity_timeout;
+        loop {
+            let notified = self.live.completed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(completion) = self.live.take_completion(index) {
+                return completion;
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep(inactivity) => self.live.request_suspension(),
+            }
+        }
+    }
+
+    /// Executes or replays an operation whose result is known at once (not a completion).
+    async fn immediate(
+        &self,
+        op: Op,
+        execute: impl FnOnce() -> Result<Completion, Fatal>,
+    ) -> Completion {
+        match self.issue(&op) {
+            Step::Replayed(_, entry) => match entry.completion {
+                Some(completion) => completion,
+                None => {
+                    self.fail(Fatal::Store(format!("{} has no result", op.describe())))
+                        .await
+                }
+            },
+            Step::Live(index) => {
+                let _active = self.live.begin_operation();
+                let completion = match execute() {
+                    Ok(completion) => completion,
+                    Err(fatal) => return self.fail(fatal).await,
+                };
+                self.append(
+                    index,
+                    self.entry(op, Some(completion.clone())),
+                    vec![],
+                    vec![],
+                )
+                .await;
+                completion
+            }
+            step @ Step::Mismatch { .. } => self.fail_mismatch(step).await,
+        }
+    }
+
+    pub(crate) async fn run<T, F, Fut>(
+        self: Arc<Self>,
+        name: String,
+        policy: RetryPolicy,
+        mut action: F,
+    ) -> Result<T, TerminalError>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, HandlerError>> + Send,
+    {
+        let op = Op::Run { name: name.clone() };
+        let index = match self.issue(&op) {
+            Step::Replayed(_, entry) => {
+                return decode_value(entry.completion, &format!("run {name:?}"));
+            }
+            Step::Live(index) => index,
+            step @ Step::Mismatch { .. } => return self.fail_mismatch(step).await,
+        };
+        let _active = self.live.begin_operation();
+        let started = Instant::now();
+        let mut failures = 0;
+        let result = loop {
+            match action().await {
+                Ok(value) => break Ok(value),
+                Err(error) => match error.into_terminal() {
+                    Ok(terminal) => break Err(terminal),
+                    Err(retryable) => {
+                        failures += 1;
+                        match policy.next_delay(failures, started.elapsed()) {
+                            Some(delay) => {
+                                tracing::debug!(step = %name, %retryable, ?delay, "run failed, retrying");
+                                tokio::time::sleep(delay).await;
+                            }
+                            None => {
+                                break Err(TerminalError::new(format!(
+                                    "run {name:?} gave up after {failures} attempts: {retryable}"
+                                )));
+                            }
+                        }
+                    }
+                },
+            }
+        };
+        let completion = match &result {
+            Ok(value) => match serde_json::to_vec(value) {
+                Ok(bytes) => Completion::Value(bytes),
+                Err(e) => Completion::Failure(TerminalError::new(format!(
+                    "the result of run {name:?} cannot be encoded: {e}"
+                ))),
+            },
+            Err(terminal) => Completion::Failure(terminal.clone()),
+        };
+        let failed_to_encode = matches!(&completion, Completion::Failure(_)) && result.is_ok();
+        self.append(
+            index,
+            self.entry(op, Some(completion.clone())),
+            vec![],
+            vec![],
+        )
+        .await;
+        if failed_to_encode {
+            return decode_value(Some(completion), &format!("run {name:?}"));
+        }
+        result
+    }
+
+    pub(crate) async fn get_state<T: DeserializeOwned>(
+        self: Arc<Self>,
+        key: String,
+    ) -> Result<Option<T>, TerminalError> {
+        let instance = self.instance();
+        let store = &self.engine.store;
+        let completion = self
+            .immediate(Op::GetState { key: key.clone() }, || {
+                match store.state_get(&instance, &key) {
+                    Ok(Some(bytes)) => Ok(Completion::Value(bytes)),
+                    Ok(None) => Ok(Completion::Empty),
+                    Err(e) => Err(Fatal::Store(e.to_string())),
+                }
+            })
+            .await;
+        match completion {
+            Completion::Empty => Ok(None),
+            other => decode_value(Some(other), &format!("state {key:?}")).map(Some),
+        }
+    }
+
+    pub(crate) async fn state_keys(self: Arc<Self>) -> Result<Vec<String>, TerminalError> {
+        let instance = self.instance();
+        let store = &self.engine.store;
+        let completion = self
+            .immediate(Op::GetStateKeys, || match store.state_all(&instance) {
+                Ok(all) => {
+                    let keys: Vec<String> = all.into_iter().map(|(k, _)| k).collect();
+                    serde_json::to_vec(&keys)
+                        .map(Completion::Value)
+                        .map_err(|e| Fatal::Store(e.to_string()))
+                }
+                Err(e) => Err(Fatal::Store(e.to_string())),
+            })
+            .await;
+        decode_value(Some(completion), "state keys")
+    }
+
+    pub(crate) fn set_state(&self, key: &str, value: Option<Vec<u8>>) {
+        let instance = self.instance();
+        let (op, state) = match value {
+            Some(value) => (
+                Op::SetState {
+                    key: key.to_owned(),
+                },
+                StateOp::Set {
+                    instance,
+                    key: key.to_owned(),
+                    value,
+                },
+            ),
+            None => (
+                Op::ClearState {
+                    key: key.to_owned(),
+                },
+                StateOp::Clear {
+                    instance,
+                    key: key.to_owned(),
+                },
+            ),
+        };
+        self.write_state(op, state);
+    }
+
+    pub(crate) fn clear_all_state(&self) {
+        let instance = self.instance();
+        self.write_state(Op::ClearAllState, StateOp::ClearAll { instance });
+    }
+
+    fn write_state(&self, op: Op, state: StateOp) {
+        match self.issue(&op) {
+            Step::Replayed(..) => {}
+            Step::Live(index) => {
+                self.append_detached(index, self.entry(op, Some(Completion::Empty)), vec![state]);
+            }
+            step @ Step::Mismatch { .. } => {
+                // The handler cannot be stopped from a synchronous call: report, and the invoker
+                // drops the handler at its next await.
+                if let Step::Mismatch {
+                    index,
+                    recorded,
+                    issued,
+                } = step
+                {
+                    self.live.fail(Fatal::Mismatch(format!(
+                        "journal mismatch at index {index}: the handler issued {issued} but the \
+                         journal holds {recorded}"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Issues a call or send: creates the callee atomically with the journal entry.
+    async fn spawn_callee(
+        &self,
+        target: Target,
+        input: Result<Vec<u8>, serde_json::Error>,
+        wait: bool,
+    ) -> Result<(u32, Option<Entry>), TerminalError> {
+        let input = input.map_err(|e| {
+            TerminalError::with_code(
+                400,
+                format!("the input for {target} cannot be encoded: {e}"),
+            )
+        })?;
+        let kind = self
+            .engine
+            .registry
+            .resolve(&target)
+            .map_err(|e| TerminalError::with_code(404, e.to_string()))?;
+        let issued = if wait {
+            Op::Call {
+                target: target.clone(),
+                callee: 0,
+            }
+        } else {
+            Op::Send {
+                target: target.clone(),
+                callee: 0,
+            }
+        };
+        match self.issue(&issued) {
+            Step::Replayed(index, entry) => Ok((index, Some(entry))),
+            Step::Live(index) => {
+                let callee = self.engine.allocate_id();
+                let op = if wait {
+                    Op::Call {
+                        target: target.clone(),
+                        callee,
+                    }
+                } else {
+                    Op::Send {
+                        target: target.clone(),
+                        callee,
+                    }
+                };
+                let new = NewInvocation {
+                    id: callee,
+                    target,
+                    kind,
+                    input,
+                    waiter: wait.then_some((self.id, index)),
+                    created_ms: self.engine.clock.now_ms(),
+                };
+                let effects = {
+                    let _active = self.live.begin_operation();
+                    self.append(index, self.entry(op.clone(), None), vec![], vec![new])
+                        .await
+                };
+                self.engine.apply_effects(effects);
+                Ok((
+                    index,
+                    Some(Entry {
+                        op,
+                        at_ms: 0,
+                        attempt: self.attempt,
+                        completion: None,
+                    }),
+                ))
+            }
+            step @ Step::Mismatch { .. } => self.fail_mismatch(step).await,
+        }
+    }
+
+    pub(crate) async fn call<O: DeserializeOwned>(
+        self: Arc<Self>,
+        target: Target,
+        input: Result<Vec<u8>, serde_json::Error>,
+    ) -> Result<O, TerminalError> {
+        let what = format!("the result of {target}");
+        let (index, entry) = self.spawn_callee(target, input, true).await?;
+        let completion = match entry.and_then(|e| e.completion) {
+            Some(completion) => completion,
+            None => self.completion(index).await,
+        };
+        decode_value(Some(completion), &what)
+    }
+
+    pub(crate) async fn send(
+        self: Arc<Self>,
+        target: Target,
+        input: Result<Vec<u8>, serde_json::Error>,
+    ) -> Result<InvocationId, TerminalError> {
+        let (_, entry) = self.spawn_callee(target, input, false).await?;
+        match entry.map(|e| e.op) {
+            Some(Op::Send { callee, .. }) => Ok(InvocationId(callee)),
+            _ => Err(TerminalError::new("send entry without a callee")),
+        }
+    }
+
+    pub(crate) async fn rand_u64(self: Arc<Self>) -> Result<u64, TerminalError> {
+        let completion = self
+            .immediate(Op::Rand, || json(&rand::random::<u64>()))
+            .await;
+        decode_value(Some(completion), "rand")
+    }
+
+    pub(crate) async fn uuid(self: Arc<Self>) -> Result<uuid::Uuid, TerminalError> {
+        let completion = self
+            .immediate(Op::Uuid, || json(&uuid::Uuid::new_v4()))
+            .await;
+        decode_value(Some(completion), "uuid")
+    }
+
+    pub(crate) async fn now(self: Arc<Self>) -> Result<SystemTime, TerminalError> {
+        let now = self.engine.clock.now_ms();
+        let completion = self.immediate(Op::Now, || json(&now)).await;
+        decode_value::<u64>(Some(completion), "now").map(to_system_time)
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Completion, Fatal> {
+    serde_json::to_vec(value)
+        .map(Completion::Value)
+        .map_err(|e| Fatal::Store(e.to_string()))
+}
+
+/// Turns a journaled completion into the value the handler expects.
+fn decode_value<T: DeserializeOwned>(
+    completion: Option<Completion>,
+    what: &str,
+) -> Result<T, TerminalError> {
+    match completion {
+        Some(Completion::Value(bytes)) => serde_json::from_slice(&bytes).map_err(|e| {
+            TerminalError::new(format!("{what} does not decode as the expected type: {e}"))
+        }),
+        Some(Completion::Empty) => serde_json::from_slice(b"null").map_err(|e| {
+            TerminalError::new(format!("{what} is empty, the handler expects a value: {e}"))
+        }),
+        Some(Completion::Failure(terminal)) => Err(terminal),
+        None => Err(TerminalError::new(format!("{what} has no result"))),
+    }
+}

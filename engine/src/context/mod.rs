@@ -1,0 +1,213 @@
+//! The contexts handed to handlers, typed by capability.
+//!
+//! | context                   | handler                        | state        |
+//! |---------------------------|--------------------------------|--------------|
+//! | [`Context`]               | service handler                | none         |
+//! | [`ObjectContext`]         | virtual object, exclusive      | read + write |
+//! | [`SharedObjectContext`]   | virtual object, shared         | read         |
+//! | [`WorkflowContext`]       | workflow `run`                 | read + write |
+//! | [`SharedWorkflowContext`] | workflow, shared               | read         |
+//!
+//! The operations live in capability traits: [`ContextBase`] (every context), [`ContextReadState`]
+//! and [`ContextWriteState`]. A shared handler has no `set`, so writing state from it does not
+//! compile. Bring the traits into scope with `use zeroapp_engine::prelude::*`.
+//!
+//! Every operation is journaled: the first time it runs, its result is committed to the journal
+//! before the handler sees it; on replay, the recorded result is returned and nothing runs again.
+
+mod core;
+
+use std::future::Future;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub(crate) use self::core::InvocationCore;
+use crate::error::{HandlerError, TerminalError};
+use crate::ids::{InvocationId, Target};
+use crate::retry::RetryPolicy;
+
+mod sealed {
+    /// Gives the capability traits access to the invocation behind a context.
+    pub trait Sealed {
+        fn core(&self) -> &std::sync::Arc<super::InvocationCore>;
+    }
+}
+
+macro_rules! context_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name {
+            core: std::sync::Arc<InvocationCore>,
+        }
+
+        impl $name {
+            pub(crate) fn new(core: std::sync::Arc<InvocationCore>) -> Self {
+                Self { core }
+            }
+        }
+
+        impl sealed::Sealed for $name {
+            fn core(&self) -> &std::sync::Arc<InvocationCore> {
+                &self.core
+            }
+        }
+
+        impl ContextBase for $name {}
+    };
+}
+
+context_type!(
+    /// The context of a service handler: journaled side effects, calls, sends, randomness, time.
+    Context
+);
+context_type!(
+    /// The context of a virtual object's exclusive handler: reads and writes the key's state.
+    ObjectContext
+);
+context_type!(
+    /// The context of a virtual object's shared handler: reads the key's committed state.
+    SharedObjectContext
+);
+context_type!(
+    /// The context of a workflow's `run` handler: reads and writes the workflow's state.
+    WorkflowContext
+);
+context_type!(
+    /// The context of a workflow's shared handler: reads the workflow's committed state.
+    SharedWorkflowContext
+);
+
+impl ContextReadState for ObjectContext {}
+impl ContextReadState for SharedObjectContext {}
+impl ContextReadState for WorkflowContext {}
+impl ContextReadState for SharedWorkflowContext {}
+impl ContextWriteState for ObjectContext {}
+impl ContextWriteState for WorkflowContext {}
+
+/// Operations every context offers.
+pub trait ContextBase: sealed::Sealed {
+    /// This invocation's id.
+    fn invocation_id(&self) -> InvocationId {
+        InvocationId(self.core().id)
+    }
+
+    /// The key of the object or workflow this handler runs on (`None` for services).
+    fn key(&self) -> Option<&str> {
+        self.core().target.key.as_deref()
+    }
+
+    /// Runs a side effect once and journals its result: on replay the closure does not run, the
+    /// recorded result is returned. Retryable errors are retried with the default policy
+    /// (forever, backing off to 10 s); a [`TerminalError`] is journaled and returned.
+    fn run<T, F, Fut>(
+        &self,
+        name: &str,
+        action: F,
+    ) -> impl Future<Output = Result<T, TerminalError>> + Send
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, HandlerError>> + Send,
+    {
+        self.core()
+            .clone()
+            .run(name.to_owned(), RetryPolicy::default(), action)
+    }
+
+    /// [`run`](ContextBase::run) with an explicit retry policy. When the policy gives up, the
+    /// last error is journaled as a terminal error and returned.
+    fn run_with<T, F, Fut>(
+        &self,
+        name: &str,
+        policy: RetryPolicy,
+        action: F,
+    ) -> impl Future<Output = Result<T, TerminalError>> + Send
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, HandlerError>> + Send,
+    {
+        self.core().clone().run(name.to_owned(), policy, action)
+    }
+
+    /// Calls a handler and waits for its result. The callee's invocation is created atomically
+    /// with this journal entry, exactly once; its result is delivered into this journal.
+    fn call<I: Serialize, O: DeserializeOwned + Send + 'static>(
+        &self,
+        target: Target,
+        input: &I,
+    ) -> impl Future<Output = Result<O, TerminalError>> + Send {
+        self.core().clone().call(target, serde_json::to_vec(input))
+    }
+
+    /// Sends a one-way request to a handler; returns the id of the invocation it created.
+    fn send<I: Serialize>(
+        &self,
+        target: Target,
+        input: &I,
+    ) -> impl Future<Output = Result<InvocationId, TerminalError>> + Send {
+        self.core().clone().send(target, serde_json::to_vec(input))
+    }
+
+    /// A random number, recorded in the journal so that replay sees the same one.
+    fn rand_u64(&self) -> impl Future<Output = Result<u64, TerminalError>> + Send {
+        self.core().clone().rand_u64()
+    }
+
+    /// A random UUID (v4), recorded in the journal.
+    fn uuid(&self) -> impl Future<Output = Result<uuid::Uuid, TerminalError>> + Send {
+        self.core().clone().uuid()
+    }
+
+    /// The current time, recorded in the journal (millisecond precision).
+    fn now(&self) -> impl Future<Output = Result<SystemTime, TerminalError>> + Send {
+        self.core().clone().now()
+    }
+
+    /// Whether the handler is replaying recorded operations (for example, to quiet logs).
+    fn is_replaying(&self) -> bool {
+        self.core().is_replaying()
+    }
+}
+
+/// Reading the state of an object or workflow.
+pub trait ContextReadState: ContextBase {
+    /// The value stored under `key`, or `None`.
+    fn get<T: DeserializeOwned + Send + 'static>(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<T>, TerminalError>> + Send {
+        self.core().clone().get_state(key.to_owned())
+    }
+
+    /// The state keys, sorted.
+    fn state_keys(&self) -> impl Future<Output = Result<Vec<String>, TerminalError>> + Send {
+        self.core().clone().state_keys()
+    }
+}
+
+/// Writing the state of an object or workflow (exclusive handlers and workflow `run` only).
+///
+/// Writes are journaled and committed in order with everything the handler does after them;
+/// they do not wait for their own commit, so a handler can issue several in a row cheaply.
+pub trait ContextWriteState: ContextReadState {
+    /// Stores `value` under `key`.
+    fn set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), TerminalError> {
+        let value = serde_json::to_vec(value)
+            .map_err(|e| TerminalError::new(format!("state {key:?} cannot be encoded: {e}")))?;
+        self.core().set_state(key, Some(value));
+        Ok(())
+    }
+
+    /// Removes `key`.
+    fn clear(&self, key: &str) {
+        self.core().set_state(key, None);
+    }
+
+    /// Removes every key.
+    fn clear_all(&self) {
+        self.core().clear_all_state();
+    }
+}

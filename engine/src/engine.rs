@@ -1,0 +1,288 @@
+//! Opening the engine: registration, configuration, start-up recovery and shutdown.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::Client;
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::error::{OpenError, StoreError};
+use crate::invoker::{self, Live};
+use crate::retry::RetryPolicy;
+use crate::service::{Definition, Registry};
+use crate::store::Store;
+use crate::store::records::Outcome;
+use crate::store::writer::Effects;
+
+/// Settings of an engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long an invocation may wait (for a call's result, a timer, an awakeable) before its
+    /// memory is given back; it resumes by replay when what it waits for completes.
+    pub inactivity_timeout: Duration,
+    /// How failed invocation attempts are retried.
+    pub retry_policy: RetryPolicy,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            inactivity_timeout: Duration::from_secs(60),
+            retry_policy: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Collects definitions and settings, then opens a data folder.
+pub struct EngineBuilder {
+    definitions: Vec<Definition>,
+    config: EngineConfig,
+    clock: SharedClock,
+}
+
+impl EngineBuilder {
+    /// Registers a [`Service`](crate::Service), [`VirtualObject`](crate::VirtualObject) or
+    /// [`Workflow`](crate::Workflow).
+    #[must_use]
+    pub fn register(mut self, definition: impl Into<Definition>) -> Self {
+        self.definitions.push(definition.into());
+        self
+    }
+
+    /// Replaces the whole configuration.
+    #[must_use]
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the inactivity timeout after which a waiting invocation suspends.
+    #[must_use]
+    pub fn inactivity_timeout(mut self, timeout: Duration) -> Self {
+        self.config.inactivity_timeout = timeout;
+        self
+    }
+
+    /// Sets how failed invocation attempts are retried.
+    #[must_use]
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry_policy = policy;
+        self
+    }
+
+    /// Uses another clock (tests).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Opens (or creates) the data folder `dir`, then resumes every unfinished invocation.
+    ///
+    /// Must be called inside a tokio runtime. Fails if another process has the folder open or
+    /// if its file has an incompatible format.
+    pub async fn open(self, dir: impl AsRef<Path>) -> Result<Engine, OpenError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(OpenError::NoRuntime);
+        }
+        let mut registry = Registry::default();
+        for definition in self.definitions {
+            registry
+                .add(definition)
+                .map_err(OpenError::DuplicateService)?;
+        }
+        let dir = dir.as_ref().to_owned();
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+            .await
+            .map_err(|_| OpenError::NoRuntime)??;
+        let next_id = store.last_invocation_id()? + 1;
+        let inflight = store.inflight()?;
+        let inner = Arc::new(EngineInner {
+            registry,
+            store,
+            clock: self.clock,
+            config: self.config,
+            live: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(next_id),
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        tracing::info!(resuming = inflight.len(), "engine open");
+        for id in inflight {
+            inner.start(id);
+        }
+        Ok(Engine { inner })
+    }
+}
+
+/// An open engine: the owner of its data folder. Dropping it stops its invocations; call
+/// [`Engine::shutdown`] to also wait for the writer to finish.
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+impl Engine {
+    /// Starts describing an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            definitions: Vec::new(),
+            config: EngineConfig::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// A client to call, send to and attach to invocations.
+    pub fn client(&self) -> Client {
+        Client::new(self.inner.clone())
+    }
+
+    /// Stops running invocations (they resume from their journal at the next open), commits
+    /// what was already sent to the writer, and releases the data file.
+    pub async fn shutdown(self) {
+        self.inner.cancel.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        self.inner.store.close().await;
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<EngineInner> {
+        &self.inner
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.inner.cancel.cancel();
+    }
+}
+
+/// Statistics of the writer, for benchmarks and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStatistics {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Commands applied in them.
+    pub commands: u64,
+    /// Time spent applying and committing, in microseconds.
+    pub commit_micros: u64,
+}
+
+impl Engine {
+    /// Counters of the single writer: commits, commands, time spent.
+    pub fn writer_statistics(&self) -> WriterStatistics {
+        let stats = &self.inner.store.stats;
+        WriterStatistics {
+            commits: stats.commits.load(Ordering::Relaxed),
+            commands: stats.commands.load(Ordering::Relaxed),
+            commit_micros: stats.commit_micros.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The shared core of an engine, held by every task and client.
+pub(crate) struct EngineInner {
+    pub(crate) registry: Registry,
+    pub(crate) store: Store,
+    pub(crate) clock: SharedClock,
+    pub(crate) config: EngineConfig,
+    live: Mutex<HashMap<u64, Arc<Live>>>,
+    watchers: Mutex<HashMap<u64, Vec<oneshot::Sender<Outcome>>>>,
+    next_id: AtomicU64,
+    pub(crate) cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl EngineInner {
+    /// A fresh invocation id. Ids of invocations that never got committed are simply skipped.
+    pub(crate) fn allocate_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs an invocation in the background.
+    pub(crate) fn start(self: &Arc<Self>, id: u64) {
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        self.tasks.spawn(invoker::drive(self.clone(), id));
+    }
+
+    /// Acts on what a commit changed: starts, wakes and reports invocations.
+    pub(crate) fn apply_effects(self: &Arc<Self>, effects: Effects) {
+        for id in effects.start {
+            self.start(id);
+        }
+        if !effects.deliver.is_empty() {
+            let live = lock(&self.live);
+            for (id, index, completion) in effects.deliver {
+                if let Some(live) = live.get(&id) {
+                    live.deliver(index, completion);
+                }
+            }
+        }
+        if !effects.finished.is_empty() {
+            let mut watchers = lock(&self.watchers);
+            for (id, outcome) in effects.finished {
+                for watcher in watchers.remove(&id).unwrap_or_default() {
+                    let _ = watcher.send(outcome.clone());
+                }
+            }
+        }
+    }
+
+    pub(crate) fn register_live(&self, id: u64) -> Arc<Live> {
+        let live = Arc::new(Live::default());
+        lock(&self.live).insert(id, live.clone());
+        live
+    }
+
+    pub(crate) fn unregister_live(&self, id: u64, live: &Arc<Live>) {
+        let mut map = lock(&self.live);
+        if map
+            .get(&id)
+            .is_some_and(|current| Arc::ptr_eq(current, live))
+        {
+            map.remove(&id);
+        }
+    }
+
+    /// Whether an invocation is executing in this process now.
+    pub(crate) fn is_live(&self, id: u64) -> bool {
+        lock(&self.live).contains_key(&id)
+    }
+
+    /// Registers interest in an invocation's outcome; see [`Client::attach`].
+    pub(crate) fn watch(&self, id: u64) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.watchers).entry(id).or_default().push(tx);
+        rx
+    }
+
+    pub(crate) fn unwatch_closed(&self, id: u64) {
+        let mut watchers = lock(&self.watchers);
+        if let Some(list) = watchers.get_mut(&id) {
+            list.retain(|w| !w.is_closed());
+            if list.is_empty() {
+                watchers.remove(&id);
+            }
+        }
+    }
+
+    pub(crate) fn check_open(&self) -> Result<(), StoreError> {
+        if self.cancel.is_cancelled() {
+            Err(StoreError::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Introspection: what the engine holds, for people and tools. Read-only.
+
+use std::time::SystemTime;
+
+use crate::clock::to_system_time;
+use crate::engine::{Engine, EngineInner};
+use crate::error::{StoreError, TerminalError};
+use crate::ids::{HandlerKind, InvocationId, Target, instance_key};
+use crate::journal::Completion;
+use crate::store::records::{InvocationRecord, Status};
+
+/// Where an invocation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvocationStatus {
+    /// Waiting for its object key (another exclusive invocation holds it).
+    Pending,
+    /// Executing, or about to.
+    Running,
+    /// Failed with a retryable error; will run again.
+    BackingOff,
+    /// Waiting for a completion, with no memory held.
+    Suspended,
+    /// Finished with an output.
+    Completed,
+    /// Finished with a terminal error.
+    Failed,
+}
+
+impl InvocationStatus {
+    /// Whether the invocation has finished.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+/// What introspection shows of one invocation.
+#[derive(Debug, Clone)]
+pub struct InvocationInfo {
+    /// Its id.
+    pub id: InvocationId,
+    /// What it runs.
+    pub target: Target,
+    /// How its handler runs.
+    pub kind: HandlerKind,
+    /// Where it is.
+    pub status: InvocationStatus,
+    /// Attempts that failed with a retryable error.
+    pub failed_attempts: u32,
+    /// The last retryable error.
+    pub last_error: Option<String>,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// When its status last changed.
+    pub modified_at: SystemTime,
+    /// Its output (JSON) or terminal error, once finished.
+    pub outcome: Option<Result<Vec<u8>, TerminalError>>,
+}
+
+/// One journal entry as introspection shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalEntryInfo {
+    /// Its index in the journal.
+    pub index: u32,
+    /// The operation's kind: `run`, `get_state`, `call`, …
+    pub kind: &'static str,
+    /// The step name, state key or target.
+    pub name: Option<String>,
+    /// When it was recorded.
+    pub at: SystemTime,
+    /// The attempt that recorded it.
+    pub attempt: u32,
+    /// Its result: `None` while a completion is awaited; `Some(Ok(json))`, `Some(Ok(empty))`
+    /// for no value, or `Some(Err(terminal))`.
+    pub result: Option<Result<Vec<u8>, TerminalError>>,
+}
+
+/// Which invocations to list. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct InvocationFilter {
+    /// Only this status.
+    pub status: Option<InvocationStatus>,
+    /// Only this service, object or workflow.
+    pub service: Option<String>,
+    /// Only this key.
+    pub key: Option<String>,
+    /// At most this many (all if `None`).
+    pub limit: Option<usize>,
+}
+
+pub(crate) fn info_of(engine: &EngineInner, id: u64, record: InvocationRecord) -> InvocationInfo {
+    let status = match record.status {
+        Status::Pending => InvocationStatus::Pending,
+        Status::Ready => InvocationStatus::Running,
+        Status::BackingOff { .. } => {
+            if engine.is_live(id) {
+                InvocationStatus::Running
+            } else {
+                InvocationStatus::BackingOff
+            }
+        }
+        Status::Suspended => InvocationStatus::Suspended,
+        Status::Completed => InvocationStatus::Completed,
+        Status::Failed => InvocationStatus::Failed,
+    };
+    InvocationInfo {
+        id: InvocationId(id),
+        target: record.target,
+        kind: record.kind,
+        status,
+        failed_attempts: record.attempt,
+        last_error: record.last_error,
+        created_at: to_system_time(record.created_ms),
+        modified_at: to_system_time(record.modified_ms),
+        outcome: record.outcome,
+    }
+}
+
+impl Engine {
+    /// Invocations matching `filter`, oldest first.
+    pub fn list_invocations(
+        &self,
+        filter: &InvocationFilter,
+    ) -> Result<Vec<InvocationInfo>, StoreError> {
+        let inner = self.inner();
+        let mut found = Vec::new();
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        inner.store.scan_invocations(|id, record| {
+            let matches = filter
+                .service
+                .as_ref()
+                .is_none_or(|s| *s == record.target.service)
+                && filter
+                    .key
+                    .as_ref()
+                    .is_none_or(|k| Some(k) == record.target.key.as_ref());
+            if matches {
+                let info = info_of(inner, id, record);
+                if filter.status.is_none_or(|s| s == info.status) {
+                    found.push(info);
+                }
+            }
+            found.len() < limit
+        })?;
+        Ok(found)
+    }
+
+    /// One invocation's journal, or `None` if there is no such invocation.
+    pub fn journal(&self, id: InvocationId) -> Result<Option<Vec<JournalEntryInfo>>, StoreError> {
+        let Some((_, entries)) = self.inner().store.load(id.0)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            entries
+                .into_iter()
+                .map(|(index, entry)| JournalEntryInfo {
+                    index,
+                    kind: entry.op.kind(),
+                    name: entry.op.name(),
+                    at: to_system_time(entry.at_ms),
+                    attempt: entry.attempt,
+                    result: entry.completion.map(|c| match c {
+                        Completion::Value(bytes) => Ok(bytes),
+                        Completion::Empty => Ok(Vec::new()),
+                        Completion::Failure(e) => Err(e),
+                    }),
+                })
+                .collect(),
+        ))
+    }
+
+    /// The committed state of an object or workflow instance: (key, JSON value), sorted by key.
+    pub fn object_state(
+        &self,
+        service: &str,
+        key: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner().store.state_all(&instance_key(service, key))
+    }
+
+    /// Number of journal entries stored, over all invocations.
+    pub fn journal_entries_stored(&self) -> Result<u64, StoreError> {
+        self.inner().store.journal_len()
+    }
+}

@@ -1,0 +1,162 @@
+//! Journal entries: one per context operation, keyed by (invocation, index) in the store.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{StoreError, TerminalError};
+use crate::ids::Target;
+
+/// One journaled operation and, once known, its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Entry {
+    /// What the handler asked for.
+    pub(crate) op: Op,
+    /// When it was recorded (ms since the epoch).
+    pub(crate) at_ms: u64,
+    /// The invocation attempt that recorded it (1-based).
+    pub(crate) attempt: u32,
+    /// Its result. `None` while a completion (a call's result, a timer, an awakeable) is awaited.
+    pub(crate) completion: Option<Completion>,
+}
+
+/// The operations a handler can issue. Replay compares the variant and the identifying fields
+/// (names, keys, targets) of the recorded and the issued operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Op {
+    /// A named side effect (`ctx.run`).
+    Run { name: String },
+    /// Reading one state key.
+    GetState { key: String },
+    /// Listing the state keys.
+    GetStateKeys,
+    /// Writing one state key (the value lives in the state table, written atomically with this).
+    SetState { key: String },
+    /// Removing one state key.
+    ClearState { key: String },
+    /// Removing all state of the object or workflow.
+    ClearAllState,
+    /// A request-response call; `callee` is the invocation it created.
+    Call { target: Target, callee: u64 },
+    /// A one-way send; `callee` is the invocation it created.
+    Send { target: Target, callee: u64 },
+    /// A random `u64`.
+    Rand,
+    /// A random UUID.
+    Uuid,
+    /// The current time.
+    Now,
+}
+
+impl Op {
+    /// Whether a recorded operation is the one the handler issued now. Ids chosen at execution
+    /// time (the callee of a call) are not part of the identity.
+    pub(crate) fn matches(&self, issued: &Op) -> bool {
+        match (self, issued) {
+            (Op::Call { target: a, .. }, Op::Call { target: b, .. })
+            | (Op::Send { target: a, .. }, Op::Send { target: b, .. }) => a == b,
+            (a, b) => a == b,
+        }
+    }
+
+    /// A short name of the operation's kind, for introspection and error messages.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Op::Run { .. } => "run",
+            Op::GetState { .. } => "get_state",
+            Op::GetStateKeys => "get_state_keys",
+            Op::SetState { .. } => "set_state",
+            Op::ClearState { .. } => "clear_state",
+            Op::ClearAllState => "clear_all_state",
+            Op::Call { .. } => "call",
+            Op::Send { .. } => "send",
+            Op::Rand => "rand",
+            Op::Uuid => "uuid",
+            Op::Now => "now",
+        }
+    }
+
+    /// The operation's name: the step name, state key or target, if it has one.
+    pub(crate) fn name(&self) -> Option<String> {
+        match self {
+            Op::Run { name } => Some(name.clone()),
+            Op::GetState { key } | Op::SetState { key } | Op::ClearState { key } => {
+                Some(key.clone())
+            }
+            Op::Call { target, .. } | Op::Send { target, .. } => Some(target.to_string()),
+            Op::GetStateKeys | Op::ClearAllState | Op::Rand | Op::Uuid | Op::Now => None,
+        }
+    }
+
+    /// `kind("name")`, for messages.
+    pub(crate) fn describe(&self) -> String {
+        match self.name() {
+            Some(name) => format!("{}({name:?})", self.kind()),
+            None => self.kind().to_owned(),
+        }
+    }
+}
+
+/// The result of an operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Completion {
+    /// A value, JSON-encoded.
+    Value(Vec<u8>),
+    /// No value: a unit result or an absent state key.
+    Empty,
+    /// A terminal failure.
+    Failure(TerminalError),
+}
+
+const CONFIG: bincode::config::Configuration = bincode::config::standard();
+
+/// Encodes any record for the store (bincode, standard configuration: little-endian varints).
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Encoding into a Vec fails only for types serde cannot describe; ours are all plain data.
+    bincode::serde::encode_to_vec(value, CONFIG).unwrap_or_default()
+}
+
+/// Decodes a record written by [`encode`].
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    bincode::serde::decode_from_slice(bytes, CONFIG)
+        .map(|(value, _)| value)
+        .map_err(|e| StoreError::Corrupted(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_garbage_is_an_error() {
+        let entry = Entry {
+            op: Op::Call {
+                target: Target::object("Counter", "a", "add"),
+                callee: 7,
+            },
+            at_ms: 1_700_000_000_000,
+            attempt: 2,
+            completion: Some(Completion::Failure(TerminalError::with_code(404, "nope"))),
+        };
+        let bytes = encode(&entry);
+        assert_eq!(decode::<Entry>(&bytes).unwrap(), entry);
+        assert!(decode::<Entry>(&[0xff, 0xff, 0xff]).is_err());
+        assert!(decode::<Entry>(&bytes[..bytes.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn a_call_matches_whatever_callee_it_created() {
+        let recorded = Op::Call {
+            target: Target::service("S", "h"),
+            callee: 1,
+        };
+        let issued = Op::Call {
+            target: Target::service("S", "h"),
+            callee: 0,
+        };
+        assert!(recorded.matches(&issued));
+        let other = Op::Call {
+            target: Target::service("S", "other"),
+            callee: 0,
+        };
+        assert!(!recorded.matches(&other));
+    }
+}

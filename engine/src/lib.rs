@@ -1,0 +1,116 @@
+//! # zeroapp-engine
+//!
+//! An embedded durable-execution engine: what Restate gives its users, as a library, with no
+//! server. Handlers are plain async Rust functions; everything they do through their context is
+//! journaled in a [redb] file, so after a crash each unfinished invocation is replayed and the
+//! steps that already finished are not executed again.
+//!
+//! ## The model
+//!
+//! * A **service** is a set of stateless handlers ([`Service`]).
+//! * A **virtual object** is a set of handlers keyed by an object key, with K/V state per key.
+//!   At most one *exclusive* handler runs per key at a time, in arrival order, from a queue that
+//!   survives restarts; *shared* handlers read committed state concurrently ([`VirtualObject`]).
+//! * A **workflow** has a `run` handler that executes once per key, and shared handlers
+//!   ([`Workflow`]).
+//! * An **invocation** is one execution of a handler with an input. Its **journal** records
+//!   each context operation — `run` steps, state reads and writes, calls, sends, random numbers,
+//!   time — and its result. A result reaches the handler only after its entry is committed.
+//! * A [`TerminalError`] ends an invocation; any other error, or a panic, is retried with
+//!   backoff by replaying the journal ([`RetryPolicy`]).
+//!
+//! ## Example
+//!
+//! ```
+//! use zeroapp_engine::prelude::*;
+//!
+//! async fn greet(ctx: Context, name: String) -> Result<String, HandlerError> {
+//!     // Runs once; on replay, the journaled result is returned instead.
+//!     let visit: u64 = ctx.run("pick a number", || async { Ok(42) }).await?;
+//!     Ok(format!("Hello, {name}! You are visitor {visit}."))
+//! }
+//!
+//! async fn add(ctx: ObjectContext, amount: i64) -> Result<i64, HandlerError> {
+//!     let total = ctx.get::<i64>("total").await?.unwrap_or(0) + amount;
+//!     ctx.set("total", &total)?;
+//!     Ok(total)
+//! }
+//!
+//! async fn total(ctx: SharedObjectContext, (): ()) -> Result<i64, HandlerError> {
+//!     Ok(ctx.get::<i64>("total").await?.unwrap_or(0))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let engine = Engine::builder()
+//!     .register(Service::new("Greeter").handler("greet", greet))
+//!     .register(VirtualObject::new("Counter").exclusive("add", add).shared("total", total))
+//!     .open(dir.path())
+//!     .await?;
+//! let client = engine.client();
+//!
+//! let greeting: String = client.call(Target::service("Greeter", "greet"), &"Ada").await?;
+//! assert_eq!(greeting, "Hello, Ada! You are visitor 42.");
+//!
+//! client.call::<_, i64>(Target::object("Counter", "apples", "add"), &3).await?;
+//! let now: i64 = client.call(Target::object("Counter", "apples", "add"), &4).await?;
+//! assert_eq!(now, 7);
+//! engine.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Modules
+//!
+//! * [`context`] — the contexts handed to handlers, typed by capability.
+//! * `service` — defining services, objects and workflows.
+//! * `client` — calling handlers from outside.
+//! * `introspect` — listing invocations, reading journals and state.
+//! * `journal` — entries and the replay state machine (no I/O).
+//! * `store` — the redb file and its single writer (the only code that writes).
+//! * `invoker` — runs invocations: attempts, retries, suspension.
+//!
+//! See docs/architecture.md in the repository for the write path and recovery, step by step.
+//!
+//! [redb]: https://docs.rs/redb
+
+#![deny(missing_docs)]
+
+mod client;
+mod clock;
+pub mod context;
+mod engine;
+mod error;
+mod ids;
+mod introspect;
+mod invoker;
+mod journal;
+mod retry;
+mod service;
+mod store;
+
+pub use crate::client::Client;
+pub use crate::clock::{Clock, SystemClock};
+pub use crate::context::{
+    Context, ContextBase, ContextReadState, ContextWriteState, ObjectContext, SharedObjectContext,
+    SharedWorkflowContext, WorkflowContext,
+};
+pub use crate::engine::{Engine, EngineBuilder, EngineConfig, WriterStatistics};
+pub use crate::error::{
+    CallError, HandlerError, IntoTerminal, OpenError, StoreError, TerminalError,
+};
+pub use crate::ids::{HandlerKind, InvocationId, ParseIdError, ServiceKind, Target};
+pub use crate::introspect::{InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo};
+pub use crate::retry::RetryPolicy;
+pub use crate::service::{Definition, Service, VirtualObject, Workflow};
+pub use crate::store::DATA_FILE;
+
+/// Everything a handler module usually needs.
+pub mod prelude {
+    pub use crate::{
+        Context, ContextBase, ContextReadState, ContextWriteState, Engine, HandlerError,
+        IntoTerminal, ObjectContext, RetryPolicy, Service, SharedObjectContext,
+        SharedWorkflowContext, Target, TerminalError, VirtualObject, Workflow, WorkflowContext,
+    };
+}

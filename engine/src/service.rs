@@ -1,0 +1,277 @@
+//! Defining services, virtual objects and workflows, and the registry that resolves call targets.
+//!
+//! Handlers are plain async functions: `async fn name(ctx: SomeContext, input: I) ->
+//! Result<O, HandlerError>` where `I` and `O` are serde types (JSON on the wire and in the
+//! journal). The context type is fixed by how the handler is registered, which is how the type
+//! system keeps shared handlers from writing state.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::context::{
+    Context, InvocationCore, ObjectContext, SharedObjectContext, SharedWorkflowContext,
+    WorkflowContext,
+};
+use crate::error::{CallError, HandlerError, TerminalError};
+use crate::ids::{HandlerKind, ServiceKind, Target};
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, HandlerError>> + Send>>;
+pub(crate) type ErasedHandler =
+    Arc<dyn Fn(Arc<InvocationCore>, Vec<u8>) -> HandlerFuture + Send + Sync>;
+
+struct HandlerDef {
+    kind: HandlerKind,
+    run: ErasedHandler,
+}
+
+/// A named set of handlers of one kind, ready to register with the engine.
+pub struct Definition {
+    name: String,
+    kind: ServiceKind,
+    handlers: HashMap<String, HandlerDef>,
+}
+
+impl Definition {
+    fn new(name: impl Into<String>, kind: ServiceKind) -> Self {
+        let name = name.into();
+        assert!(
+            !name.is_empty() && !name.contains('/'),
+            "service name {name:?} must be non-empty and contain no '/'"
+        );
+        Self {
+            name,
+            kind,
+            handlers: HashMap::new(),
+        }
+    }
+
+    fn add<C, I, O, F, Fut>(
+        mut self,
+        handler: &str,
+        kind: HandlerKind,
+        make_context: fn(Arc<InvocationCore>) -> C,
+        f: F,
+    ) -> Self
+    where
+        C: Send + 'static,
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(C, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+    {
+        let label = format!("{}/{handler}", self.name);
+        let run: ErasedHandler = Arc::new(move |core, input| {
+            let input = if input.is_empty() {
+                b"null".to_vec()
+            } else {
+                input
+            };
+            match serde_json::from_slice::<I>(&input) {
+                Err(e) => {
+                    let error =
+                        TerminalError::with_code(400, format!("bad input for {label}: {e}"));
+                    Box::pin(std::future::ready(Err(error.into())))
+                }
+                Ok(input) => {
+                    let output = f(make_context(core), input);
+                    let label = label.clone();
+                    Box::pin(async move {
+                        let output = output.await?;
+                        serde_json::to_vec(&output).map_err(|e| {
+                            TerminalError::new(format!("output of {label} cannot be encoded: {e}"))
+                                .into()
+                        })
+                    })
+                }
+            }
+        });
+        let previous = self
+            .handlers
+            .insert(handler.to_owned(), HandlerDef { kind, run });
+        assert!(
+            previous.is_none(),
+            "handler {handler:?} is registered twice on {}",
+            self.name
+        );
+        self
+    }
+}
+
+/// A service: stateless handlers, any number running at once.
+pub struct Service(Definition);
+
+impl Service {
+    /// A service called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(Definition::new(name, ServiceKind::Service))
+    }
+
+    /// Adds a handler.
+    #[must_use]
+    pub fn handler<I, O, F, Fut>(self, name: &str, f: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(Context, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+    {
+        Self(self.0.add(name, HandlerKind::Stateless, Context::new, f))
+    }
+}
+
+/// A virtual object: handlers keyed by an object key, with K/V state per key. At most one
+/// exclusive handler runs per key at a time, in arrival order; shared handlers run alongside.
+pub struct VirtualObject(Definition);
+
+impl VirtualObject {
+    /// A virtual object called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(Definition::new(name, ServiceKind::VirtualObject))
+    }
+
+    /// Adds an exclusive handler (reads and writes state; one at a time per key).
+    #[must_use]
+    pub fn exclusive<I, O, F, Fut>(self, name: &str, f: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(ObjectContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+    {
+        Self(
+            self.0
+                .add(name, HandlerKind::Exclusive, ObjectContext::new, f),
+        )
+    }
+
+    /// Adds a shared handler (reads committed state; runs concurrently).
+    #[must_use]
+    pub fn shared<I, O, F, Fut>(self, name: &str, f: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(SharedObjectContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+    {
+        Self(
+            self.0
+                .add(name, HandlerKind::Shared, SharedObjectContext::new, f),
+        )
+    }
+}
+
+/// A workflow: its `run` handler executes once per key; shared handlers run alongside it.
+pub struct Workflow(Definition);
+
+impl Workflow {
+    /// The name of a workflow's main handler.
+    pub const RUN: &'static str = "run";
+
+    /// A workflow called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(Definition::new(name, ServiceKind::Workflow))
+    }
+
+    /// Sets the `run` handler.
+    #[must_use]
+    pub fn run<I, O, F, Fut>(self, f: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(WorkflowContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+    {
+        Self(
+            self.0
+                .add(Self::RUN, HandlerKind::WorkflowRun, WorkflowContext::new, f),
+        )
+    }
+
+    /// Adds a shared handler (reads committed state; runs concurrently with `run`).
+    #[must_use]
+    pub fn shared<I, O, F, Fut>(self, name: &str, f: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(SharedWorkflowContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+    {
+        Self(
+            self.0
+                .add(name, HandlerKind::Shared, SharedWorkflowContext::new, f),
+        )
+    }
+}
+
+impl From<Service> for Definition {
+    fn from(service: Service) -> Self {
+        service.0
+    }
+}
+
+impl From<VirtualObject> for Definition {
+    fn from(object: VirtualObject) -> Self {
+        object.0
+    }
+}
+
+impl From<Workflow> for Definition {
+    fn from(workflow: Workflow) -> Self {
+        workflow.0
+    }
+}
+
+/// Every registered definition, by name.
+#[derive(Default)]
+pub(crate) struct Registry {
+    services: HashMap<String, Definition>,
+}
+
+impl Registry {
+    /// Adds a definition; `Err(name)` if the name is taken.
+    pub(crate) fn add(&mut self, definition: Definition) -> Result<(), String> {
+        if self.services.contains_key(&definition.name) {
+            return Err(definition.name);
+        }
+        self.services.insert(definition.name.clone(), definition);
+        Ok(())
+    }
+
+    fn find(&self, target: &Target) -> Result<&HandlerDef, CallError> {
+        let service = self
+            .services
+            .get(&target.service)
+            .ok_or_else(|| CallError::UnknownTarget(format!("no service {:?}", target.service)))?;
+        let handler = service.handlers.get(&target.handler).ok_or_else(|| {
+            CallError::UnknownTarget(format!(
+                "{} has no handler {:?}",
+                target.service, target.handler
+            ))
+        })?;
+        match (service.kind, &target.key) {
+            (ServiceKind::Service, Some(_)) => Err(CallError::BadKey(format!(
+                "{} is a service and takes no key",
+                target.service
+            ))),
+            (ServiceKind::VirtualObject | ServiceKind::Workflow, None) => {
+                Err(CallError::BadKey(format!("{} needs a key", target.service)))
+            }
+            _ => Ok(handler),
+        }
+    }
+
+    /// How the target's handler runs, or why it cannot be called.
+    pub(crate) fn resolve(&self, target: &Target) -> Result<HandlerKind, CallError> {
+        self.find(target).map(|h| h.kind)
+    }
+
+    /// The target's handler.
+    pub(crate) fn handler(&self, target: &Target) -> Result<ErasedHandler, CallError> {
+        self.find(target).map(|h| h.run.clone())
+    }
+}

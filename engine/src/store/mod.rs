@@ -1,0 +1,245 @@
+//! The durable store: sole owner of the redb database.
+//!
+//! Writes go through the single writer thread ([`writer`]), which groups them into shared
+//! commits. Reads open their own MVCC read transactions and never wait for the writer.
+//! Nothing outside this module opens a redb transaction.
+
+pub(crate) mod records;
+pub(crate) mod tables;
+pub(crate) mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use tokio::sync::{mpsc, oneshot};
+
+use self::records::InvocationRecord;
+use self::tables::{
+    FORMAT_VERSION, INFLIGHT, INVOCATIONS, JOURNAL, META, OBJECT_LOCKS, OBJECT_QUEUE, STATE,
+    WAITERS, WORKFLOWS,
+};
+use self::writer::{Command, Reply, Request, WriterStats};
+use crate::error::{OpenError, StoreError};
+use crate::journal::Entry;
+use crate::journal::entry::decode;
+
+/// The name of the engine's file inside the data folder.
+pub const DATA_FILE: &str = "engine.redb";
+
+/// The open database and the handle of its writer thread.
+pub(crate) struct Store {
+    db: Arc<Database>,
+    requests: mpsc::UnboundedSender<Request>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) stats: Arc<WriterStats>,
+}
+
+impl Store {
+    /// Opens (or creates) the data file in `dir` and starts the writer thread.
+    pub(crate) fn open(dir: &Path) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(DATA_FILE);
+        let db = match Database::create(&path) {
+            Ok(db) => db,
+            Err(DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::Locked(path)),
+            Err(DatabaseError::UpgradeRequired(found)) => {
+                return Err(OpenError::IncompatibleFormat {
+                    path,
+                    found: u32::from(found),
+                    expected: u32::try_from(FORMAT_VERSION).unwrap_or(u32::MAX),
+                });
+            }
+            Err(DatabaseError::Storage(redb::StorageError::Io(source))) => {
+                return Err(OpenError::Io { path, source });
+            }
+            Err(other) => return Err(OpenError::Store(other.into())),
+        };
+        check_format(&db, path)?;
+        let db = Arc::new(db);
+        let (requests, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(WriterStats::default());
+        let writer = {
+            let db = db.clone();
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("engine-writer".into())
+                .spawn(move || writer::run(&db, rx, &stats))
+                .map_err(|source| OpenError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })?
+        };
+        Ok(Self {
+            db,
+            requests,
+            writer: Mutex::new(Some(writer)),
+            stats,
+        })
+    }
+
+    /// Sends a command to the writer and waits until it is committed (or refused).
+    pub(crate) async fn submit(&self, command: Command) -> Reply {
+        self.enqueue(command)
+            .await
+            .map_err(|_| StoreError::ShutDown)?
+    }
+
+    /// Queues a command without waiting. Commands queued by one task are committed in the order
+    /// they were queued, each in the same commit as its successors or an earlier one.
+    pub(crate) fn enqueue(&self, command: Command) -> oneshot::Receiver<Reply> {
+        let (reply, answer) = oneshot::channel();
+        // If the writer is gone, `reply` is dropped and the receiver reports it.
+        let _ = self.requests.send(Request::Apply(command, reply));
+        answer
+    }
+
+    /// Stops the writer after the commands already sent are committed, and waits for it.
+    pub(crate) async fn close(&self) {
+        let _ = self.requests.send(Request::Stop);
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    /// An invocation's record and its journal, read in one transaction.
+    pub(crate) fn load(
+        &self,
+        inv: u64,
+    ) -> Result<Option<(InvocationRecord, Vec<(u32, Entry)>)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let invocations = txn.open_table(INVOCATIONS)?;
+        let Some(record) = invocations.get(inv)? else {
+            return Ok(None);
+        };
+        let record: InvocationRecord = decode(record.value())?;
+        let journal = txn.open_table(JOURNAL)?;
+        let mut entries = Vec::new();
+        for row in journal.range((inv, 0)..=(inv, u32::MAX))? {
+            let (key, value) = row?;
+            entries.push((key.value().1, decode(value.value())?));
+        }
+        Ok(Some((record, entries)))
+    }
+
+    /// One invocation's record.
+    pub(crate) fn record(&self, inv: u64) -> Result<Option<InvocationRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let invocations = txn.open_table(INVOCATIONS)?;
+        invocations
+            .get(inv)?
+            .map(|bytes| decode(bytes.value()))
+            .transpose()
+    }
+
+    /// Every invocation, in id order, passed through `keep`.
+    pub(crate) fn scan_invocations(
+        &self,
+        mut keep: impl FnMut(u64, InvocationRecord) -> bool,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        let invocations = txn.open_table(INVOCATIONS)?;
+        for row in invocations.iter()? {
+            let (key, value) = row?;
+            if !keep(key.value(), decode(value.value())?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Invocations to run at start-up.
+    pub(crate) fn inflight(&self) -> Result<Vec<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let inflight = txn.open_table(INFLIGHT)?;
+        inflight
+            .iter()?
+            .map(|row| Ok(row?.0.value()))
+            .collect::<Result<_, StoreError>>()
+    }
+
+    /// The highest invocation id ever written, or 0.
+    pub(crate) fn last_invocation_id(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let invocations = txn.open_table(INVOCATIONS)?;
+        Ok(invocations.last()?.map_or(0, |(key, _)| key.value()))
+    }
+
+    /// One state value of an object or workflow instance.
+    pub(crate) fn state_get(
+        &self,
+        instance: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let state = txn.open_table(STATE)?;
+        Ok(state.get((instance, key))?.map(|v| v.value().to_vec()))
+    }
+
+    /// All state of an object or workflow instance, ordered by key.
+    pub(crate) fn state_all(&self, instance: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let state = txn.open_table(STATE)?;
+        let mut all = Vec::new();
+        for row in state.range((instance, "")..)? {
+            let (key, value) = row?;
+            let (owner, name) = key.value();
+            if owner != instance {
+                break;
+            }
+            all.push((name.to_owned(), value.value().to_vec()));
+        }
+        Ok(all)
+    }
+
+    /// Number of rows in the journal table, for tests and statistics.
+    pub(crate) fn journal_len(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(JOURNAL)?.len()?)
+    }
+}
+
+/// Creates the tables of a new file, or checks the format version of an existing one.
+fn check_format(db: &Database, path: PathBuf) -> Result<(), OpenError> {
+    let txn = db.begin_write().map_err(StoreError::from)?;
+    let found = {
+        let mut meta = txn.open_table(META).map_err(StoreError::from)?;
+        let found = meta
+            .get("format_version")
+            .map_err(StoreError::from)?
+            .map(|v| v.value());
+        if found.is_none() {
+            meta.insert("format_version", FORMAT_VERSION)
+                .map_err(StoreError::from)?;
+        }
+        found
+    };
+    if let Some(found) = found.filter(|&v| v != FORMAT_VERSION) {
+        let _ = txn.abort();
+        return Err(OpenError::IncompatibleFormat {
+            path,
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+            expected: u32::try_from(FORMAT_VERSION).unwrap_or(u32::MAX),
+        });
+    }
+    macro_rules! create {
+        ($($table:expr),*) => {$( txn.open_table($table).map_err(StoreError::from)?; )*};
+    }
+    create!(
+        INVOCATIONS,
+        JOURNAL,
+        INFLIGHT,
+        STATE,
+        OBJECT_LOCKS,
+        OBJECT_QUEUE,
+        WORKFLOWS,
+        WAITERS
+    );
+    txn.commit().map_err(StoreError::from)?;
+    Ok(())
+}
