@@ -16,7 +16,7 @@ use crate::context::InvocationCore;
 use crate::engine::EngineInner;
 use crate::error::TerminalError;
 use crate::journal::Completion;
-use crate::store::records::Outcome;
+use crate::store::records::{InvocationRecord, Outcome, Status};
 use crate::store::writer::{Command, Rejected};
 
 /// A failure the handler must not observe: the attempt is abandoned.
@@ -43,6 +43,9 @@ pub(crate) struct Live {
     suspend: Mutex<bool>,
     /// Operations executing right now (run closures, appends in flight).
     active: AtomicUsize,
+    /// State writes sent to the writer whose commit has not been confirmed yet.
+    unconfirmed_writes: AtomicUsize,
+    writes_confirmed: Notify,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -82,6 +85,33 @@ impl Live {
     pub(crate) fn begin_operation(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::SeqCst);
         ActiveGuard { live: self.clone() }
+    }
+
+    /// Counts a write sent without waiting for its commit.
+    pub(crate) fn write_sent(&self) {
+        self.unconfirmed_writes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Records the fate of a write counted by [`Live::write_sent`].
+    pub(crate) fn write_confirmed(&self, failure: Option<Fatal>) {
+        if let Some(fatal) = failure {
+            self.fail(fatal);
+        }
+        self.unconfirmed_writes.fetch_sub(1, Ordering::SeqCst);
+        self.writes_confirmed.notify_waiters();
+    }
+
+    /// Waits until every write sent without waiting is committed; the failure if one was not.
+    async fn confirm_writes(&self) -> Option<Fatal> {
+        loop {
+            let confirmed = self.writes_confirmed.notified();
+            tokio::pin!(confirmed);
+            confirmed.as_mut().enable();
+            if self.unconfirmed_writes.load(Ordering::SeqCst) == 0 {
+                return lock(&self.fatal).take();
+            }
+            confirmed.await;
+        }
     }
 
     /// What to suspend on, if the invocation can suspend now.
@@ -179,7 +209,7 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
     if record.status.is_finished() {
         return AttemptEnd::Done;
     }
-    if let crate::store::records::Status::BackingOff { retry_at_ms } = record.status {
+    if let Status::BackingOff { retry_at_ms } = record.status {
         let wait = retry_at_ms.saturating_sub(engine.clock.now_ms());
         if wait > 0 {
             tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -209,16 +239,7 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
                 let fatal = lock(&live.fatal).take();
                 if let Some(fatal) = fatal {
                     drop(task);
-                    return match fatal {
-                        Fatal::Mismatch(message) => {
-                            tracing::error!(invocation = id, %message, "non-determinism");
-                            let error = TerminalError::with_code(TerminalError::JOURNAL_MISMATCH, message);
-                            finish(engine, id, Err(error)).await
-                        }
-                        Fatal::Store(message) => {
-                            back_off(engine, id, record.attempt, record.created_ms, message).await
-                        }
-                    };
+                    return abandon(engine, id, &record, fatal).await;
                 }
                 if let Some(awaiting) = live.suspendable() {
                     let command = Command::Suspend { inv: id, awaiting, at_ms: engine.clock.now_ms() };
@@ -232,6 +253,11 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
             }
         }
     };
+    // The handler may have returned before its last state writes were confirmed: an outcome is
+    // recorded only if they all committed.
+    if let Some(fatal) = live.confirm_writes().await {
+        return abandon(engine, id, &record, fatal).await;
+    }
     match joined {
         Ok(Ok(output)) => finish(engine, id, Ok(output)).await,
         Ok(Err(error)) => match error.into_terminal() {
@@ -252,6 +278,26 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
                 Ok(payload) => panic_message(payload.as_ref()),
                 Err(other) => other.to_string(),
             };
+            back_off(engine, id, record.attempt, record.created_ms, message).await
+        }
+    }
+}
+
+/// Ends an attempt the handler must not see end: a journal mismatch fails the invocation, a
+/// store failure retries it.
+async fn abandon(
+    engine: &Arc<EngineInner>,
+    id: u64,
+    record: &InvocationRecord,
+    fatal: Fatal,
+) -> AttemptEnd {
+    match fatal {
+        Fatal::Mismatch(message) => {
+            tracing::error!(invocation = id, %message, "non-determinism");
+            let error = TerminalError::with_code(TerminalError::JOURNAL_MISMATCH, message);
+            finish(engine, id, Err(error)).await
+        }
+        Fatal::Store(message) => {
             back_off(engine, id, record.attempt, record.created_ms, message).await
         }
     }

@@ -5,8 +5,9 @@
 //! code, the store failed), the operation reports it to the invoker and never returns; the
 //! invoker then drops the handler's future.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
@@ -30,6 +31,15 @@ pub struct InvocationCore {
     pub(crate) attempt: u32,
     pub(crate) live: Arc<Live>,
     replay: Mutex<Replay>,
+    /// This execution's own state writes, which reads must see before they are committed.
+    written: Mutex<StateOverlay>,
+}
+
+/// State writes not yet known to be committed, layered over the committed state.
+#[derive(Debug, Default)]
+struct StateOverlay {
+    cleared_all: bool,
+    values: BTreeMap<String, Option<Vec<u8>>>,
 }
 
 impl InvocationCore {
@@ -48,6 +58,7 @@ impl InvocationCore {
             attempt,
             live,
             replay: Mutex::new(Replay::new(journal)),
+            written: Mutex::new(StateOverlay::default()),
         }
     }
 
@@ -132,13 +143,15 @@ impl InvocationCore {
             spawn: Vec::new(),
         });
         let live = self.live.clone();
+        live.write_sent();
         tokio::spawn(async move {
-            match answer.await {
-                Ok(Ok(Ok(_))) => {}
-                Ok(Ok(Err(rejected))) => live.fail(Fatal::Store(rejected.to_string())),
-                Ok(Err(error)) => live.fail(Fatal::Store(error.to_string())),
-                Err(_) => live.fail(Fatal::Store("the engine is shut down".into())),
-            }
+            let failure = match answer.await {
+                Ok(Ok(Ok(_))) => None,
+                Ok(Ok(Err(rejected))) => Some(Fatal::Store(rejected.to_string())),
+                Ok(Err(error)) => Some(Fatal::Store(error.to_string())),
+                Err(_) => Some(Fatal::Store("the engine is shut down".into())),
+            };
+            live.write_confirmed(failure);
         });
     }
 
@@ -268,7 +281,15 @@ impl InvocationCore {
         let store = &self.engine.store;
         let completion = self
             .immediate(Op::GetState { key: key.clone() }, || {
-                match store.state_get(&instance, &key) {
+                let value = {
+                    let written = self.written();
+                    match written.values.get(&key) {
+                        Some(value) => Ok(value.clone()),
+                        None if written.cleared_all => Ok(None),
+                        None => store.state_get(&instance, &key),
+                    }
+                };
+                match value {
                     Ok(Some(bytes)) => Ok(Completion::Value(bytes)),
                     Ok(None) => Ok(Completion::Empty),
                     Err(e) => Err(Fatal::Store(e.to_string())),
@@ -285,20 +306,49 @@ impl InvocationCore {
         let instance = self.instance();
         let store = &self.engine.store;
         let completion = self
-            .immediate(Op::GetStateKeys, || match store.state_all(&instance) {
-                Ok(all) => {
-                    let keys: Vec<String> = all.into_iter().map(|(k, _)| k).collect();
-                    serde_json::to_vec(&keys)
-                        .map(Completion::Value)
-                        .map_err(|e| Fatal::Store(e.to_string()))
+            .immediate(Op::GetStateKeys, || {
+                match self.committed_keys(store, &instance) {
+                    Ok(mut keys) => {
+                        for (key, value) in &self.written().values {
+                            if value.is_some() {
+                                keys.insert(key.clone());
+                            } else {
+                                keys.remove(key);
+                            }
+                        }
+                        let keys: Vec<String> = keys.into_iter().collect();
+                        serde_json::to_vec(&keys)
+                            .map(Completion::Value)
+                            .map_err(|e| Fatal::Store(e.to_string()))
+                    }
+                    Err(e) => Err(Fatal::Store(e.to_string())),
                 }
-                Err(e) => Err(Fatal::Store(e.to_string())),
             })
             .await;
         decode_value(Some(completion), "state keys")
     }
 
+    fn written(&self) -> MutexGuard<'_, StateOverlay> {
+        self.written.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn committed_keys(
+        &self,
+        store: &crate::store::Store,
+        instance: &str,
+    ) -> Result<std::collections::BTreeSet<String>, crate::error::StoreError> {
+        if self.written().cleared_all {
+            return Ok(std::collections::BTreeSet::new());
+        }
+        Ok(store
+            .state_all(instance)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
     pub(crate) fn set_state(&self, key: &str, value: Option<Vec<u8>>) {
+        self.written().values.insert(key.to_owned(), value.clone());
         let instance = self.instance();
         let (op, state) = match value {
             Some(value) => (
@@ -325,6 +375,11 @@ impl InvocationCore {
     }
 
     pub(crate) fn clear_all_state(&self) {
+        {
+            let mut written = self.written();
+            written.cleared_all = true;
+            written.values.clear();
+        }
         let instance = self.instance();
         self.write_state(Op::ClearAllState, StateOp::ClearAll { instance });
     }
