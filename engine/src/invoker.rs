@@ -43,9 +43,6 @@ pub(crate) struct Live {
     suspend: Mutex<bool>,
     /// Operations executing right now (run closures, appends in flight).
     active: AtomicUsize,
-    /// State writes sent to the writer whose commit has not been confirmed yet.
-    unconfirmed_writes: AtomicUsize,
-    writes_confirmed: Notify,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -85,33 +82,6 @@ impl Live {
     pub(crate) fn begin_operation(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::SeqCst);
         ActiveGuard { live: self.clone() }
-    }
-
-    /// Counts a write sent without waiting for its commit.
-    pub(crate) fn write_sent(&self) {
-        self.unconfirmed_writes.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Records the fate of a write counted by [`Live::write_sent`].
-    pub(crate) fn write_confirmed(&self, failure: Option<Fatal>) {
-        if let Some(fatal) = failure {
-            self.fail(fatal);
-        }
-        self.unconfirmed_writes.fetch_sub(1, Ordering::SeqCst);
-        self.writes_confirmed.notify_waiters();
-    }
-
-    /// Waits until every write sent without waiting is committed; the failure if one was not.
-    async fn confirm_writes(&self) -> Option<Fatal> {
-        loop {
-            let confirmed = self.writes_confirmed.notified();
-            tokio::pin!(confirmed);
-            confirmed.as_mut().enable();
-            if self.unconfirmed_writes.load(Ordering::SeqCst) == 0 {
-                return lock(&self.fatal).take();
-            }
-            confirmed.await;
-        }
     }
 
     /// What to suspend on, if the invocation can suspend now.
@@ -253,9 +223,10 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
             }
         }
     };
-    // The handler may have returned before its last state writes were confirmed: an outcome is
-    // recorded only if they all committed.
-    if let Some(fatal) = live.confirm_writes().await {
+    // A journal mismatch found by a state write (which returns at once) surfaces here. A state
+    // write that fails to commit poisons the writer, so the outcome cannot commit after it.
+    let fatal = lock(&live.fatal).take();
+    if let Some(fatal) = fatal {
         return abandon(engine, id, &record, fatal).await;
     }
     match joined {

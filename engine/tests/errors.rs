@@ -2,6 +2,8 @@
 //! end the invocation; `run` retries under its own policy; bad input and unknown targets are
 //! reported, never retried.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+
 mod common;
 
 use std::sync::Arc;

@@ -8,6 +8,8 @@
 //! * `counter_survives_sigkill_under_100_concurrent_callers`: every acknowledged `add` is counted
 //!   once; the totals returned form exactly 1..=n: no lost and no doubled update.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

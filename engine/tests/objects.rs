@@ -1,6 +1,8 @@
 //! Virtual objects: one exclusive handler per key at a time, in arrival order; shared handlers
 //! read committed state; state operations.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+
 mod common;
 
 use std::sync::Arc;

@@ -143,15 +143,13 @@ impl InvocationCore {
             spawn: Vec::new(),
         });
         let live = self.live.clone();
-        live.write_sent();
         tokio::spawn(async move {
-            let failure = match answer.await {
-                Ok(Ok(Ok(_))) => None,
-                Ok(Ok(Err(rejected))) => Some(Fatal::Store(rejected.to_string())),
-                Ok(Err(error)) => Some(Fatal::Store(error.to_string())),
-                Err(_) => Some(Fatal::Store("the engine is shut down".into())),
-            };
-            live.write_confirmed(failure);
+            match answer.await {
+                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err(rejected))) => live.fail(Fatal::Store(rejected.to_string())),
+                Ok(Err(error)) => live.fail(Fatal::Store(error.to_string())),
+                Err(_) => live.fail(Fatal::Store("the engine is shut down".into())),
+            }
         });
     }
 

@@ -25,6 +25,9 @@ use crate::error::{OpenError, StoreError};
 use crate::journal::Entry;
 use crate::journal::entry::decode;
 
+/// An invocation's journal entries with their indices, in index order.
+pub(crate) type Journal = Vec<(u32, Entry)>;
+
 /// The name of the engine's file inside the data folder.
 pub const DATA_FILE: &str = "engine.redb";
 
@@ -94,7 +97,7 @@ impl Store {
     pub(crate) fn enqueue(&self, command: Command) -> oneshot::Receiver<Reply> {
         let (reply, answer) = oneshot::channel();
         // If the writer is gone, `reply` is dropped and the receiver reports it.
-        let _ = self.requests.send(Request::Apply(command, reply));
+        let _ = self.requests.send(Request::Apply(Box::new(command), reply));
         answer
     }
 
@@ -108,10 +111,7 @@ impl Store {
     }
 
     /// An invocation's record and its journal, read in one transaction.
-    pub(crate) fn load(
-        &self,
-        inv: u64,
-    ) -> Result<Option<(InvocationRecord, Vec<(u32, Entry)>)>, StoreError> {
+    pub(crate) fn load(&self, inv: u64) -> Result<Option<(InvocationRecord, Journal)>, StoreError> {
         let txn = self.db.begin_read()?;
         let invocations = txn.open_table(INVOCATIONS)?;
         let Some(record) = invocations.get(inv)? else {

@@ -121,7 +121,7 @@ pub(crate) enum Rejected {
 pub(crate) type Reply = Result<Result<Effects, Rejected>, StoreError>;
 
 pub(crate) enum Request {
-    Apply(Command, oneshot::Sender<Reply>),
+    Apply(Box<Command>, oneshot::Sender<Reply>),
     Stop,
 }
 
@@ -134,12 +134,17 @@ pub(crate) struct WriterStats {
 }
 
 /// The writer thread's loop. Returns when a `Stop` arrives or every sender is gone.
+///
+/// After a failed batch the writer refuses everything that follows, as redb refuses further
+/// write transactions after a failed commit: commands queued after a lost one must never commit
+/// without it. Reopening the engine recovers.
 pub(crate) fn run(
     db: &Database,
     mut rx: mpsc::UnboundedReceiver<Request>,
     stats: &Arc<WriterStats>,
 ) {
     let mut stop = false;
+    let mut poisoned: Option<String> = None;
     while !stop {
         let Some(first) = rx.blocking_recv() else {
             break;
@@ -147,7 +152,7 @@ pub(crate) fn run(
         let mut batch = Vec::with_capacity(64);
         for request in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
             match request {
-                Request::Apply(command, reply) => batch.push((command, reply)),
+                Request::Apply(command, reply) => batch.push((*command, reply)),
                 Request::Stop => {
                     stop = true;
                     break;
@@ -158,6 +163,14 @@ pub(crate) fn run(
             }
         }
         if batch.is_empty() {
+            continue;
+        }
+        if let Some(reason) = &poisoned {
+            for (_, reply) in batch {
+                let _ = reply.send(Err(StoreError::Redb(format!(
+                    "the writer stopped after an earlier failure ({reason}); reopen the engine"
+                ))));
+            }
             continue;
         }
         let started = Instant::now();
@@ -171,6 +184,7 @@ pub(crate) fn run(
             }
             Err(error) => {
                 tracing::error!(%error, "commit failed; {} requests get the error", batch.len());
+                poisoned = Some(error.to_string());
                 for (_, reply) in batch {
                     let _ = reply.send(Err(StoreError::Redb(error.to_string())));
                 }

@@ -1,0 +1,87 @@
+//! The data file: versioned, exclusive to one process, reopened with its contents.
+
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+
+mod common;
+
+use zeroapp_engine::prelude::*;
+use zeroapp_engine::{DATA_FILE, OpenError};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_open_of_the_same_folder_is_refused_while_the_first_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = common::open(common::builder(), dir.path()).await;
+    match common::builder().open(dir.path()).await {
+        Err(OpenError::Locked(path)) => assert!(path.ends_with(DATA_FILE)),
+        Err(other) => panic!("expected Locked, got {other}"),
+        Ok(_) => panic!("opened a data file that is in use"),
+    }
+    engine.shutdown().await;
+    let again = common::open(common::builder(), dir.path()).await;
+    again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_another_format_version_is_refused_with_both_versions_named() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = redb::Database::create(dir.path().join(DATA_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+            let mut table = txn.open_table(meta).unwrap();
+            table.insert("format_version", 999).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    match common::builder().open(dir.path()).await {
+        Err(
+            error @ OpenError::IncompatibleFormat {
+                found: 999,
+                expected: 1,
+                ..
+            },
+        ) => {
+            assert!(error.to_string().contains("999"), "{error}");
+        }
+        Err(other) => panic!("expected IncompatibleFormat, got {other}"),
+        Ok(_) => panic!("opened a file of another format"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_that_cannot_be_created_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a folder").unwrap();
+    match common::builder().open(file.join("data")).await {
+        Err(OpenError::Io { .. }) => {}
+        Err(other) => panic!("expected Io, got {other}"),
+        Ok(_) => panic!("opened a folder under a file"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_and_results_survive_a_clean_reopen() {
+    async fn put(ctx: ObjectContext, v: String) -> Result<(), HandlerError> {
+        ctx.set("v", &v)?;
+        Ok(())
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let object = || VirtualObject::new("Box").exclusive("put", put);
+    let engine = common::open(common::builder().register(object()), dir.path()).await;
+    let id = engine
+        .client()
+        .send(Target::object("Box", "b", "put"), &"kept")
+        .await
+        .unwrap();
+    engine.client().attach::<()>(id).await.unwrap();
+    engine.shutdown().await;
+    let engine = common::open(common::builder().register(object()), dir.path()).await;
+    assert_eq!(
+        engine.object_state("Box", "b").unwrap(),
+        vec![("v".to_owned(), b"\"kept\"".to_vec())]
+    );
+    engine.client().attach::<()>(id).await.unwrap();
+    engine.shutdown().await;
+}
