@@ -1,1 +1,23 @@
-//! Shared helpers of the benchmarks.
+//! Benchmarks of the zeroapp engine.
+//!
+//! The measuring code lives here, in the library, so that the bench targets (`benches/`) and the
+//! smoke test (`tests/bench_smoke.rs`) run exactly the same functions; the test runs them in
+//! quick mode so the benchmarks cannot rot.
+//!
+//! * [`stats`] — latency percentiles and medians.
+//! * [`load`] — a closed-loop load generator: N workers, each doing one operation at a time.
+//! * [`fsync`] — the disk's fdatasync rate.
+//! * [`raw`] — the raw ceiling: a bare redb database behind a group-committing writer thread.
+//! * [`engine`] — the engine under load: a handler with three `run` steps.
+//! * [`invocations`] — the `invocations` bench: every point, repeated, reduced to medians.
+//! * [`report`] — tables, ratios against the targets, and `docs/benchmarks.md`.
+
+#![deny(missing_docs)]
+
+pub mod engine;
+pub mod fsync;
+pub mod invocations;
+pub mod load;
+pub mod raw;
+pub mod report;
+pub mod stats;

@@ -1,0 +1,229 @@
+//! The `invocations` bench: the engine against the raw ceiling and the disk's fdatasync rate, at
+//! several concurrencies, each point repeated and reduced to its median.
+
+use std::time::Duration;
+
+use crate::engine::{EnginePoint, engine_point};
+use crate::fsync::measure_fdatasync;
+use crate::load::Window;
+use crate::raw::{RawPoint, raw_point};
+use crate::stats::{median, median_duration};
+
+/// How the bench runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Quick mode proves the bench works; its figures mean little and are not written down.
+    pub quick: bool,
+    /// Warm-up and measurement of each engine and raw point.
+    pub window: Window,
+    /// How long the fdatasync loop runs.
+    pub sync_for: Duration,
+    /// Repetitions of every point; figures are medians over them.
+    pub repetitions: usize,
+    /// Numbers of concurrent callers.
+    pub concurrencies: Vec<usize>,
+}
+
+impl Settings {
+    /// The real run: 3 s per point after 0.5 s of warm-up, 3 repetitions.
+    pub fn full() -> Self {
+        Self {
+            quick: false,
+            window: Window {
+                warmup: Duration::from_millis(500),
+                measure: Duration::from_secs(3),
+            },
+            sync_for: Duration::from_secs(1),
+            repetitions: 3,
+            concurrencies: vec![1, 16, 64, 256],
+        }
+    }
+
+    /// About 100 ms per point, once: proves that every point runs.
+    pub fn quick() -> Self {
+        Self {
+            quick: true,
+            window: Window {
+                warmup: Duration::from_millis(20),
+                measure: Duration::from_millis(100),
+            },
+            sync_for: Duration::from_millis(100),
+            repetitions: 1,
+            ..Self::full()
+        }
+    }
+
+    /// Full mode only under `cargo bench` (which passes `--bench`), unless `--test` is passed
+    /// too (`cargo bench -- --test`) or `BENCH_QUICK=1`.
+    pub fn from_args(args: &[String], bench_quick: Option<&str>) -> Self {
+        let has = |flag: &str| args.iter().any(|a| a == flag);
+        if has("--bench") && !has("--test") && bench_quick != Some("1") {
+            Self::full()
+        } else {
+            Self::quick()
+        }
+    }
+}
+
+/// The engine at one concurrency (medians over repetitions).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EngineFigures {
+    /// Invocations per second.
+    pub invocations_per_s: f64,
+    /// Journal entries per second: invocations/s × entries per invocation.
+    pub entries_per_s: f64,
+    /// Median invocation latency (call to result).
+    pub p50: Duration,
+    /// 99th percentile invocation latency.
+    pub p99: Duration,
+    /// Writer commands per commit.
+    pub batch: f64,
+    /// Writer commands per invocation, counted.
+    pub commands_per_invocation: f64,
+    /// Journal entries per invocation, counted.
+    pub entries_per_invocation: f64,
+    /// Average writer time per commit (apply + commit).
+    pub commit_time: Duration,
+}
+
+/// The raw ceiling at one concurrency (medians over repetitions).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RawFigures {
+    /// Entries appended per second.
+    pub entries_per_s: f64,
+    /// Median ack latency.
+    pub p50: Duration,
+    /// 99th percentile ack latency.
+    pub p99: Duration,
+    /// Entries per commit.
+    pub batch: f64,
+    /// Average writer time per commit (insert + commit).
+    pub commit_time: Duration,
+}
+
+/// The disk's fdatasync rate (medians over repetitions).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SyncFigures {
+    /// Median latency of a 4 KiB write + fdatasync.
+    pub p50: Duration,
+    /// Syncs per second.
+    pub per_s: f64,
+}
+
+/// One concurrency's figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Row {
+    /// Concurrent callers.
+    pub concurrency: usize,
+    /// The engine.
+    pub engine: EngineFigures,
+    /// The raw ceiling.
+    pub raw: RawFigures,
+}
+
+impl Row {
+    /// Engine entries/s ÷ raw ceiling entries/s.
+    pub fn ceiling_ratio(&self) -> f64 {
+        self.engine.entries_per_s / self.raw.entries_per_s
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// How it ran.
+    pub settings: Settings,
+    /// The disk.
+    pub sync: SyncFigures,
+    /// One row per concurrency, in the order of `settings.concurrencies`.
+    pub rows: Vec<Row>,
+}
+
+/// Runs every point `settings.repetitions` times. Each repetition measures fdatasync, then, for
+/// each concurrency, the engine and the raw ceiling back to back (so that a ratio compares
+/// neighbours in time), each in a fresh temporary folder. `log` hears about progress.
+pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
+    let count = settings.concurrencies.len();
+    let mut syncs = Vec::new();
+    let mut engines: Vec<Vec<EnginePoint>> = vec![Vec::new(); count];
+    let mut raws: Vec<Vec<RawPoint>> = vec![Vec::new(); count];
+    for repetition in 1..=settings.repetitions {
+        let dir = temp_dir()?;
+        let sync_for = settings.sync_for;
+        let path = dir.path().to_owned();
+        let sync = tokio::task::spawn_blocking(move || measure_fdatasync(&path, sync_for))
+            .await
+            .map_err(|e| format!("fdatasync loop died: {e}"))?
+            .map_err(|e| format!("fdatasync loop failed: {e}"))?;
+        log(format!(
+            "[{repetition}/{}] fdatasync: {:.0}/s, p50 {:?}",
+            settings.repetitions,
+            sync.per_second(),
+            sync.latencies.p50()
+        ));
+        syncs.push(sync);
+        for (i, &concurrency) in settings.concurrencies.iter().enumerate() {
+            let (engine_dir, raw_dir) = (temp_dir()?, temp_dir()?);
+            let engine = engine_point(engine_dir.path(), concurrency, settings.window).await?;
+            let raw = raw_point(raw_dir.path(), concurrency, settings.window).await?;
+            log(format!(
+                "[{repetition}/{}] c={concurrency}: engine {:.0} inv/s (batch {:.1}), raw {:.0} entries/s (batch {:.1})",
+                settings.repetitions,
+                engine.sample.per_second(),
+                engine.batch(),
+                raw.sample.per_second(),
+                raw.batch(),
+            ));
+            engines[i].push(engine);
+            raws[i].push(raw);
+        }
+    }
+    let sync = SyncFigures {
+        p50: median_duration(syncs.iter().map(|s| s.latencies.p50())),
+        per_s: median(syncs.iter().map(|s| s.per_second())),
+    };
+    let rows = settings
+        .concurrencies
+        .iter()
+        .zip(engines.iter().zip(&raws))
+        .map(|(&concurrency, (engine, raw))| Row {
+            concurrency,
+            engine: engine_figures(engine),
+            raw: raw_figures(raw),
+        })
+        .collect();
+    Ok(Report {
+        settings: settings.clone(),
+        sync,
+        rows,
+    })
+}
+
+fn temp_dir() -> Result<tempfile::TempDir, String> {
+    tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))
+}
+
+fn engine_figures(points: &[EnginePoint]) -> EngineFigures {
+    let per_s = median(points.iter().map(|p| p.sample.per_second()));
+    let entries_per_invocation = median(points.iter().map(EnginePoint::entries_per_invocation));
+    EngineFigures {
+        invocations_per_s: per_s,
+        entries_per_s: per_s * entries_per_invocation,
+        p50: median_duration(points.iter().map(|p| p.sample.latencies.p50())),
+        p99: median_duration(points.iter().map(|p| p.sample.latencies.p99())),
+        batch: median(points.iter().map(EnginePoint::batch)),
+        commands_per_invocation: median(points.iter().map(EnginePoint::commands_per_invocation)),
+        entries_per_invocation,
+        commit_time: median_duration(points.iter().map(EnginePoint::commit_time)),
+    }
+}
+
+fn raw_figures(points: &[RawPoint]) -> RawFigures {
+    RawFigures {
+        entries_per_s: median(points.iter().map(|p| p.sample.per_second())),
+        p50: median_duration(points.iter().map(|p| p.sample.latencies.p50())),
+        p99: median_duration(points.iter().map(|p| p.sample.latencies.p99())),
+        batch: median(points.iter().map(RawPoint::batch)),
+        commit_time: median_duration(points.iter().map(RawPoint::commit_time)),
+    }
+}
