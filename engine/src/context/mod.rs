@@ -12,6 +12,28 @@
 //! and [`ContextWriteState`]. A shared handler has no `set`, so writing state from it does not
 //! compile. Bring the traits into scope with `use zeroapp_engine::prelude::*`.
 //!
+//! An exclusive handler may write state:
+//!
+//! ```
+//! use zeroapp_engine::prelude::*;
+//!
+//! async fn touch(ctx: ObjectContext, (): ()) -> Result<(), HandlerError> {
+//!     ctx.set("touched", &true)?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The same body in a shared handler is rejected by the compiler (`set` does not exist there):
+//!
+//! ```compile_fail
+//! use zeroapp_engine::prelude::*;
+//!
+//! async fn touch(ctx: SharedObjectContext, (): ()) -> Result<(), HandlerError> {
+//!     ctx.set("touched", &true)?;
+//!     Ok(())
+//! }
+//! ```
+//!
 //! Every operation is journaled: the first time it runs, its result is committed to the journal
 //! before the handler sees it; on replay, the recorded result is returned and nothing runs again.
 
