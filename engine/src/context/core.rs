@@ -248,26 +248,21 @@ impl InvocationCore {
                 },
             }
         };
-        let completion = match &result {
-            Ok(value) => match serde_json::to_vec(value) {
-                Ok(bytes) => Completion::Value(bytes),
-                Err(e) => Completion::Failure(TerminalError::new(format!(
-                    "the result of run {name:?} cannot be encoded: {e}"
-                ))),
+        // A value that cannot be encoded is journaled, and returned, as a terminal failure.
+        let (completion, result) = match result {
+            Ok(value) => match serde_json::to_vec(&value) {
+                Ok(bytes) => (Completion::Value(bytes), Ok(value)),
+                Err(e) => {
+                    let terminal = TerminalError::new(format!(
+                        "the result of run {name:?} cannot be encoded: {e}"
+                    ));
+                    (Completion::Failure(terminal.clone()), Err(terminal))
+                }
             },
-            Err(terminal) => Completion::Failure(terminal.clone()),
+            Err(terminal) => (Completion::Failure(terminal.clone()), Err(terminal)),
         };
-        let failed_to_encode = matches!(&completion, Completion::Failure(_)) && result.is_ok();
-        self.append(
-            index,
-            self.entry(op, Some(completion.clone())),
-            vec![],
-            vec![],
-        )
-        .await;
-        if failed_to_encode {
-            return decode_value(Some(completion), &format!("run {name:?}"));
-        }
+        self.append(index, self.entry(op, Some(completion)), vec![], vec![])
+            .await;
         result
     }
 
@@ -412,7 +407,7 @@ impl InvocationCore {
         target: Target,
         input: Result<Vec<u8>, serde_json::Error>,
         wait: bool,
-    ) -> Result<(u32, Option<Entry>), TerminalError> {
+    ) -> Result<(u32, u64, Option<Completion>), TerminalError> {
         let input = input.map_err(|e| {
             TerminalError::with_code(
                 400,
@@ -436,7 +431,15 @@ impl InvocationCore {
             }
         };
         match self.issue(&issued) {
-            Step::Replayed(index, entry) => Ok((index, Some(entry))),
+            Step::Replayed(index, entry) => match entry.op {
+                Op::Call { callee, .. } | Op::Send { callee, .. } => {
+                    Ok((index, callee, entry.completion))
+                }
+                other => Err(TerminalError::new(format!(
+                    "journal entry {index} is {} where a call or send was recorded",
+                    other.describe()
+                ))),
+            },
             Step::Live(index) => {
                 let callee = self.engine.allocate_id();
                 let op = if wait {
@@ -460,19 +463,11 @@ impl InvocationCore {
                 };
                 let effects = {
                     let _active = self.live.begin_operation();
-                    self.append(index, self.entry(op.clone(), None), vec![], vec![new])
+                    self.append(index, self.entry(op, None), vec![], vec![new])
                         .await
                 };
                 self.engine.apply_effects(effects);
-                Ok((
-                    index,
-                    Some(Entry {
-                        op,
-                        at_ms: 0,
-                        attempt: self.attempt,
-                        completion: None,
-                    }),
-                ))
+                Ok((index, callee, None))
             }
             step @ Step::Mismatch { .. } => self.fail_mismatch(step).await,
         }
@@ -484,8 +479,8 @@ impl InvocationCore {
         input: Result<Vec<u8>, serde_json::Error>,
     ) -> Result<O, TerminalError> {
         let what = format!("the result of {target}");
-        let (index, entry) = self.spawn_callee(target, input, true).await?;
-        let completion = match entry.and_then(|e| e.completion) {
+        let (index, _, recorded) = self.spawn_callee(target, input, true).await?;
+        let completion = match recorded {
             Some(completion) => completion,
             None => self.completion(index).await,
         };
@@ -497,11 +492,8 @@ impl InvocationCore {
         target: Target,
         input: Result<Vec<u8>, serde_json::Error>,
     ) -> Result<InvocationId, TerminalError> {
-        let (_, entry) = self.spawn_callee(target, input, false).await?;
-        match entry.map(|e| e.op) {
-            Some(Op::Send { callee, .. }) => Ok(InvocationId(callee)),
-            _ => Err(TerminalError::new("send entry without a callee")),
-        }
+        let (_, callee, _) = self.spawn_callee(target, input, false).await?;
+        Ok(InvocationId(callee))
     }
 
     pub(crate) async fn rand_u64(self: Arc<Self>) -> Result<u64, TerminalError> {
