@@ -1,15 +1,45 @@
 //! The in-process client: how code outside handlers calls, sends to and attaches to invocations.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::context::millis;
 use crate::engine::EngineInner;
-use crate::error::{CallError, StoreError};
-use crate::ids::{InvocationId, Target};
+use crate::error::{CallError, StoreError, TerminalError};
+use crate::ids::{InvocationId, Target, instance_key, parse_awakeable_id};
 use crate::introspect::{InvocationInfo, info_of};
-use crate::store::writer::{Command, NewInvocation};
+use crate::journal::Completion;
+use crate::service::Workflow;
+use crate::store::writer::{Command, Completable, Effects, NewInvocation, Rejected};
+
+/// How to submit a request: with an idempotency key, after a delay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Requests with the same target and key map to one invocation for the engine's retention
+    /// period: repeats get its id and result; the same key with another input is a conflict.
+    pub idempotency_key: Option<String>,
+    /// Start the invocation after this delay (a durable timer).
+    pub delay: Option<Duration>,
+}
+
+impl SendOptions {
+    /// Sets the idempotency key.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sets the delay.
+    #[must_use]
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+}
 
 /// A handle for calling handlers from outside. Cheap to clone.
 #[derive(Clone)]
@@ -20,6 +50,29 @@ pub struct Client {
 impl Client {
     pub(crate) fn new(engine: Arc<EngineInner>) -> Self {
         Self { engine }
+    }
+
+    /// Calls a handler with [`SendOptions`] and waits for its output.
+    pub async fn call_with<I: Serialize, O: DeserializeOwned>(
+        &self,
+        target: Target,
+        input: &I,
+        options: SendOptions,
+    ) -> Result<O, CallError> {
+        let id = self.send_with(target, input, options).await?;
+        self.attach(id).await
+    }
+
+    /// Starts an invocation with [`SendOptions`]; returns its id once durably accepted (for a
+    /// repeated idempotency key, the id of the first invocation).
+    pub async fn send_with<I: Serialize>(
+        &self,
+        target: Target,
+        input: &I,
+        options: SendOptions,
+    ) -> Result<InvocationId, CallError> {
+        let input = serde_json::to_vec(input).map_err(|e| CallError::Codec(e.to_string()))?;
+        self.send_raw_with(target, input, options).await
     }
 
     /// Calls a handler and waits for its output.
@@ -53,23 +106,237 @@ impl Client {
         target: Target,
         input: Vec<u8>,
     ) -> Result<InvocationId, CallError> {
+        self.send_raw_with(target, input, SendOptions::default())
+            .await
+    }
+
+    /// [`Client::send_with`] with an input that is already JSON.
+    pub async fn send_raw_with(
+        &self,
+        target: Target,
+        input: Vec<u8>,
+        options: SendOptions,
+    ) -> Result<InvocationId, CallError> {
         self.engine.check_open()?;
         let kind = self.engine.registry.resolve(&target)?;
+        let created_ms = self.engine.clock.now_ms();
         let new = NewInvocation {
             id: self.engine.allocate_id(),
             target,
             kind,
             input,
             waiter: None,
-            created_ms: self.engine.clock.now_ms(),
+            created_ms,
+            idempotency_key: options.idempotency_key,
+            start_at_ms: options.delay.map(|d| created_ms.saturating_add(millis(d))),
         };
-        let mut effects = match self.engine.store.submit(Command::Create(vec![new])).await? {
-            Ok(effects) => effects,
-            Err(rejected) => return Err(StoreError::Corrupted(rejected.to_string()).into()),
-        };
-        let id = effects.ids.pop().ok_or(StoreError::ShutDown)?;
+        let mut effects = self.submit(Command::Create(new)).await?;
+        let id = effects.invocation.take().ok_or(StoreError::ShutDown)?;
         self.engine.apply_effects(effects);
         Ok(InvocationId(id))
+    }
+
+    async fn submit(&self, command: Command) -> Result<Effects, CallError> {
+        match self.engine.store.submit(command).await? {
+            Ok(effects) => Ok(effects),
+            Err(Rejected::IdempotencyConflict(key)) => Err(CallError::Conflict(format!(
+                "the idempotency key {key:?} was used with another input"
+            ))),
+            Err(Rejected::UnknownInvocation(id)) => {
+                Err(CallError::UnknownInvocation(InvocationId(id).to_string()))
+            }
+            Err(other) => Err(StoreError::Corrupted(other.to_string()).into()),
+        }
+    }
+
+    /// Resolves an awakeable: the handler awaiting it gets `value`. A malformed, forged or
+    /// unknown id is refused before anything is written; so is a second completion, which
+    /// leaves the first one in place.
+    pub async fn resolve_awakeable<T: Serialize>(
+        &self,
+        id: &str,
+        value: &T,
+    ) -> Result<(), CallError> {
+        let value = serde_json::to_vec(value).map_err(|e| CallError::Codec(e.to_string()))?;
+        self.complete_awakeable(id, Completion::Value(value)).await
+    }
+
+    /// [`Client::resolve_awakeable`] with a value that is already JSON.
+    pub async fn resolve_awakeable_raw(&self, id: &str, value: Vec<u8>) -> Result<(), CallError> {
+        let value = if value.is_empty() {
+            b"null".to_vec()
+        } else {
+            value
+        };
+        self.complete_awakeable(id, Completion::Value(value)).await
+    }
+
+    /// Rejects an awakeable: the handler's await fails with a terminal error carrying `reason`.
+    pub async fn reject_awakeable(&self, id: &str, reason: &str) -> Result<(), CallError> {
+        self.complete_awakeable(id, Completion::Failure(TerminalError::new(reason)))
+            .await
+    }
+
+    async fn complete_awakeable(&self, id: &str, completion: Completion) -> Result<(), CallError> {
+        self.engine.check_open()?;
+        let Some((inv, index, secret)) = parse_awakeable_id(id) else {
+            return Err(CallError::UnknownAwakeable(id.to_owned()));
+        };
+        let what = Completable::Awakeable { inv, index, secret };
+        self.complete(what, completion, || id.to_owned()).await
+    }
+
+    async fn complete(
+        &self,
+        what: Completable,
+        completion: Completion,
+        name: impl Fn() -> String,
+    ) -> Result<(), CallError> {
+        let command = Command::Complete {
+            what,
+            completion,
+            by: None,
+            at_ms: self.engine.clock.now_ms(),
+        };
+        match self.engine.store.submit(command).await? {
+            Ok(effects) => {
+                self.engine.apply_effects(effects);
+                Ok(())
+            }
+            Err(Rejected::UnknownAwakeable) => Err(CallError::UnknownAwakeable(name())),
+            Err(Rejected::AlreadyCompleted) => Err(CallError::AlreadyCompleted(name())),
+            Err(other) => Err(StoreError::Corrupted(other.to_string()).into()),
+        }
+    }
+
+    /// Submits a workflow's `run` for `key`. A key that already ran (within the retention
+    /// period) is not run again: the existing invocation's id is returned.
+    pub async fn submit_workflow<I: Serialize>(
+        &self,
+        workflow: &str,
+        key: &str,
+        input: &I,
+    ) -> Result<InvocationId, CallError> {
+        self.send(Target::workflow(workflow, key, Workflow::RUN), input)
+            .await
+    }
+
+    /// The invocation of a workflow key's `run`, if it was submitted.
+    pub fn workflow_invocation(
+        &self,
+        workflow: &str,
+        key: &str,
+    ) -> Result<InvocationId, CallError> {
+        self.engine
+            .store
+            .workflow_invocation(&instance_key(workflow, key))?
+            .map(InvocationId)
+            .ok_or_else(|| CallError::UnknownWorkflow(format!("{workflow}/{key}")))
+    }
+
+    /// Waits for the output of a workflow key's `run`.
+    pub async fn attach_workflow<O: DeserializeOwned>(
+        &self,
+        workflow: &str,
+        key: &str,
+    ) -> Result<O, CallError> {
+        let id = self.workflow_invocation(workflow, key)?;
+        self.attach(id).await
+    }
+
+    /// Resolves a workflow's durable promise from outside. The first completion wins; a second
+    /// one is refused with [`CallError::AlreadyCompleted`].
+    pub async fn resolve_promise<T: Serialize>(
+        &self,
+        workflow: &str,
+        key: &str,
+        name: &str,
+        value: &T,
+    ) -> Result<(), CallError> {
+        let value = serde_json::to_vec(value).map_err(|e| CallError::Codec(e.to_string()))?;
+        self.complete_promise(workflow, key, name, Completion::Value(value))
+            .await
+    }
+
+    /// Rejects a workflow's durable promise from outside.
+    pub async fn reject_promise(
+        &self,
+        workflow: &str,
+        key: &str,
+        name: &str,
+        reason: &str,
+    ) -> Result<(), CallError> {
+        let failure = Completion::Failure(TerminalError::new(reason));
+        self.complete_promise(workflow, key, name, failure).await
+    }
+
+    async fn complete_promise(
+        &self,
+        workflow: &str,
+        key: &str,
+        name: &str,
+        completion: Completion,
+    ) -> Result<(), CallError> {
+        self.engine.check_open()?;
+        self.engine
+            .registry
+            .resolve(&Target::workflow(workflow, key, Workflow::RUN))?;
+        let what = Completable::Promise {
+            instance: instance_key(workflow, key),
+            name: name.to_owned(),
+        };
+        self.complete(what, completion, || {
+            format!("promise {name:?} of {workflow}/{key}")
+        })
+        .await
+    }
+
+    /// A workflow promise's value if it was resolved, `None` if not completed yet.
+    pub fn peek_promise<T: DeserializeOwned>(
+        &self,
+        workflow: &str,
+        key: &str,
+        name: &str,
+    ) -> Result<Option<T>, CallError> {
+        match self
+            .engine
+            .store
+            .promise(&instance_key(workflow, key), name)?
+        {
+            None | Some(Completion::Empty) => Ok(None),
+            Some(Completion::Value(bytes)) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| CallError::Codec(e.to_string())),
+            Some(Completion::Failure(e)) => Err(CallError::Failed(e)),
+        }
+    }
+
+    /// Cancels an invocation: its next await fails with a terminal "cancelled" error (code
+    /// 409), so its compensations run; the callees it is waiting on are cancelled too. An
+    /// invocation that has not started yet ends at once. Cancelling a finished invocation does
+    /// nothing.
+    pub async fn cancel(&self, id: InvocationId) -> Result<(), CallError> {
+        self.engine.check_open()?;
+        let command = Command::Cancel {
+            inv: id.0,
+            at_ms: self.engine.clock.now_ms(),
+        };
+        let effects = self.submit(command).await?;
+        self.engine.apply_effects(effects);
+        Ok(())
+    }
+
+    /// Kills an invocation: it stops at once, without running compensations, and fails with
+    /// "killed" (code 409); the callees it is waiting on are killed too.
+    pub async fn kill(&self, id: InvocationId) -> Result<(), CallError> {
+        self.engine.check_open()?;
+        let command = Command::Kill {
+            inv: id.0,
+            at_ms: self.engine.clock.now_ms(),
+        };
+        let effects = self.submit(command).await?;
+        self.engine.apply_effects(effects);
+        Ok(())
     }
 
     /// Waits for an invocation's output.

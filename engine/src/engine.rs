@@ -13,12 +13,13 @@ use tokio_util::task::TaskTracker;
 use crate::client::Client;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{OpenError, StoreError};
-use crate::invoker::{self, Live};
+use crate::invoker::{self, Fatal, Live};
 use crate::retry::RetryPolicy;
 use crate::service::{Definition, Registry};
 use crate::store::Store;
 use crate::store::records::Outcome;
 use crate::store::writer::Effects;
+use crate::timers::{self, TimerSignal};
 
 /// Settings of an engine.
 #[derive(Debug, Clone)]
@@ -28,6 +29,10 @@ pub struct EngineConfig {
     pub inactivity_timeout: Duration,
     /// How failed invocation attempts are retried.
     pub retry_policy: RetryPolicy,
+    /// How long a finished invocation keeps its journal and result (for introspection, attach
+    /// and idempotency) before it is purged. A finished workflow's state and promises go with
+    /// it, and its key can run again.
+    pub retention: Duration,
 }
 
 impl Default for EngineConfig {
@@ -35,6 +40,7 @@ impl Default for EngineConfig {
         Self {
             inactivity_timeout: Duration::from_secs(60),
             retry_policy: RetryPolicy::default(),
+            retention: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -76,6 +82,13 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets how long finished invocations are kept before they are purged.
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.config.retention = retention;
+        self
+    }
+
     /// Uses another clock (tests).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -98,7 +111,8 @@ impl EngineBuilder {
                 .map_err(OpenError::DuplicateService)?;
         }
         let dir = dir.as_ref().to_owned();
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        let retention_ms = u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX);
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir, retention_ms))
             .await
             .map_err(|_| OpenError::NoRuntime)??;
         let next_id = store.last_invocation_id()? + 1;
@@ -113,11 +127,13 @@ impl EngineBuilder {
             next_id: AtomicU64::new(next_id),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            timers: TimerSignal::default(),
         });
         tracing::info!(resuming = inflight.len(), "engine open");
         for id in inflight {
             inner.start(id);
         }
+        inner.tasks.spawn(timers::run(inner.clone()));
         Ok(Engine { inner })
     }
 }
@@ -197,6 +213,7 @@ pub(crate) struct EngineInner {
     next_id: AtomicU64,
     pub(crate) cancel: CancellationToken,
     tasks: TaskTracker,
+    pub(crate) timers: TimerSignal,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -217,16 +234,29 @@ impl EngineInner {
         self.tasks.spawn(invoker::drive(self.clone(), id));
     }
 
-    /// Acts on what a commit changed: starts, wakes and reports invocations.
+    /// Acts on what a commit changed: starts, wakes, cancels and reports invocations.
     pub(crate) fn apply_effects(self: &Arc<Self>, effects: Effects) {
         for id in effects.start {
             self.start(id);
         }
-        if !effects.deliver.is_empty() {
+        if let Some(due_ms) = effects.earliest_timer {
+            self.timers.added(due_ms);
+        }
+        if !effects.deliver.is_empty() || !effects.cancel.is_empty() || !effects.killed.is_empty() {
             let live = lock(&self.live);
             for (id, index, completion) in effects.deliver {
                 if let Some(live) = live.get(&id) {
                     live.deliver(index, completion);
+                }
+            }
+            for id in effects.cancel {
+                if let Some(live) = live.get(&id) {
+                    live.request_cancel();
+                }
+            }
+            for id in effects.killed {
+                if let Some(live) = live.get(&id) {
+                    live.fail(Fatal::Killed);
                 }
             }
         }

@@ -32,8 +32,13 @@ impl TerminalError {
     pub const DEFAULT_CODE: u16 = 500;
     /// Code of the error recorded when replay finds a journal entry that does not match the code.
     pub const JOURNAL_MISMATCH: u16 = 570;
-    /// Code of the error returned to an invocation that was cancelled.
+    /// Code of the error returned to an invocation that was cancelled or killed.
     pub const CANCELLED: u16 = 409;
+    /// Code of the error a handler gets for completing an awakeable or promise that is already
+    /// completed, or that does not exist.
+    pub const CONFLICT: u16 = 409;
+    /// Code of the error returned when a durable future did not complete before its timeout.
+    pub const TIMED_OUT: u16 = 408;
 
     /// A terminal error with code 500.
     pub fn new(message: impl Into<String>) -> Self {
@@ -227,6 +232,15 @@ pub enum CallError {
     /// An idempotency key was reused with a different request.
     #[error("idempotency key conflict: {0}")]
     Conflict(String),
+    /// The awakeable id is malformed, forged, or names no awakeable.
+    #[error("unknown awakeable {0}")]
+    UnknownAwakeable(String),
+    /// The awakeable or promise was already completed; the first completion stands.
+    #[error("{0} was already completed")]
+    AlreadyCompleted(String),
+    /// The engine has no workflow of that name, or the workflow key never ran.
+    #[error("unknown workflow {0}")]
+    UnknownWorkflow(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -132,9 +132,45 @@ pub(crate) fn instance_key(service: &str, key: &str) -> String {
     format!("{service}/{key}")
 }
 
+/// The id of an awakeable: `awk_` and, in hex, the invocation, its journal index and 128 random
+/// bits journaled with the awakeable. Whoever completes it must know all three.
+pub(crate) fn awakeable_id(inv: u64, index: u32, secret: u128) -> String {
+    format!("awk_{inv:016x}{index:08x}{secret:032x}")
+}
+
+/// The parts of an awakeable id, or `None` if it is not one.
+pub(crate) fn parse_awakeable_id(id: &str) -> Option<(u64, u32, u128)> {
+    let hex = id.strip_prefix("awk_")?;
+    if hex.len() != 56 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let inv = u64::from_str_radix(&hex[..16], 16).ok()?;
+    let index = u32::from_str_radix(&hex[16..24], 16).ok()?;
+    let secret = u128::from_str_radix(&hex[24..], 16).ok()?;
+    Some((inv, index, secret))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn awakeable_ids_round_trip_and_reject_garbage() {
+        let id = awakeable_id(7, 3, u128::MAX - 1);
+        assert_eq!(id.len(), 60);
+        assert_eq!(parse_awakeable_id(&id), Some((7, 3, u128::MAX - 1)));
+        for bad in [
+            "",
+            "awk_",
+            "awk_12",
+            &id[..59],
+            &format!("{id}0"),
+            &id.replace("awk_", "inv_"),
+        ] {
+            assert_eq!(parse_awakeable_id(bad), None, "{bad}");
+        }
+        assert_eq!(parse_awakeable_id(&format!("awk_{}", "g".repeat(56))), None);
+    }
 
     #[test]
     fn invocation_ids_round_trip_and_reject_garbage() {

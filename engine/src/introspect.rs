@@ -7,13 +7,15 @@ use crate::engine::{Engine, EngineInner};
 use crate::error::{StoreError, TerminalError};
 use crate::ids::{HandlerKind, InvocationId, Target, instance_key};
 use crate::journal::Completion;
-use crate::store::records::{InvocationRecord, Status};
+use crate::store::records::{Cancel, InvocationRecord, Status};
 
 /// Where an invocation is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvocationStatus {
     /// Waiting for its object key (another exclusive invocation holds it).
     Pending,
+    /// A delayed send waiting for its start time.
+    Scheduled,
     /// Executing, or about to.
     Running,
     /// Failed with a retryable error; will run again.
@@ -54,6 +56,21 @@ pub struct InvocationInfo {
     pub modified_at: SystemTime,
     /// Its output (JSON) or terminal error, once finished.
     pub outcome: Option<Result<Vec<u8>, TerminalError>>,
+    /// Whether it was cancelled or killed.
+    pub cancellation: Cancellation,
+}
+
+/// Whether an invocation was asked to stop, and how far that went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cancellation {
+    /// Nobody asked.
+    None,
+    /// Cancelled; its next await will fail with "cancelled".
+    Requested,
+    /// Cancelled, and an await has failed with "cancelled" (compensations may be running).
+    Delivered,
+    /// Killed: stopped without compensations.
+    Killed,
 }
 
 /// One journal entry as introspection shows it.
@@ -90,6 +107,7 @@ pub struct InvocationFilter {
 pub(crate) fn info_of(engine: &EngineInner, id: u64, record: InvocationRecord) -> InvocationInfo {
     let status = match record.status {
         Status::Pending => InvocationStatus::Pending,
+        Status::Scheduled { .. } => InvocationStatus::Scheduled,
         Status::Ready => InvocationStatus::Running,
         Status::BackingOff { .. } => {
             if engine.is_live(id) {
@@ -112,6 +130,12 @@ pub(crate) fn info_of(engine: &EngineInner, id: u64, record: InvocationRecord) -
         created_at: to_system_time(record.created_ms),
         modified_at: to_system_time(record.modified_ms),
         outcome: record.outcome,
+        cancellation: match record.cancel {
+            Cancel::None => Cancellation::None,
+            Cancel::Requested => Cancellation::Requested,
+            Cancel::Delivered => Cancellation::Delivered,
+            Cancel::Killed => Cancellation::Killed,
+        },
     }
 }
 
@@ -175,6 +199,11 @@ impl Engine {
         key: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.inner().store.state_all(&instance_key(service, key))
+    }
+
+    /// Number of durable timers stored: sleeps, delayed sends and scheduled purges.
+    pub fn timers_stored(&self) -> Result<u64, StoreError> {
+        self.inner().store.timers_len()
     }
 
     /// Number of journal entries stored, over all invocations.

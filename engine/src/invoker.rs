@@ -6,7 +6,7 @@
 //! never touches redb itself.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use crate::context::InvocationCore;
 use crate::engine::EngineInner;
 use crate::error::TerminalError;
 use crate::journal::Completion;
-use crate::store::records::{InvocationRecord, Outcome, Status};
+use crate::store::records::{Cancel, InvocationRecord, Outcome, Status};
 use crate::store::writer::{Command, Rejected};
 
 /// A failure the handler must not observe: the attempt is abandoned.
@@ -26,6 +26,8 @@ pub(crate) enum Fatal {
     Mismatch(String),
     /// The store failed or refused a write: retry the attempt.
     Store(String),
+    /// The invocation was killed (and is already recorded as failed): stop, write nothing.
+    Killed,
 }
 
 /// The in-memory side of a running invocation, shared by its context and the invoker.
@@ -43,6 +45,8 @@ pub(crate) struct Live {
     suspend: Mutex<bool>,
     /// Operations executing right now (run closures, appends in flight).
     active: AtomicUsize,
+    /// A cancellation waits to fail the next await.
+    cancel: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -57,6 +61,26 @@ impl Live {
 
     pub(crate) fn take_completion(&self, index: u32) -> Option<Completion> {
         lock(&self.completions).remove(&index)
+    }
+
+    /// Whether a completion for `index` was delivered (and not taken yet).
+    pub(crate) fn has_completion(&self, index: u32) -> bool {
+        lock(&self.completions).contains_key(&index)
+    }
+
+    /// Makes the next await fail with "cancelled".
+    pub(crate) fn request_cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.completed.notify_waiters();
+    }
+
+    pub(crate) fn cancel_requested(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// The cancellation was delivered to an await (or turned out to be delivered already).
+    pub(crate) fn cancel_delivered(&self) {
+        self.cancel.store(false, Ordering::SeqCst);
     }
 
     pub(crate) fn fail(&self, fatal: Fatal) {
@@ -93,8 +117,11 @@ impl Live {
         *requested = false;
         let waiting: Vec<u32> = lock(&self.waiting).iter().copied().collect();
         let idle = self.active.load(Ordering::SeqCst) == 0;
-        let undelivered = !lock(&self.completions).is_empty();
-        (idle && !waiting.is_empty() && !undelivered).then_some(waiting)
+        let ready = {
+            let completions = lock(&self.completions);
+            waiting.iter().any(|index| completions.contains_key(index))
+        };
+        (idle && !waiting.is_empty() && !ready && !self.cancel_requested()).then_some(waiting)
     }
 }
 
@@ -176,8 +203,11 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
             return AttemptEnd::RetryAfter(Duration::from_secs(1));
         }
     };
-    if record.status.is_finished() {
+    if record.status.is_finished() || matches!(record.status, Status::Scheduled { .. }) {
         return AttemptEnd::Done;
+    }
+    if record.cancel == Cancel::Requested {
+        live.request_cancel();
     }
     if let Status::BackingOff { retry_at_ms } = record.status {
         let wait = retry_at_ms.saturating_sub(engine.clock.now_ms());
@@ -270,6 +300,10 @@ async fn abandon(
         }
         Fatal::Store(message) => {
             back_off(engine, id, record.attempt, record.created_ms, message).await
+        }
+        Fatal::Killed => {
+            tracing::info!(invocation = id, "killed");
+            AttemptEnd::Done
         }
     }
 }

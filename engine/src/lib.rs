@@ -89,19 +89,23 @@ mod journal;
 mod retry;
 mod service;
 mod store;
+mod timers;
 
 pub use crate::client::Client;
-pub use crate::clock::{Clock, SystemClock};
+pub use crate::client::SendOptions;
+pub use crate::clock::{Clock, ClockSleep, ManualClock, SystemClock};
 pub use crate::context::{
-    Context, ContextBase, ContextReadState, ContextWriteState, ObjectContext, SharedObjectContext,
-    SharedWorkflowContext, WorkflowContext,
+    Context, ContextBase, ContextPromises, ContextReadState, ContextWriteState, DurableFuture,
+    ObjectContext, Saga, Selectable, SharedObjectContext, SharedWorkflowContext, WorkflowContext,
 };
 pub use crate::engine::{Engine, EngineBuilder, EngineConfig, WriterStatistics};
 pub use crate::error::{
     CallError, HandlerError, IntoTerminal, OpenError, StoreError, TerminalError,
 };
 pub use crate::ids::{HandlerKind, InvocationId, ParseIdError, ServiceKind, Target};
-pub use crate::introspect::{InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo};
+pub use crate::introspect::{
+    Cancellation, InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo,
+};
 pub use crate::retry::RetryPolicy;
 pub use crate::service::{Definition, Service, VirtualObject, Workflow};
 pub use crate::store::DATA_FILE;
@@ -109,8 +113,9 @@ pub use crate::store::DATA_FILE;
 /// Everything a handler module usually needs.
 pub mod prelude {
     pub use crate::{
-        Context, ContextBase, ContextReadState, ContextWriteState, Engine, HandlerError,
-        IntoTerminal, ObjectContext, RetryPolicy, Service, SharedObjectContext,
-        SharedWorkflowContext, Target, TerminalError, VirtualObject, Workflow, WorkflowContext,
+        Context, ContextBase, ContextPromises, ContextReadState, ContextWriteState, DurableFuture,
+        Engine, HandlerError, IntoTerminal, ObjectContext, RetryPolicy, Saga, Service,
+        SharedObjectContext, SharedWorkflowContext, Target, TerminalError, VirtualObject, Workflow,
+        WorkflowContext,
     };
 }

@@ -38,7 +38,7 @@ async fn a_file_of_another_format_version_is_refused_with_both_versions_named() 
         Err(
             error @ OpenError::IncompatibleFormat {
                 found: 999,
-                expected: 1,
+                expected: 2,
                 ..
             },
         ) => {

@@ -8,19 +8,20 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clock::to_system_time;
+use crate::context::future::{DurableFuture, FutureState};
 use crate::engine::EngineInner;
 use crate::error::{HandlerError, TerminalError};
-use crate::ids::{InvocationId, Target};
+use crate::ids::{InvocationId, Target, awakeable_id, parse_awakeable_id};
 use crate::invoker::{Fatal, Live};
 use crate::journal::{Completion, Entry, Op, Replay, Step};
 use crate::retry::RetryPolicy;
-use crate::store::writer::{Command, Effects, NewInvocation, StateOp};
+use crate::store::writer::{Action, Command, Completable, NewInvocation, Rejected, StateOp};
 
 /// One execution (attempt) of an invocation.
 #[doc(hidden)]
@@ -111,41 +112,49 @@ impl InvocationCore {
         self.fail(Fatal::Mismatch(message)).await
     }
 
-    /// Appends an entry and waits for its commit; then acts on what the commit changed.
-    async fn append(
-        &self,
-        index: u32,
-        entry: Entry,
-        state: Vec<StateOp>,
-        spawn: Vec<NewInvocation>,
-    ) -> Effects {
-        let command = Command::Append {
-            inv: self.id,
-            index,
-            entry,
-            state,
-            spawn,
-        };
+    /// Submits a command of this invocation and waits for its commit; then acts on what the
+    /// commit changed. A refusal or a store failure abandons the attempt.
+    async fn commit(&self, command: Command) -> Committed {
         match self.engine.store.submit(command).await {
-            Ok(Ok(effects)) => effects,
+            Ok(Ok(mut effects)) => {
+                let committed = Committed {
+                    journaled: effects.journaled.take(),
+                    cancel_delivered: effects.cancel_delivered,
+                };
+                self.engine.apply_effects(effects);
+                committed
+            }
+            Ok(Err(Rejected::AlreadyFinished(_))) => self.fail(Fatal::Killed).await,
             Ok(Err(rejected)) => self.fail(Fatal::Store(rejected.to_string())).await,
             Err(error) => self.fail(Fatal::Store(error.to_string())).await,
         }
     }
 
-    /// Appends without waiting: a later append of this invocation commits after it.
-    fn append_detached(&self, index: u32, entry: Entry, state: Vec<StateOp>) {
+    /// Appends an entry and waits for its commit.
+    async fn append(&self, index: u32, entry: Entry, actions: Vec<Action>) {
+        let command = Command::Append {
+            inv: self.id,
+            index,
+            entry,
+            actions,
+        };
+        self.commit(command).await;
+    }
+
+    /// Appends without waiting: a later command of this invocation commits after it.
+    fn append_detached(&self, index: u32, entry: Entry, actions: Vec<Action>) {
         let answer = self.engine.store.enqueue(Command::Append {
             inv: self.id,
             index,
             entry,
-            state,
-            spawn: Vec::new(),
+            actions,
         });
         let live = self.live.clone();
+        let engine = self.engine.clone();
         tokio::spawn(async move {
             match answer.await {
-                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Ok(effects))) => engine.apply_effects(effects),
+                Ok(Ok(Err(Rejected::AlreadyFinished(_)))) => live.fail(Fatal::Killed),
                 Ok(Ok(Err(rejected))) => live.fail(Fatal::Store(rejected.to_string())),
                 Ok(Err(error)) => live.fail(Fatal::Store(error.to_string())),
                 Err(_) => live.fail(Fatal::Store("the engine is shut down".into())),
@@ -154,15 +163,49 @@ impl InvocationCore {
     }
 
     /// Waits for the completion of the entry at `index`.
-    async fn completion(&self, index: u32) -> Completion {
-        let _waiting = self.live.wait_for(index);
+    pub(crate) async fn completion(&self, index: u32) -> Completion {
+        match self.wait_any(&[index], index, None).await {
+            Waited::Ready(_) => match self.live.take_completion(index) {
+                Some(completion) => completion,
+                None => {
+                    self.fail(Fatal::Store(format!("completion {index} vanished")))
+                        .await
+                }
+            },
+            Waited::Journaled(completion) => completion,
+        }
+    }
+
+    /// Waits until one of the entries at `indices` has a delivered completion, or until a
+    /// cancellation is journaled as the result of the await at `at` (`absent` is the entry to
+    /// write there if the index is still empty, as for a select). Suspension is requested after
+    /// the inactivity timeout.
+    async fn wait_any(&self, indices: &[u32], at: u32, absent: Option<&Entry>) -> Waited {
+        let _waiting: Vec<_> = indices.iter().map(|&i| self.live.wait_for(i)).collect();
         let inactivity = self.engine.config.inactivity_timeout;
         loop {
             let notified = self.live.completed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(completion) = self.live.take_completion(index) {
-                return completion;
+            if let Some(position) = indices.iter().position(|&i| self.live.has_completion(i)) {
+                return Waited::Ready(position);
+            }
+            if self.live.cancel_requested() {
+                let command = Command::DeliverCancel {
+                    inv: self.id,
+                    index: at,
+                    entry: absent.cloned(),
+                    at_ms: self.engine.clock.now_ms(),
+                };
+                let committed = self.commit(command).await;
+                if committed.cancel_delivered || committed.journaled.is_none() {
+                    // Delivered now, or no longer pending (delivered by a concurrent await).
+                    self.live.cancel_delivered();
+                }
+                if let Some(completion) = committed.journaled {
+                    return Waited::Journaled(completion);
+                }
+                continue;
             }
             tokio::select! {
                 () = &mut notified => {}
@@ -191,13 +234,8 @@ impl InvocationCore {
                     Ok(completion) => completion,
                     Err(fatal) => return self.fail(fatal).await,
                 };
-                self.append(
-                    index,
-                    self.entry(op, Some(completion.clone())),
-                    vec![],
-                    vec![],
-                )
-                .await;
+                self.append(index, self.entry(op, Some(completion.clone())), vec![])
+                    .await;
                 completion
             }
             step @ Step::Mismatch { .. } => self.fail_mismatch(step).await,
@@ -261,7 +299,7 @@ impl InvocationCore {
             },
             Err(terminal) => (Completion::Failure(terminal.clone()), Err(terminal)),
         };
-        self.append(index, self.entry(op, Some(completion)), vec![], vec![])
+        self.append(index, self.entry(op, Some(completion)), vec![])
             .await;
         result
     }
@@ -381,7 +419,11 @@ impl InvocationCore {
         match self.issue(&op) {
             Step::Replayed(..) => {}
             Step::Live(index) => {
-                self.append_detached(index, self.entry(op, Some(Completion::Empty)), vec![state]);
+                self.append_detached(
+                    index,
+                    self.entry(op, Some(Completion::Empty)),
+                    vec![Action::State(state)],
+                );
             }
             step @ Step::Mismatch { .. } => {
                 // The handler cannot be stopped from a synchronous call: report, and the invoker
@@ -407,6 +449,7 @@ impl InvocationCore {
         target: Target,
         input: Result<Vec<u8>, serde_json::Error>,
         wait: bool,
+        delay: Option<Duration>,
     ) -> Result<(u32, u64, Option<Completion>), TerminalError> {
         let input = input.map_err(|e| {
             TerminalError::with_code(
@@ -442,6 +485,7 @@ impl InvocationCore {
             },
             Step::Live(index) => {
                 let callee = self.engine.allocate_id();
+                let now_ms = self.engine.clock.now_ms();
                 let op = if wait {
                     Op::Call {
                         target: target.clone(),
@@ -459,14 +503,15 @@ impl InvocationCore {
                     kind,
                     input,
                     waiter: wait.then_some((self.id, index)),
-                    created_ms: self.engine.clock.now_ms(),
+                    created_ms: now_ms,
+                    idempotency_key: None,
+                    start_at_ms: delay.map(|d| now_ms.saturating_add(millis(d))),
                 };
-                let effects = {
+                {
                     let _active = self.live.begin_operation();
-                    self.append(index, self.entry(op, None), vec![], vec![new])
-                        .await
-                };
-                self.engine.apply_effects(effects);
+                    self.append(index, self.entry(op, None), vec![Action::Spawn(new)])
+                        .await;
+                }
                 Ok((index, callee, None))
             }
             step @ Step::Mismatch { .. } => self.fail_mismatch(step).await,
@@ -479,7 +524,7 @@ impl InvocationCore {
         input: Result<Vec<u8>, serde_json::Error>,
     ) -> Result<O, TerminalError> {
         let what = format!("the result of {target}");
-        let (index, _, recorded) = self.spawn_callee(target, input, true).await?;
+        let (index, _, recorded) = self.spawn_callee(target, input, true, None).await?;
         let completion = match recorded {
             Some(completion) => completion,
             None => self.completion(index).await,
@@ -491,8 +536,9 @@ impl InvocationCore {
         self: Arc<Self>,
         target: Target,
         input: Result<Vec<u8>, serde_json::Error>,
+        delay: Option<Duration>,
     ) -> Result<InvocationId, TerminalError> {
-        let (_, callee, _) = self.spawn_callee(target, input, false).await?;
+        let (_, callee, _) = self.spawn_callee(target, input, false, delay).await?;
         Ok(InvocationId(callee))
     }
 
@@ -515,6 +561,220 @@ impl InvocationCore {
         let completion = self.immediate(Op::Now, || json(&now)).await;
         decode_value::<u64>(Some(completion), "now").map(to_system_time)
     }
+    /// Reports a journal mismatch found by an operation that returns without awaiting.
+    fn report_mismatch(&self, step: Step) {
+        if let Step::Mismatch {
+            index,
+            recorded,
+            issued,
+        } = step
+        {
+            self.live.fail(Fatal::Mismatch(format!(
+                "journal mismatch at index {index}: the handler issued {issued} but the journal \
+                 holds {recorded}"
+            )));
+        }
+    }
+
+    /// Issues an operation whose completion arrives later; a live one is appended (without
+    /// waiting) with `actions`.
+    fn issue_durable<T>(
+        self: &Arc<Self>,
+        op: Op,
+        actions: impl FnOnce() -> Vec<Action>,
+    ) -> (Option<Entry>, DurableFuture<T>) {
+        match self.issue(&op) {
+            Step::Replayed(index, entry) => {
+                let state = match &entry.completion {
+                    Some(completion) => FutureState::Recorded(completion.clone()),
+                    None => FutureState::Waiting,
+                };
+                (Some(entry), DurableFuture::new(self.clone(), index, state))
+            }
+            Step::Live(index) => {
+                let entry = self.entry(op, None);
+                self.append_detached(index, entry.clone(), actions());
+                (
+                    Some(entry),
+                    DurableFuture::new(self.clone(), index, FutureState::Waiting),
+                )
+            }
+            step @ Step::Mismatch { .. } => {
+                self.report_mismatch(step);
+                (
+                    None,
+                    DurableFuture::new(self.clone(), u32::MAX, FutureState::Broken),
+                )
+            }
+        }
+    }
+
+    pub(crate) fn sleep_until(self: &Arc<Self>, wake_at_ms: u64) -> DurableFuture<()> {
+        self.issue_durable(Op::Sleep { wake_at_ms }, || {
+            vec![Action::Timer { due_ms: wake_at_ms }]
+        })
+        .1
+    }
+
+    pub(crate) fn awakeable<T>(self: &Arc<Self>) -> (String, DurableFuture<T>) {
+        let secret: u128 = rand::random();
+        let (entry, future) = self.issue_durable(Op::Awakeable { secret }, Vec::new);
+        let secret = match entry.map(|e| e.op) {
+            Some(Op::Awakeable { secret }) => secret,
+            _ => secret,
+        };
+        (awakeable_id(self.id, future.index, secret), future)
+    }
+
+    pub(crate) fn promise<T>(self: &Arc<Self>, name: &str) -> DurableFuture<T> {
+        let instance = self.instance();
+        let op = Op::GetPromise {
+            name: name.to_owned(),
+        };
+        self.issue_durable(op, || {
+            vec![Action::AwaitPromise {
+                instance,
+                name: name.to_owned(),
+            }]
+        })
+        .1
+    }
+
+    pub(crate) async fn peek_promise<T: DeserializeOwned>(
+        self: Arc<Self>,
+        name: String,
+    ) -> Result<Option<T>, TerminalError> {
+        let instance = self.instance();
+        let store = &self.engine.store;
+        let completion = self
+            .immediate(Op::PeekPromise { name: name.clone() }, || {
+                match store.promise(&instance, &name) {
+                    Ok(Some(completion)) => Ok(completion),
+                    Ok(None) => Ok(Completion::Empty),
+                    Err(e) => Err(Fatal::Store(e.to_string())),
+                }
+            })
+            .await;
+        match completion {
+            Completion::Empty => Ok(None),
+            other => decode_value(Some(other), &format!("promise {name:?}")).map(Some),
+        }
+    }
+
+    /// Completes an awakeable or a promise from this handler; the outcome is journaled.
+    pub(crate) async fn complete(
+        self: Arc<Self>,
+        op: Op,
+        what: Completable,
+        completion: Completion,
+    ) -> Result<(), TerminalError> {
+        let recorded = match self.issue(&op) {
+            Step::Replayed(_, entry) => entry.completion,
+            Step::Live(index) => {
+                let _active = self.live.begin_operation();
+                let command = Command::Complete {
+                    what,
+                    completion,
+                    by: Some((self.id, index, self.entry(op, None))),
+                    at_ms: self.engine.clock.now_ms(),
+                };
+                self.commit(command).await.journaled
+            }
+            step @ Step::Mismatch { .. } => return self.fail_mismatch(step).await,
+        };
+        match recorded {
+            Some(Completion::Failure(e)) => Err(e),
+            Some(_) => Ok(()),
+            None => Err(TerminalError::new("the completion has no recorded result")),
+        }
+    }
+
+    pub(crate) async fn complete_awakeable(
+        self: Arc<Self>,
+        id: String,
+        completion: Completion,
+    ) -> Result<(), TerminalError> {
+        let Some((inv, index, secret)) = parse_awakeable_id(&id) else {
+            return Err(TerminalError::with_code(
+                400,
+                format!("{id:?} is not an awakeable id"),
+            ));
+        };
+        let what = Completable::Awakeable { inv, index, secret };
+        self.complete(Op::CompleteAwakeable { id }, what, completion)
+            .await
+    }
+
+    pub(crate) async fn complete_promise(
+        self: Arc<Self>,
+        name: String,
+        completion: Completion,
+    ) -> Result<(), TerminalError> {
+        let what = Completable::Promise {
+            instance: self.instance(),
+            name: name.clone(),
+        };
+        self.complete(Op::CompletePromise { name }, what, completion)
+            .await
+    }
+
+    /// Waits for the first of several durable futures; the winner is journaled, so replay picks
+    /// the same one.
+    pub(crate) async fn select(
+        self: Arc<Self>,
+        candidates: Vec<(u32, bool)>,
+    ) -> Result<usize, TerminalError> {
+        if candidates.iter().any(|&(index, _)| index == u32::MAX) {
+            // A candidate hit a journal mismatch, already reported: wait to be dropped.
+            return std::future::pending().await;
+        }
+        let of: Vec<u32> = candidates.iter().map(|&(index, _)| index).collect();
+        let op = Op::Select { of: of.clone() };
+        let index = match self.issue(&op) {
+            Step::Replayed(_, entry) => {
+                return decode_value(entry.completion, "the winner of a select");
+            }
+            Step::Live(index) => index,
+            step @ Step::Mismatch { .. } => return self.fail_mismatch(step).await,
+        };
+        let entry = self.entry(op, None);
+        let winner = match candidates.iter().position(|&(_, done)| done) {
+            Some(position) => position,
+            None => match self.wait_any(&of, index, Some(&entry)).await {
+                Waited::Ready(position) => position,
+                Waited::Journaled(completion) => {
+                    return decode_value(Some(completion), "the winner of a select");
+                }
+            },
+        };
+        let completion = json(&winner);
+        let completion = match completion {
+            Ok(completion) => completion,
+            Err(fatal) => return self.fail(fatal).await,
+        };
+        let mut entry = entry;
+        entry.completion = Some(completion);
+        self.append(index, entry, vec![]).await;
+        Ok(winner)
+    }
+}
+
+/// How a wait ended.
+pub(crate) enum Waited {
+    /// The candidate at this position has a delivered completion.
+    Ready(usize),
+    /// The awaited entry records this: a cancellation, or a completion it already had.
+    Journaled(Completion),
+}
+
+/// What a commit of this invocation's own command recorded.
+struct Committed {
+    journaled: Option<Completion>,
+    cancel_delivered: bool,
+}
+
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn json<T: Serialize>(value: &T) -> Result<Completion, Fatal> {
@@ -524,7 +784,7 @@ fn json<T: Serialize>(value: &T) -> Result<Completion, Fatal> {
 }
 
 /// Turns a journaled completion into the value the handler expects.
-fn decode_value<T: DeserializeOwned>(
+pub(crate) fn decode_value<T: DeserializeOwned>(
     completion: Option<Completion>,
     what: &str,
 ) -> Result<T, TerminalError> {

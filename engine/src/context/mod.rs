@@ -38,19 +38,26 @@
 //! before the handler sees it; on replay, the recorded result is returned and nothing runs again.
 
 mod core;
+mod future;
+mod saga;
 
 use std::future::Future;
-use std::time::SystemTime;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub(crate) use self::core::InvocationCore;
+pub(crate) use self::core::millis;
+pub use self::future::{DurableFuture, Selectable};
+pub use self::saga::Saga;
 use crate::error::{HandlerError, TerminalError};
 use crate::ids::{InvocationId, Target};
+use crate::journal::Completion;
 use crate::retry::RetryPolicy;
 
-mod sealed {
+pub(crate) mod sealed {
     /// Gives the capability traits access to the invocation behind a context.
     pub trait Sealed {
         fn core(&self) -> &std::sync::Arc<super::InvocationCore>;
@@ -107,6 +114,8 @@ impl ContextReadState for WorkflowContext {}
 impl ContextReadState for SharedWorkflowContext {}
 impl ContextWriteState for ObjectContext {}
 impl ContextWriteState for WorkflowContext {}
+impl ContextPromises for WorkflowContext {}
+impl ContextPromises for SharedWorkflowContext {}
 
 /// Operations every context offers.
 pub trait ContextBase: sealed::Sealed {
@@ -170,7 +179,134 @@ pub trait ContextBase: sealed::Sealed {
         target: Target,
         input: &I,
     ) -> impl Future<Output = Result<InvocationId, TerminalError>> + Send {
-        self.core().clone().send(target, serde_json::to_vec(input))
+        self.core()
+            .clone()
+            .send(target, serde_json::to_vec(input), None)
+    }
+
+    /// Sends a one-way request that starts after `delay`: a durable timer, so it survives
+    /// restarts and never starts early.
+    fn send_after<I: Serialize>(
+        &self,
+        target: Target,
+        input: &I,
+        delay: Duration,
+    ) -> impl Future<Output = Result<InvocationId, TerminalError>> + Send {
+        self.core()
+            .clone()
+            .send(target, serde_json::to_vec(input), Some(delay))
+    }
+
+    /// A durable timer that completes after `duration`. The deadline is journaled; after a
+    /// restart an overdue timer fires at once, and it never fires early.
+    fn sleep(&self, duration: Duration) -> DurableFuture<()> {
+        let now = self.core().engine.clock.now_ms();
+        self.core()
+            .sleep_until(now.saturating_add(millis(duration)))
+    }
+
+    /// A durable timer that completes at `deadline` (at once if it has passed).
+    fn sleep_until(&self, deadline: SystemTime) -> DurableFuture<()> {
+        let at = deadline
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        self.core().sleep_until(millis(at))
+    }
+
+    /// An awakeable: an id to hand to the outside world, and a future that completes when
+    /// someone resolves or rejects that id (with [`Client::resolve_awakeable`] or from another
+    /// handler). A completion that arrives before the await is kept.
+    ///
+    /// [`Client::resolve_awakeable`]: crate::Client::resolve_awakeable
+    fn awakeable<T>(&self) -> (String, DurableFuture<T>) {
+        self.core().awakeable()
+    }
+
+    /// Resolves another invocation's awakeable with `value`. Fails with a terminal error (code
+    /// 409) if it was already completed or does not exist; the outcome is journaled.
+    fn resolve_awakeable<T: Serialize>(
+        &self,
+        id: &str,
+        value: &T,
+    ) -> impl Future<Output = Result<(), TerminalError>> + Send {
+        let core = self.core().clone();
+        let id = id.to_owned();
+        let value = serde_json::to_vec(value);
+        async move {
+            let value = value.map_err(|e| TerminalError::with_code(400, e.to_string()))?;
+            core.complete_awakeable(id, Completion::Value(value)).await
+        }
+    }
+
+    /// Rejects another invocation's awakeable: its await fails with a terminal error.
+    fn reject_awakeable(
+        &self,
+        id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), TerminalError>> + Send {
+        let failure = Completion::Failure(TerminalError::new(reason));
+        self.core()
+            .clone()
+            .complete_awakeable(id.to_owned(), failure)
+    }
+
+    /// Waits for the first of several durable futures to complete and returns its position.
+    /// Which one won is journaled, so a replay picks the same one. Then await the winner for
+    /// its value (it is ready); the others can still be awaited or dropped.
+    ///
+    /// ```
+    /// # use zeroapp_engine::prelude::*;
+    /// # use std::time::Duration;
+    /// async fn approve(ctx: WorkflowContext, (): ()) -> Result<bool, HandlerError> {
+    ///     let approval = ctx.promise::<bool>("approval");
+    ///     let deadline = ctx.sleep(Duration::from_secs(3600));
+    ///     match ctx.select(&[&approval, &deadline]).await? {
+    ///         0 => Ok(approval.await?),
+    ///         _ => Ok(false),
+    ///     }
+    /// }
+    /// ```
+    fn select(
+        &self,
+        futures: &[&dyn Selectable],
+    ) -> Pin<Box<dyn Future<Output = Result<usize, TerminalError>> + Send + 'static>> {
+        let candidates = futures.iter().map(|f| f.candidate()).collect();
+        Box::pin(self.core().clone().select(candidates))
+    }
+
+    /// Waits for every future, in order, and returns their values; the first failure (by
+    /// position) is returned instead.
+    fn all<T: DeserializeOwned + Send + 'static>(
+        &self,
+        futures: Vec<DurableFuture<T>>,
+    ) -> impl Future<Output = Result<Vec<T>, TerminalError>> + Send {
+        async move {
+            let mut values = Vec::with_capacity(futures.len());
+            for future in futures {
+                values.push(future.await?);
+            }
+            Ok(values)
+        }
+    }
+
+    /// Awaits `future`, or fails with a terminal error (code 408) if it has not completed
+    /// after `timeout`: a durable timer raced against it.
+    fn timeout<T: DeserializeOwned + Send + 'static>(
+        &self,
+        future: DurableFuture<T>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<T, TerminalError>> + Send {
+        let timer = self.sleep(timeout);
+        let race = self.select(&[&future, &timer]);
+        async move {
+            match race.await? {
+                0 => future.await,
+                _ => Err(TerminalError::with_code(
+                    TerminalError::TIMED_OUT,
+                    format!("timed out after {timeout:?}"),
+                )),
+            }
+        }
     }
 
     /// A random number, recorded in the journal so that replay sees the same one.
@@ -207,6 +343,56 @@ pub trait ContextReadState: ContextBase {
     /// The state keys, sorted.
     fn state_keys(&self) -> impl Future<Output = Result<Vec<String>, TerminalError>> + Send {
         self.core().clone().state_keys()
+    }
+}
+
+/// A workflow's durable promises: named values completed at most once — from `run`, from the
+/// workflow's shared handlers, or from outside with [`Client::resolve_promise`] — and awaited or
+/// peeked from any of them.
+///
+/// [`Client::resolve_promise`]: crate::Client::resolve_promise
+pub trait ContextPromises: ContextBase {
+    /// A future of the promise's value; completes when the promise is resolved (at once if it
+    /// already is) and fails if it is rejected.
+    fn promise<T>(&self, name: &str) -> DurableFuture<T> {
+        self.core().promise(name)
+    }
+
+    /// The promise's value if it was resolved, `None` if it is not completed yet; its error if
+    /// it was rejected.
+    fn peek_promise<T: DeserializeOwned + Send + 'static>(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<T>, TerminalError>> + Send {
+        self.core().clone().peek_promise(name.to_owned())
+    }
+
+    /// Resolves the promise. The first completion wins: completing it again fails with a
+    /// terminal error (code 409) and leaves the value unchanged.
+    fn resolve_promise<T: Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> impl Future<Output = Result<(), TerminalError>> + Send {
+        let core = self.core().clone();
+        let name = name.to_owned();
+        let value = serde_json::to_vec(value);
+        async move {
+            let value = value.map_err(|e| TerminalError::with_code(400, e.to_string()))?;
+            core.complete_promise(name, Completion::Value(value)).await
+        }
+    }
+
+    /// Rejects the promise: awaiting it fails with a terminal error carrying `reason`.
+    fn reject_promise(
+        &self,
+        name: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), TerminalError>> + Send {
+        let failure = Completion::Failure(TerminalError::new(reason));
+        self.core()
+            .clone()
+            .complete_promise(name.to_owned(), failure)
     }
 }
 

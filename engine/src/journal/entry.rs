@@ -44,15 +44,33 @@ pub(crate) enum Op {
     Uuid,
     /// The current time.
     Now,
+    /// A durable timer; completes once the clock reaches `wake_at_ms`.
+    Sleep { wake_at_ms: u64 },
+    /// An awakeable; `secret` is the random part of its id.
+    Awakeable { secret: u128 },
+    /// Completing an awakeable (by id) from a handler.
+    CompleteAwakeable { id: String },
+    /// Awaiting one of the workflow's durable promises.
+    GetPromise { name: String },
+    /// Reading a durable promise without waiting.
+    PeekPromise { name: String },
+    /// Completing a durable promise.
+    CompletePromise { name: String },
+    /// Racing the operations at these indices; the completion is the position of the winner.
+    Select { of: Vec<u32> },
 }
 
 impl Op {
-    /// Whether a recorded operation is the one the handler issued now. Ids chosen at execution
-    /// time (the callee of a call) are not part of the identity.
+    /// Whether a recorded operation is the one the handler issued now. What is chosen at
+    /// execution time (the callee of a call, a timer's deadline, an awakeable's secret) is not
+    /// part of the identity.
     pub(crate) fn matches(&self, issued: &Op) -> bool {
         match (self, issued) {
             (Op::Call { target: a, .. }, Op::Call { target: b, .. })
             | (Op::Send { target: a, .. }, Op::Send { target: b, .. }) => a == b,
+            (Op::Sleep { .. }, Op::Sleep { .. }) | (Op::Awakeable { .. }, Op::Awakeable { .. }) => {
+                true
+            }
             (a, b) => a == b,
         }
     }
@@ -71,6 +89,13 @@ impl Op {
             Op::Rand => "rand",
             Op::Uuid => "uuid",
             Op::Now => "now",
+            Op::Sleep { .. } => "sleep",
+            Op::Awakeable { .. } => "awakeable",
+            Op::CompleteAwakeable { .. } => "complete_awakeable",
+            Op::GetPromise { .. } => "get_promise",
+            Op::PeekPromise { .. } => "peek_promise",
+            Op::CompletePromise { .. } => "complete_promise",
+            Op::Select { .. } => "select",
         }
     }
 
@@ -82,7 +107,18 @@ impl Op {
                 Some(key.clone())
             }
             Op::Call { target, .. } | Op::Send { target, .. } => Some(target.to_string()),
-            Op::GetStateKeys | Op::ClearAllState | Op::Rand | Op::Uuid | Op::Now => None,
+            Op::GetPromise { name } | Op::PeekPromise { name } | Op::CompletePromise { name } => {
+                Some(name.clone())
+            }
+            Op::CompleteAwakeable { id } => Some(id.clone()),
+            Op::Sleep { wake_at_ms } => Some(format!("until {wake_at_ms}")),
+            Op::Select { of } => Some(format!("{of:?}")),
+            Op::GetStateKeys
+            | Op::ClearAllState
+            | Op::Rand
+            | Op::Uuid
+            | Op::Now
+            | Op::Awakeable { .. } => None,
         }
     }
 
@@ -158,5 +194,18 @@ mod tests {
             callee: 0,
         };
         assert!(!recorded.matches(&other));
+    }
+
+    #[test]
+    fn awakeable_secrets_survive_the_codec() {
+        let entry = Entry {
+            op: Op::Awakeable {
+                secret: u128::MAX - 7,
+            },
+            at_ms: 1,
+            attempt: 1,
+            completion: None,
+        };
+        assert_eq!(decode::<Entry>(&encode(&entry)).unwrap(), entry);
     }
 }

@@ -17,13 +17,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::records::InvocationRecord;
 use self::tables::{
-    FORMAT_VERSION, INFLIGHT, INVOCATIONS, JOURNAL, META, OBJECT_LOCKS, OBJECT_QUEUE, STATE,
-    WAITERS, WORKFLOWS,
+    FORMAT_VERSION, IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, META, OBJECT_LOCKS, OBJECT_QUEUE,
+    PROMISE_WAITERS, PROMISES, STATE, TIMERS, WAITERS, WORKFLOWS,
 };
 use self::writer::{Command, Reply, Request, WriterStats};
 use crate::error::{OpenError, StoreError};
-use crate::journal::Entry;
 use crate::journal::entry::decode;
+use crate::journal::{Completion, Entry};
 
 /// An invocation's journal entries with their indices, in index order.
 pub(crate) type Journal = Vec<(u32, Entry)>;
@@ -40,8 +40,9 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the data file in `dir` and starts the writer thread.
-    pub(crate) fn open(dir: &Path) -> Result<Self, OpenError> {
+    /// Opens (or creates) the data file in `dir` and starts the writer thread. Finished
+    /// invocations are purged `retention_ms` after they finish.
+    pub(crate) fn open(dir: &Path, retention_ms: u64) -> Result<Self, OpenError> {
         std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
             path: dir.to_owned(),
             source,
@@ -71,7 +72,7 @@ impl Store {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("engine-writer".into())
-                .spawn(move || writer::run(&db, rx, &stats))
+                .spawn(move || writer::run(&db, rx, &stats, retention_ms))
                 .map_err(|source| OpenError::Io {
                     path: dir.to_owned(),
                     source,
@@ -197,6 +198,40 @@ impl Store {
         Ok(all)
     }
 
+    /// The deadline of the earliest timer, if any. Reads one row, whatever the number of timers.
+    pub(crate) fn first_timer(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let timers = txn.open_table(TIMERS)?;
+        Ok(timers.first()?.map(|(key, _)| key.value().0))
+    }
+
+    /// Number of timers stored (sleeps, delayed starts, purges).
+    pub(crate) fn timers_len(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(TIMERS)?.len()?)
+    }
+
+    /// A workflow promise's completion, if it has one.
+    pub(crate) fn promise(
+        &self,
+        instance: &str,
+        name: &str,
+    ) -> Result<Option<Completion>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let promises = txn.open_table(PROMISES)?;
+        promises
+            .get((instance, name))?
+            .map(|bytes| decode(bytes.value()))
+            .transpose()
+    }
+
+    /// The invocation of a workflow instance's `run`, if it was submitted (and not purged).
+    pub(crate) fn workflow_invocation(&self, instance: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let workflows = txn.open_table(WORKFLOWS)?;
+        Ok(workflows.get(instance)?.map(|g| g.value()))
+    }
+
     /// Number of rows in the journal table, for tests and statistics.
     pub(crate) fn journal_len(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
@@ -238,7 +273,11 @@ fn check_format(db: &Database, path: PathBuf) -> Result<(), OpenError> {
         OBJECT_LOCKS,
         OBJECT_QUEUE,
         WORKFLOWS,
-        WAITERS
+        WAITERS,
+        TIMERS,
+        PROMISES,
+        PROMISE_WAITERS,
+        IDEMPOTENCY
     );
     txn.commit().map_err(StoreError::from)?;
     Ok(())

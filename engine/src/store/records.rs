@@ -15,6 +15,8 @@ pub(crate) type Outcome = Result<Vec<u8>, TerminalError>;
 pub(crate) enum Status {
     /// Queued behind another exclusive invocation of the same object key.
     Pending,
+    /// A delayed send: starts when its timer fires.
+    Scheduled { start_at_ms: u64 },
     /// Runnable.
     Ready,
     /// Failed with a retryable error; runs again at `retry_at_ms`.
@@ -49,6 +51,25 @@ pub(crate) struct InvocationRecord {
     pub(crate) last_error: Option<String>,
     /// The result, once finished.
     pub(crate) outcome: Option<Outcome>,
+    /// The idempotency key it was submitted with, so that purging it frees the key.
+    pub(crate) idempotency_key: Option<String>,
+    /// Whether it was asked to stop.
+    pub(crate) cancel: Cancel,
+}
+
+/// Where a cancellation request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub(crate) enum Cancel {
+    /// Nobody asked.
+    #[default]
+    None,
+    /// Asked; the invocation's next await fails with "cancelled".
+    Requested,
+    /// An await has failed with "cancelled" (journaled); later awaits run normally, so
+    /// compensations can.
+    Delivered,
+    /// Killed: stopped without running anything more.
+    Killed,
 }
 
 pub(crate) fn completion_of(outcome: &Outcome) -> Completion {

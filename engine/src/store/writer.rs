@@ -15,14 +15,15 @@ use std::time::Instant;
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::records::{InvocationRecord, Outcome, Status, completion_of};
+use super::records::{Cancel, InvocationRecord, Outcome, Status, completion_of};
 use super::tables::{
-    INFLIGHT, INVOCATIONS, JOURNAL, OBJECT_LOCKS, OBJECT_QUEUE, STATE, WAITERS, WORKFLOWS,
+    IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, OBJECT_LOCKS, OBJECT_QUEUE, PROMISE_WAITERS,
+    PROMISES, PURGE_SLOT, START_SLOT, STATE, TIMERS, WAITERS, WORKFLOWS, timer,
 };
-use crate::error::StoreError;
+use crate::error::{StoreError, TerminalError};
 use crate::ids::{HandlerKind, Target};
 use crate::journal::entry::{decode, encode};
-use crate::journal::{Completion, Entry};
+use crate::journal::{Completion, Entry, Op};
 
 /// The most requests committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -37,6 +38,10 @@ pub(crate) struct NewInvocation {
     /// The caller's (invocation, journal index) awaiting the result, for calls.
     pub(crate) waiter: Option<(u64, u32)>,
     pub(crate) created_ms: u64,
+    /// Maps the request to one invocation per (target, key) for the retention period.
+    pub(crate) idempotency_key: Option<String>,
+    /// A delayed send: start no earlier than this.
+    pub(crate) start_at_ms: Option<u64>,
 }
 
 /// A state change committed with a journal entry.
@@ -56,18 +61,61 @@ pub(crate) enum StateOp {
     },
 }
 
+/// What else a journal entry sets in motion, in the same transaction.
+#[derive(Debug, Clone)]
+pub(crate) enum Action {
+    /// A state change.
+    State(StateOp),
+    /// A callee created by a call or send.
+    Spawn(NewInvocation),
+    /// Complete the entry (with no value) once the clock reaches `due_ms`.
+    Timer { due_ms: u64 },
+    /// Complete the entry with the promise's completion, now if it has one, else when it gets one.
+    AwaitPromise { instance: String, name: String },
+}
+
+/// Something completed from outside its invocation.
+#[derive(Debug, Clone)]
+pub(crate) enum Completable {
+    /// The awakeable journaled at (invocation, index), if `secret` matches its id.
+    Awakeable { inv: u64, index: u32, secret: u128 },
+    /// A workflow's durable promise.
+    Promise { instance: String, name: String },
+}
+
 /// What can be asked of the writer.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Create invocations submitted from outside.
-    Create(Vec<NewInvocation>),
-    /// Record a journal entry, with the state changes and invocations it implies.
+    /// Create an invocation submitted from outside.
+    Create(NewInvocation),
+    /// Record a journal entry, with what it sets in motion.
     Append {
         inv: u64,
         index: u32,
         entry: Entry,
-        state: Vec<StateOp>,
-        spawn: Vec<NewInvocation>,
+        actions: Vec<Action>,
+    },
+    /// Complete an awakeable or a promise. With `by`, a handler does it: its journal entry
+    /// records the result (a refusal becomes a failure in that entry, not a rejected command).
+    Complete {
+        what: Completable,
+        completion: Completion,
+        by: Option<(u64, u32, Entry)>,
+        at_ms: u64,
+    },
+    /// Fire up to `limit` timers due at `now_ms`.
+    FireTimers { now_ms: u64, limit: usize },
+    /// Ask an invocation (and its pending callees) to stop at its next await.
+    Cancel { inv: u64, at_ms: u64 },
+    /// Stop an invocation (and its pending callees) without running anything more.
+    Kill { inv: u64, at_ms: u64 },
+    /// Fail the await at `index` with "cancelled" if the invocation has a cancellation to
+    /// deliver and the entry has no completion yet. `entry` is written if the index is empty.
+    DeliverCancel {
+        inv: u64,
+        index: u32,
+        entry: Option<Entry>,
+        at_ms: u64,
     },
     /// Record an invocation's outcome, deliver it to its callers, release its object key.
     Finish {
@@ -94,9 +142,9 @@ pub(crate) enum Command {
 /// What a committed command changed that running code must act on.
 #[derive(Debug, Default)]
 pub(crate) struct Effects {
-    /// For `Create`: the invocation each request maps to (an existing one for a workflow key
-    /// that already ran).
-    pub(crate) ids: Vec<u64>,
+    /// For `Create`: the invocation the request maps to (an existing one for a workflow key that
+    /// already ran or a repeated idempotency key).
+    pub(crate) invocation: Option<u64>,
     /// Invocations that became runnable.
     pub(crate) start: Vec<u64>,
     /// Completions for invocations that are running: (invocation, index, completion).
@@ -105,6 +153,24 @@ pub(crate) struct Effects {
     pub(crate) finished: Vec<(u64, Outcome)>,
     /// For `Suspend`: whether the invocation is now suspended.
     pub(crate) suspended: bool,
+    /// Running invocations that were asked to stop at their next await.
+    pub(crate) cancel: Vec<u64>,
+    /// Running invocations that were killed.
+    pub(crate) killed: Vec<u64>,
+    /// The earliest deadline of the timers this command added.
+    pub(crate) earliest_timer: Option<u64>,
+    /// For `Complete` by a handler and `DeliverCancel`: what the entry now records.
+    pub(crate) journaled: Option<Completion>,
+    /// For `FireTimers`: how many timers fired.
+    pub(crate) fired: usize,
+    /// For `DeliverCancel`: whether the cancellation was journaled now.
+    pub(crate) cancel_delivered: bool,
+}
+
+impl Effects {
+    fn timer_at(&mut self, due_ms: u64) {
+        self.earliest_timer = Some(self.earliest_timer.map_or(due_ms, |t| t.min(due_ms)));
+    }
 }
 
 /// Why a command was refused. Nothing of it was written.
@@ -116,6 +182,12 @@ pub(crate) enum Rejected {
     AlreadyFinished(u64),
     #[error("no invocation {0}")]
     UnknownInvocation(u64),
+    #[error("the idempotency key {0:?} was used with another request")]
+    IdempotencyConflict(String),
+    #[error("no such awakeable")]
+    UnknownAwakeable,
+    #[error("already completed")]
+    AlreadyCompleted,
 }
 
 pub(crate) type Reply = Result<Result<Effects, Rejected>, StoreError>;
@@ -142,6 +214,7 @@ pub(crate) fn run(
     db: &Database,
     mut rx: mpsc::UnboundedReceiver<Request>,
     stats: &Arc<WriterStats>,
+    retention_ms: u64,
 ) {
     let mut stop = false;
     let mut poisoned: Option<String> = None;
@@ -175,7 +248,7 @@ pub(crate) fn run(
         }
         let started = Instant::now();
         let commands: Vec<&Command> = batch.iter().map(|(c, _)| c).collect();
-        match apply_batch(db, &commands) {
+        match apply_batch(db, &commands, retention_ms) {
             Ok(results) => {
                 record_commit(stats, batch.len(), started);
                 for ((_, reply), result) in batch.into_iter().zip(results) {
@@ -206,10 +279,11 @@ fn record_commit(stats: &WriterStats, commands: usize, started: Instant) {
 fn apply_batch(
     db: &Database,
     commands: &[&Command],
+    retention_ms: u64,
 ) -> Result<Vec<Result<Effects, Rejected>>, StoreError> {
     let txn = db.begin_write()?;
     let results = {
-        let mut tables = Tables::open(&txn)?;
+        let mut tables = Tables::open(&txn, retention_ms)?;
         let mut results = Vec::with_capacity(commands.len());
         for command in commands {
             results.push(tables.apply(command)?);
@@ -220,8 +294,12 @@ fn apply_batch(
     Ok(results)
 }
 
+/// A command step that may be refused (with nothing written) or fail.
+type Applied = Result<Result<(), Rejected>, StoreError>;
+
 /// The tables of one write transaction.
 struct Tables<'t> {
+    retention_ms: u64,
     invocations: Table<'t, u64, &'static [u8]>,
     journal: Table<'t, (u64, u32), &'static [u8]>,
     inflight: Table<'t, u64, ()>,
@@ -230,11 +308,16 @@ struct Tables<'t> {
     queue: Table<'t, (&'static str, u64), ()>,
     workflows: Table<'t, &'static str, u64>,
     waiters: Table<'t, (u64, u64, u32), ()>,
+    timers: Table<'t, (u64, u64, u32), u8>,
+    promises: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    promise_waiters: Table<'t, (&'static str, &'static str, u64, u32), ()>,
+    idempotency: Table<'t, (&'static str, &'static str), u64>,
 }
 
 impl<'t> Tables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+    fn open(txn: &'t WriteTransaction, retention_ms: u64) -> Result<Self, StoreError> {
         Ok(Self {
+            retention_ms,
             invocations: txn.open_table(INVOCATIONS)?,
             journal: txn.open_table(JOURNAL)?,
             inflight: txn.open_table(INFLIGHT)?,
@@ -243,96 +326,72 @@ impl<'t> Tables<'t> {
             queue: txn.open_table(OBJECT_QUEUE)?,
             workflows: txn.open_table(WORKFLOWS)?,
             waiters: txn.open_table(WAITERS)?,
+            timers: txn.open_table(TIMERS)?,
+            promises: txn.open_table(PROMISES)?,
+            promise_waiters: txn.open_table(PROMISE_WAITERS)?,
+            idempotency: txn.open_table(IDEMPOTENCY)?,
         })
     }
 
     fn apply(&mut self, command: &Command) -> Result<Result<Effects, Rejected>, StoreError> {
         let mut fx = Effects::default();
-        match command {
-            Command::Create(news) => {
-                for new in news {
-                    self.create(new, &mut fx)?;
-                }
-            }
+        let outcome = match command {
+            Command::Create(new) => self.create_checked(new, &mut fx)?,
             Command::Append {
                 inv,
                 index,
                 entry,
-                state,
-                spawn,
-            } => {
-                if self.journal.get((*inv, *index))?.is_some() {
-                    return Ok(Err(Rejected::IndexTaken {
-                        inv: *inv,
-                        index: *index,
-                    }));
-                }
-                self.journal
-                    .insert((*inv, *index), encode(entry).as_slice())?;
-                for op in state {
-                    self.apply_state(op)?;
-                }
-                for new in spawn {
-                    self.create(new, &mut fx)?;
-                }
+                actions,
+            } => self.append(*inv, *index, entry, actions, &mut fx)?,
+            Command::Complete {
+                what,
+                completion,
+                by,
+                at_ms,
+            } => self.complete(what, completion, by.as_ref(), *at_ms, &mut fx)?,
+            Command::FireTimers { now_ms, limit } => {
+                self.fire_timers(*now_ms, *limit, &mut fx)?;
+                Ok(())
             }
+            Command::Cancel { inv, at_ms } => self.cancel(*inv, *at_ms, false, &mut fx)?,
+            Command::Kill { inv, at_ms } => self.cancel(*inv, *at_ms, true, &mut fx)?,
+            Command::DeliverCancel {
+                inv,
+                index,
+                entry,
+                at_ms,
+            } => self.deliver_cancel(*inv, *index, entry, *at_ms, &mut fx)?,
             Command::Finish {
                 inv,
                 outcome,
                 at_ms,
-            } => {
-                if let Err(rejected) = self.finish(*inv, outcome, *at_ms, &mut fx)? {
-                    return Ok(Err(rejected));
-                }
-            }
+            } => self.finish(*inv, outcome, *at_ms, &mut fx)?,
             Command::BackOff {
                 inv,
                 failed_attempts,
                 retry_at_ms,
                 error,
                 at_ms,
-            } => {
-                let Some(mut record) = self.record(*inv)? else {
-                    return Ok(Err(Rejected::UnknownInvocation(*inv)));
-                };
-                if record.status.is_finished() {
-                    return Ok(Err(Rejected::AlreadyFinished(*inv)));
+            } => match self.unfinished(*inv)? {
+                Err(rejected) => Err(rejected),
+                Ok(mut record) => {
+                    record.status = Status::BackingOff {
+                        retry_at_ms: *retry_at_ms,
+                    };
+                    record.attempt = *failed_attempts;
+                    record.last_error = Some(error.clone());
+                    record.modified_ms = *at_ms;
+                    self.put_record(*inv, &record)?;
+                    Ok(())
                 }
-                record.status = Status::BackingOff {
-                    retry_at_ms: *retry_at_ms,
-                };
-                record.attempt = *failed_attempts;
-                record.last_error = Some(error.clone());
-                record.modified_ms = *at_ms;
-                self.put_record(*inv, &record)?;
-            }
+            },
             Command::Suspend {
                 inv,
                 awaiting,
                 at_ms,
-            } => {
-                let Some(mut record) = self.record(*inv)? else {
-                    return Ok(Err(Rejected::UnknownInvocation(*inv)));
-                };
-                if record.status.is_finished() {
-                    return Ok(Err(Rejected::AlreadyFinished(*inv)));
-                }
-                for index in awaiting {
-                    if self
-                        .entry(*inv, *index)?
-                        .is_some_and(|e| e.completion.is_some())
-                    {
-                        return Ok(Ok(fx));
-                    }
-                }
-                record.status = Status::Suspended;
-                record.modified_ms = *at_ms;
-                self.put_record(*inv, &record)?;
-                self.inflight.remove(*inv)?;
-                fx.suspended = true;
-            }
-        }
-        Ok(Ok(fx))
+            } => self.suspend(*inv, awaiting, *at_ms, &mut fx)?,
+        };
+        Ok(outcome.map(|()| fx))
     }
 
     fn record(&self, inv: u64) -> Result<Option<InvocationRecord>, StoreError> {
@@ -340,6 +399,15 @@ impl<'t> Tables<'t> {
             .get(inv)?
             .map(|bytes| decode(bytes.value()))
             .transpose()
+    }
+
+    /// The record of an invocation that exists and has not finished.
+    fn unfinished(&self, inv: u64) -> Result<Result<InvocationRecord, Rejected>, StoreError> {
+        Ok(match self.record(inv)? {
+            None => Err(Rejected::UnknownInvocation(inv)),
+            Some(record) if record.status.is_finished() => Err(Rejected::AlreadyFinished(inv)),
+            Some(record) => Ok(record),
+        })
     }
 
     fn put_record(&mut self, inv: u64, record: &InvocationRecord) -> Result<(), StoreError> {
@@ -354,12 +422,97 @@ impl<'t> Tables<'t> {
             .transpose()
     }
 
+    fn put_entry(&mut self, inv: u64, index: u32, entry: &Entry) -> Result<(), StoreError> {
+        self.journal
+            .insert((inv, index), encode(entry).as_slice())?;
+        Ok(())
+    }
+
+    fn add_timer(
+        &mut self,
+        due_ms: u64,
+        inv: u64,
+        slot: u32,
+        kind: u8,
+        fx: &mut Effects,
+    ) -> Result<(), StoreError> {
+        self.timers.insert((due_ms, inv, slot), kind)?;
+        fx.timer_at(due_ms);
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        inv: u64,
+        index: u32,
+        entry: &Entry,
+        actions: &[Action],
+        fx: &mut Effects,
+    ) -> Applied {
+        if let Err(rejected) = self.unfinished(inv)? {
+            return Ok(Err(rejected));
+        }
+        if self.journal.get((inv, index))?.is_some() {
+            return Ok(Err(Rejected::IndexTaken { inv, index }));
+        }
+        let mut entry = entry.clone();
+        for action in actions {
+            match action {
+                Action::State(op) => self.apply_state(op)?,
+                Action::Spawn(new) => self.create(new, fx)?,
+                Action::Timer { due_ms } => self.add_timer(*due_ms, inv, index, timer::WAKE, fx)?,
+                Action::AwaitPromise { instance, name } => {
+                    let done = self.promises.get((instance.as_str(), name.as_str()))?;
+                    match done
+                        .map(|bytes| decode::<Completion>(bytes.value()))
+                        .transpose()?
+                    {
+                        Some(completion) => {
+                            fx.deliver.push((inv, index, completion.clone()));
+                            entry.completion = Some(completion);
+                        }
+                        None => {
+                            self.promise_waiters
+                                .insert((instance.as_str(), name.as_str(), inv, index), ())?;
+                        }
+                    }
+                }
+            }
+        }
+        self.put_entry(inv, index, &entry)?;
+        Ok(Ok(()))
+    }
+
+    /// Creates an invocation submitted from outside, honouring its idempotency key.
+    fn create_checked(&mut self, new: &NewInvocation, fx: &mut Effects) -> Applied {
+        if let Some(key) = &new.idempotency_key {
+            let target = new.target.to_string();
+            let existing = self
+                .idempotency
+                .get((target.as_str(), key.as_str()))?
+                .map(|g| g.value());
+            if let Some(existing) = existing {
+                if let Some(record) = self.record(existing)? {
+                    if record.input != new.input {
+                        return Ok(Err(Rejected::IdempotencyConflict(key.clone())));
+                    }
+                    fx.invocation = Some(existing);
+                    return Ok(Ok(()));
+                }
+            }
+            self.idempotency
+                .insert((target.as_str(), key.as_str()), new.id)?;
+        }
+        self.create(new, fx)?;
+        Ok(Ok(()))
+    }
+
     fn create(&mut self, new: &NewInvocation, fx: &mut Effects) -> Result<(), StoreError> {
         let instance = new.target.instance().unwrap_or_default();
         if new.kind == HandlerKind::WorkflowRun {
             let existing = self.workflows.get(instance.as_str())?.map(|g| g.value());
             if let Some(existing) = existing {
-                fx.ids.push(existing);
+                fx.invocation = Some(existing);
                 if let Some(waiter) = new.waiter {
                     self.add_waiter(existing, waiter, new.created_ms, fx)?;
                 }
@@ -367,34 +520,54 @@ impl<'t> Tables<'t> {
             }
             self.workflows.insert(instance.as_str(), new.id)?;
         }
-        let status =
-            if new.kind == HandlerKind::Exclusive && self.locks.get(instance.as_str())?.is_some() {
-                self.queue.insert((instance.as_str(), new.id), ())?;
-                Status::Pending
-            } else {
-                if new.kind == HandlerKind::Exclusive {
-                    self.locks.insert(instance.as_str(), new.id)?;
-                }
-                self.inflight.insert(new.id, ())?;
-                fx.start.push(new.id);
-                Status::Ready
-            };
-        let record = InvocationRecord {
+        let mut record = InvocationRecord {
             target: new.target.clone(),
             kind: new.kind,
             input: new.input.clone(),
-            status,
+            status: Status::Ready,
             attempt: 0,
             created_ms: new.created_ms,
             modified_ms: new.created_ms,
             last_error: None,
             outcome: None,
+            idempotency_key: new.idempotency_key.clone(),
+            cancel: Cancel::None,
         };
+        match new.start_at_ms {
+            Some(start_at_ms) if start_at_ms > new.created_ms => {
+                record.status = Status::Scheduled { start_at_ms };
+                self.add_timer(start_at_ms, new.id, START_SLOT, timer::START, fx)?;
+            }
+            _ => self.admit(new.id, &mut record, fx)?,
+        }
         self.put_record(new.id, &record)?;
         if let Some((caller, index)) = new.waiter {
             self.waiters.insert((new.id, caller, index), ())?;
         }
-        fx.ids.push(new.id);
+        fx.invocation = Some(new.id);
+        Ok(())
+    }
+
+    /// Makes an invocation runnable, or queues it behind the exclusive holder of its object key.
+    /// The caller stores the record.
+    fn admit(
+        &mut self,
+        id: u64,
+        record: &mut InvocationRecord,
+        fx: &mut Effects,
+    ) -> Result<(), StoreError> {
+        let instance = record.target.instance().unwrap_or_default();
+        if record.kind == HandlerKind::Exclusive {
+            if self.locks.get(instance.as_str())?.is_some() {
+                self.queue.insert((instance.as_str(), id), ())?;
+                record.status = Status::Pending;
+                return Ok(());
+            }
+            self.locks.insert(instance.as_str(), id)?;
+        }
+        self.inflight.insert(id, ())?;
+        fx.start.push(id);
+        record.status = Status::Ready;
         Ok(())
     }
 
@@ -415,7 +588,8 @@ impl<'t> Tables<'t> {
         }
     }
 
-    /// Writes a completion into a waiting journal entry and wakes its invocation.
+    /// Writes a completion into a waiting journal entry and wakes its invocation. An entry that
+    /// is already complete keeps its first completion.
     fn complete_entry(
         &mut self,
         inv: u64,
@@ -425,19 +599,14 @@ impl<'t> Tables<'t> {
         fx: &mut Effects,
     ) -> Result<(), StoreError> {
         let Some(mut entry) = self.entry(inv, index)? else {
-            tracing::warn!(
-                inv,
-                index,
-                "completion for a journal entry that does not exist"
-            );
+            tracing::debug!(inv, index, "completion for a journal entry that is gone");
             return Ok(());
         };
         if entry.completion.is_some() {
             return Ok(());
         }
         entry.completion = Some(completion.clone());
-        self.journal
-            .insert((inv, index), encode(&entry).as_slice())?;
+        self.put_entry(inv, index, &entry)?;
         if let Some(mut record) = self.record(inv)? {
             if record.status == Status::Suspended {
                 record.status = Status::Ready;
@@ -452,19 +621,305 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    fn finish(
+    fn complete(
         &mut self,
-        inv: u64,
-        outcome: &Outcome,
+        what: &Completable,
+        completion: &Completion,
+        by: Option<&(u64, u32, Entry)>,
         at_ms: u64,
         fx: &mut Effects,
-    ) -> Result<Result<(), Rejected>, StoreError> {
-        let Some(mut record) = self.record(inv)? else {
-            return Ok(Err(Rejected::UnknownInvocation(inv)));
-        };
-        if record.status.is_finished() {
-            return Ok(Err(Rejected::AlreadyFinished(inv)));
+    ) -> Applied {
+        if let Some((inv, index, _)) = by {
+            if let Err(rejected) = self.unfinished(*inv)? {
+                return Ok(Err(rejected));
+            }
+            if self.journal.get((*inv, *index))?.is_some() {
+                return Ok(Err(Rejected::IndexTaken {
+                    inv: *inv,
+                    index: *index,
+                }));
+            }
         }
+        let result = match what {
+            Completable::Awakeable { inv, index, secret } => match self.entry(*inv, *index)? {
+                Some(Entry {
+                    op: Op::Awakeable { secret: recorded },
+                    completion: done,
+                    ..
+                }) if recorded == *secret => {
+                    if done.is_some() {
+                        Err(Rejected::AlreadyCompleted)
+                    } else {
+                        self.complete_entry(*inv, *index, completion.clone(), at_ms, fx)?;
+                        Ok(())
+                    }
+                }
+                _ => Err(Rejected::UnknownAwakeable),
+            },
+            Completable::Promise { instance, name } => {
+                if self
+                    .promises
+                    .get((instance.as_str(), name.as_str()))?
+                    .is_some()
+                {
+                    Err(Rejected::AlreadyCompleted)
+                } else {
+                    self.promises.insert(
+                        (instance.as_str(), name.as_str()),
+                        encode(completion).as_slice(),
+                    )?;
+                    let mut waiting = Vec::new();
+                    for row in self.promise_waiters.range(
+                        (instance.as_str(), name.as_str(), 0, 0)
+                            ..=(instance.as_str(), name.as_str(), u64::MAX, u32::MAX),
+                    )? {
+                        let (key, _) = row?;
+                        let (_, _, inv, index) = key.value();
+                        waiting.push((inv, index));
+                    }
+                    for (inv, index) in waiting {
+                        self.promise_waiters.remove((
+                            instance.as_str(),
+                            name.as_str(),
+                            inv,
+                            index,
+                        ))?;
+                        self.complete_entry(inv, index, completion.clone(), at_ms, fx)?;
+                    }
+                    Ok(())
+                }
+            }
+        };
+        let Some((inv, index, entry)) = by else {
+            return Ok(result);
+        };
+        let recorded = match result {
+            Ok(()) => Completion::Empty,
+            Err(rejected) => Completion::Failure(TerminalError::with_code(
+                TerminalError::CONFLICT,
+                rejected.to_string(),
+            )),
+        };
+        let mut entry = entry.clone();
+        entry.completion = Some(recorded.clone());
+        self.put_entry(*inv, *index, &entry)?;
+        fx.journaled = Some(recorded);
+        Ok(Ok(()))
+    }
+
+    fn fire_timers(
+        &mut self,
+        now_ms: u64,
+        limit: usize,
+        fx: &mut Effects,
+    ) -> Result<(), StoreError> {
+        let mut due = Vec::new();
+        for row in self.timers.range(..=(now_ms, u64::MAX, u32::MAX))? {
+            let (key, kind) = row?;
+            due.push((key.value(), kind.value()));
+            if due.len() >= limit {
+                break;
+            }
+        }
+        fx.fired = due.len();
+        for ((due_ms, inv, slot), kind) in due {
+            self.timers.remove((due_ms, inv, slot))?;
+            match kind {
+                timer::WAKE => self.complete_entry(inv, slot, Completion::Empty, now_ms, fx)?,
+                timer::START => {
+                    if let Some(mut record) = self.record(inv)? {
+                        if matches!(record.status, Status::Scheduled { .. }) {
+                            self.admit(inv, &mut record, fx)?;
+                            record.modified_ms = now_ms;
+                            self.put_record(inv, &record)?;
+                        }
+                    }
+                }
+                timer::PURGE => self.purge(inv)?,
+                other => tracing::warn!(inv, kind = other, "unknown timer kind; dropped"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a finished invocation: its record, journal, idempotency key, and for a workflow
+    /// its key, state and promises, so the key can run again.
+    fn purge(&mut self, inv: u64) -> Result<(), StoreError> {
+        let Some(record) = self.record(inv)? else {
+            return Ok(());
+        };
+        if !record.status.is_finished() {
+            return Ok(());
+        }
+        self.invocations.remove(inv)?;
+        let mut indices = Vec::new();
+        for row in self.journal.range((inv, 0)..=(inv, u32::MAX))? {
+            indices.push(row?.0.value().1);
+        }
+        for index in indices {
+            self.journal.remove((inv, index))?;
+        }
+        if let Some(key) = &record.idempotency_key {
+            let target = record.target.to_string();
+            if self
+                .idempotency
+                .get((target.as_str(), key.as_str()))?
+                .map(|g| g.value())
+                == Some(inv)
+            {
+                self.idempotency.remove((target.as_str(), key.as_str()))?;
+            }
+        }
+        if record.kind == HandlerKind::WorkflowRun {
+            if let Some(instance) = record.target.instance() {
+                if self.workflows.get(instance.as_str())?.map(|g| g.value()) == Some(inv) {
+                    self.workflows.remove(instance.as_str())?;
+                    self.apply_state(&StateOp::ClearAll {
+                        instance: instance.clone(),
+                    })?;
+                    let mut names = Vec::new();
+                    for row in self.promises.range((instance.as_str(), "")..)? {
+                        let (key, _) = row?;
+                        let (owner, name) = key.value();
+                        if owner != instance {
+                            break;
+                        }
+                        names.push(name.to_owned());
+                    }
+                    for name in names {
+                        self.promises.remove((instance.as_str(), name.as_str()))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels (or kills) an invocation and, through its journal, the callees it still waits on.
+    fn cancel(&mut self, root: u64, at_ms: u64, kill: bool, fx: &mut Effects) -> Applied {
+        if self.record(root)?.is_none() {
+            return Ok(Err(Rejected::UnknownInvocation(root)));
+        }
+        let mut todo = vec![root];
+        while let Some(inv) = todo.pop() {
+            let Some(mut record) = self.record(inv)? else {
+                continue;
+            };
+            if record.status.is_finished()
+                || record.cancel == Cancel::Killed
+                || (!kill && record.cancel != Cancel::None)
+            {
+                continue;
+            }
+            for row in self.journal.range((inv, 0)..=(inv, u32::MAX))? {
+                let (_, bytes) = row?;
+                let entry: Entry = decode(bytes.value())?;
+                if let (Op::Call { callee, .. }, None) = (&entry.op, &entry.completion) {
+                    todo.push(*callee);
+                }
+            }
+            let not_started = matches!(record.status, Status::Pending | Status::Scheduled { .. });
+            if kill || not_started {
+                if record.status == Status::Pending {
+                    if let Some(instance) = record.target.instance() {
+                        self.queue.remove((instance.as_str(), inv))?;
+                    }
+                }
+                let message = if kill { "killed" } else { "cancelled" };
+                record.cancel = if kill {
+                    Cancel::Killed
+                } else {
+                    Cancel::Delivered
+                };
+                self.put_record(inv, &record)?;
+                let error = TerminalError::with_code(TerminalError::CANCELLED, message);
+                // Cannot be refused: the record exists and has not finished.
+                self.finish(inv, &Err(error), at_ms, fx)?.ok();
+                if kill {
+                    fx.killed.push(inv);
+                }
+                continue;
+            }
+            record.cancel = Cancel::Requested;
+            record.modified_ms = at_ms;
+            if record.status == Status::Suspended {
+                record.status = Status::Ready;
+                self.inflight.insert(inv, ())?;
+                fx.start.push(inv);
+            } else {
+                fx.cancel.push(inv);
+            }
+            self.put_record(inv, &record)?;
+        }
+        Ok(Ok(()))
+    }
+
+    fn deliver_cancel(
+        &mut self,
+        inv: u64,
+        index: u32,
+        entry: &Option<Entry>,
+        at_ms: u64,
+        fx: &mut Effects,
+    ) -> Applied {
+        let mut record = match self.unfinished(inv)? {
+            Ok(record) => record,
+            Err(rejected) => return Ok(Err(rejected)),
+        };
+        let existing = self.entry(inv, index)?;
+        if let Some(done) = existing.as_ref().and_then(|e| e.completion.clone()) {
+            fx.journaled = Some(done);
+            return Ok(Ok(()));
+        }
+        if record.cancel != Cancel::Requested {
+            return Ok(Ok(()));
+        }
+        let failure = Completion::Failure(TerminalError::with_code(
+            TerminalError::CANCELLED,
+            "cancelled",
+        ));
+        let Some(mut entry) = existing.or_else(|| entry.clone()) else {
+            return Ok(Ok(()));
+        };
+        entry.completion = Some(failure.clone());
+        self.put_entry(inv, index, &entry)?;
+        record.cancel = Cancel::Delivered;
+        record.modified_ms = at_ms;
+        self.put_record(inv, &record)?;
+        fx.journaled = Some(failure);
+        fx.cancel_delivered = true;
+        Ok(Ok(()))
+    }
+
+    fn suspend(&mut self, inv: u64, awaiting: &[u32], at_ms: u64, fx: &mut Effects) -> Applied {
+        let mut record = match self.unfinished(inv)? {
+            Ok(record) => record,
+            Err(rejected) => return Ok(Err(rejected)),
+        };
+        if record.cancel == Cancel::Requested {
+            return Ok(Ok(()));
+        }
+        for index in awaiting {
+            if self
+                .entry(inv, *index)?
+                .is_some_and(|e| e.completion.is_some())
+            {
+                return Ok(Ok(()));
+            }
+        }
+        record.status = Status::Suspended;
+        record.modified_ms = at_ms;
+        self.put_record(inv, &record)?;
+        self.inflight.remove(inv)?;
+        fx.suspended = true;
+        Ok(Ok(()))
+    }
+
+    fn finish(&mut self, inv: u64, outcome: &Outcome, at_ms: u64, fx: &mut Effects) -> Applied {
+        let mut record = match self.unfinished(inv)? {
+            Ok(record) => record,
+            Err(rejected) => return Ok(Err(rejected)),
+        };
         record.status = if outcome.is_ok() {
             Status::Completed
         } else {
@@ -474,6 +929,13 @@ impl<'t> Tables<'t> {
         record.modified_ms = at_ms;
         self.put_record(inv, &record)?;
         self.inflight.remove(inv)?;
+        self.add_timer(
+            at_ms.saturating_add(self.retention_ms),
+            inv,
+            PURGE_SLOT,
+            timer::PURGE,
+            fx,
+        )?;
 
         let mut waiters = Vec::new();
         for row in self
