@@ -37,11 +37,13 @@ pub fn doc_path() -> PathBuf {
         .join("benchmarks.md")
 }
 
-fn ms(d: Duration) -> String {
+/// A duration in milliseconds, two decimals.
+pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-fn verdict(pass: bool) -> &'static str {
+/// The word a target gets: pass or miss.
+pub fn verdict(pass: bool) -> &'static str {
     if pass { "**pass**" } else { "**miss**" }
 }
 
@@ -277,18 +279,25 @@ loop for {:.1} s.\n\n\
 /// (appending it if the markers are missing); creates the file with an introduction first if
 /// it does not exist.
 pub fn update_doc(path: &Path, section: &str) -> io::Result<()> {
+    update_section(path, BEGIN, END, section)
+}
+
+/// Replaces the text between the markers `begin` and `end` in the file at `path` with `section`
+/// (appending it if the markers are missing); creates the file with an introduction first if
+/// it does not exist. Every bench owns one such section.
+pub fn update_section(path: &Path, begin: &str, end: &str, section: &str) -> io::Result<()> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => INTRO.to_owned(),
         Err(e) => return Err(e),
     };
     let span = text
-        .find(BEGIN)
-        .and_then(|start| Some((start, start + text[start..].find(END)? + END.len())));
+        .find(begin)
+        .and_then(|start| Some((start, start + text[start..].find(end)? + end.len())));
     let updated = match span {
-        Some((start, end)) => {
-            let rest = text[end..].strip_prefix('\n').unwrap_or(&text[end..]);
-            format!("{}{section}{rest}", &text[..start])
+        Some((from, to)) => {
+            let rest = text[to..].strip_prefix('\n').unwrap_or(&text[to..]);
+            format!("{}{section}{rest}", &text[..from])
         }
         None => format!("{}\n\n{section}", text.trim_end_matches('\n')),
     };
