@@ -13,17 +13,16 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::process::{
+    DATA, ROLE, SIDE, kill_repeatedly, rand_u64, random_below, record, run_child_to_end, runtime,
+    side_lines, spawn_child,
+};
 
 use zeroapp_engine::prelude::*;
 use zeroapp_engine::{Engine, InvocationStatus};
-
-const ROLE: &str = "ZEROAPP_KILL_TEST_ROLE";
-const DATA: &str = "ZEROAPP_KILL_TEST_DATA";
-const SIDE: &str = "ZEROAPP_KILL_TEST_SIDE";
 
 /// Invocations of `Steps.work` the driver workflow sends.
 const STEP_INVOCATIONS: u64 = 120;
@@ -31,35 +30,6 @@ const STEP_INVOCATIONS: u64 = 120;
 const LANES: u64 = 3;
 /// Kills at least, per test.
 const MIN_KILLS: usize = 20;
-
-fn random_below(n: u64) -> u64 {
-    rand_u64() % n.max(1)
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
-    hasher.finish()
-}
-
-/// Appends one line to the side file in a single write, so a kill never leaves half a line.
-fn record(path: &Path, line: &str) {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    file.write_all(format!("{line}\n").as_bytes()).unwrap();
-}
-
-fn side_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
 
 // ---- the engine the child runs -------------------------------------------------------------
 
@@ -169,81 +139,6 @@ fn child_process() {
         engine.shutdown().await;
     });
     println!("CHILD DONE");
-}
-
-// ---- the parent ---------------------------------------------------------------------------
-
-fn spawn_child(role: &str, data: &Path, side: &Path, capture: bool) -> Child {
-    let exe = std::env::current_exe().unwrap();
-    Command::new(exe)
-        .args([
-            "child_process",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, role)
-        .env(DATA, data)
-        .env(SIDE, side)
-        .stdout(if capture {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stderr(if capture {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .unwrap()
-}
-
-/// Runs the child to completion (no kill) and asserts it finished cleanly.
-fn run_child_to_end(role: &str, data: &Path, side: &Path) {
-    let mut child = spawn_child(role, data, side, true);
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let output = child.wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            assert!(
-                status.success() && stdout.contains("CHILD DONE"),
-                "child {role} failed: {status}\n{stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            return;
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            child.kill().unwrap();
-            panic!("child {role} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Starts `role` over and over, killing it with SIGKILL after a random delay, `kills` times.
-/// Returns how many kills landed while the child was still running.
-fn kill_repeatedly(role: &str, data: &Path, side: &Path, kills: usize, max_delay_ms: u64) -> usize {
-    let mut landed = 0;
-    for _ in 0..kills {
-        let mut child = spawn_child(role, data, side, false);
-        std::thread::sleep(Duration::from_millis(5 + random_below(max_delay_ms)));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL on Unix
-            landed += 1;
-        }
-        child.wait().unwrap();
-    }
-    landed
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::Path;
 use std::time::Duration;
 
