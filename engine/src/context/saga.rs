@@ -83,11 +83,11 @@ impl Saga {
     /// after its retries.
     pub async fn compensate_all(self) -> Result<(), TerminalError> {
         let mut failed = Vec::new();
-        for (name, mut undo) in self.compensations.into_iter().rev() {
+        for (name, undo) in self.compensations.into_iter().rev() {
             let step = self
                 .core
                 .clone()
-                .run(name.clone(), self.policy.clone(), move || undo());
+                .run(name.clone(), self.policy.clone(), undo);
             if let Err(error) = step.await {
                 tracing::error!(compensation = %name, %error, "compensation failed");
                 failed.push(format!("{name:?} ({})", error.message()));
