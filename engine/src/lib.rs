@@ -18,6 +18,13 @@
 //!   time — and its result. A result reaches the handler only after its entry is committed.
 //! * A [`TerminalError`] ends an invocation; any other error, or a panic, is retried with
 //!   backoff by replaying the journal ([`RetryPolicy`]).
+//! * A handler can wait — on a call, a durable timer (`sleep`), an **awakeable** completed from
+//!   outside by id, or a workflow's durable **promise** — alone or racing several with `select`
+//!   ([`DurableFuture`]). A waiting invocation gives its memory back after the inactivity
+//!   timeout and is replayed when what it waits for completes, so waiting costs disk.
+//! * Invocations can be **cancelled** (the next await fails, compensations run — see [`Saga`])
+//!   or **killed**; client requests can carry an **idempotency key** ([`SendOptions`]); finished
+//!   invocations are purged after the **retention** period ([`EngineConfig`]).
 //!
 //! ## Example
 //!
@@ -70,6 +77,7 @@
 //! * `journal` — entries and the replay state machine (no I/O).
 //! * `store` — the redb file and its single writer (the only code that writes).
 //! * `invoker` — runs invocations: attempts, retries, suspension.
+//! * `timers` — fires durable timers by the engine's [`Clock`].
 //!
 //! See docs/architecture.md in the repository for the write path and recovery, step by step.
 //!
