@@ -78,6 +78,25 @@ async fn parent(ctx: Context, key: String) -> Result<String, HandlerError> {
     }
 }
 
+/// Calls the trip; when cancelled, compensates with another call, which must not be cancelled.
+async fn call_then_undo(ctx: Context, key: String) -> Result<String, HandlerError> {
+    match ctx
+        .call::<_, ()>(Target::workflow("Trip", key.as_str(), "run"), &())
+        .await
+    {
+        Ok(()) => Ok("trip done".into()),
+        Err(e) if e.code() == TerminalError::CANCELLED => {
+            let undone: String = ctx.call(Target::service("Parent", "undo"), &()).await?;
+            Ok(format!("{}, then {undone}", e.message()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn undo(_ctx: Context, (): ()) -> Result<String, HandlerError> {
+    Ok("undone".into())
+}
+
 async fn hold(ctx: ObjectContext, (): ()) -> Result<(), HandlerError> {
     ctx.sleep(Duration::from_secs(3600)).await?;
     Ok(())
@@ -86,7 +105,12 @@ async fn hold(ctx: ObjectContext, (): ()) -> Result<(), HandlerError> {
 fn engine_builder(events: &Log, failing_compensation: bool) -> zeroapp_engine::EngineBuilder {
     common::builder()
         .register(trip(events.clone(), failing_compensation))
-        .register(Service::new("Parent").handler("go", parent))
+        .register(
+            Service::new("Parent")
+                .handler("go", parent)
+                .handler("call_then_undo", call_then_undo)
+                .handler("undo", undo),
+        )
         .register(VirtualObject::new("Lock").exclusive("hold", hold))
 }
 
@@ -187,6 +211,31 @@ async fn cancellation_reaches_the_callee_a_caller_waits_on() {
         .cloned()
         .collect();
     assert_eq!(undone, ["undo car", "undo hotel", "undo flight"]);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_caller_gets_one_cancellation_and_can_call_again_to_compensate() {
+    let dir = tempfile::tempdir().unwrap();
+    let events: Log = Arc::default();
+    let engine = common::open(engine_builder(&events, false), dir.path()).await;
+    let client = engine.client();
+    for round in 0..5 {
+        let key = format!("u{round}");
+        let caller = client
+            .send(Target::service("Parent", "call_then_undo"), &key)
+            .await
+            .unwrap();
+        wait_for(&events, "book car").await;
+        events.lock().unwrap().clear();
+        client.cancel(caller).await.unwrap();
+        let output: String = client.attach(caller).await.unwrap();
+        assert_eq!(output, "cancelled, then undone");
+        match client.attach_workflow::<()>("Trip", &key).await {
+            Err(CallError::Failed(e)) => assert_eq!(e.code(), TerminalError::CANCELLED),
+            other => panic!("the callee is cancelled too, got {other:?}"),
+        }
+    }
     engine.shutdown().await;
 }
 

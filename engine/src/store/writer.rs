@@ -811,11 +811,13 @@ impl<'t> Tables<'t> {
             {
                 continue;
             }
+            let mut pending_calls = Vec::new();
             for row in self.journal.range((inv, 0)..=(inv, u32::MAX))? {
-                let (_, bytes) = row?;
+                let (key, bytes) = row?;
                 let entry: Entry = decode(bytes.value())?;
                 if let (Op::Call { callee, .. }, None) = (&entry.op, &entry.completion) {
                     todo.push(*callee);
+                    pending_calls.push(key.value().1);
                 }
             }
             let not_started = matches!(record.status, Status::Pending | Status::Scheduled { .. });
@@ -840,8 +842,23 @@ impl<'t> Tables<'t> {
                 }
                 continue;
             }
-            record.cancel = Cancel::Requested;
             record.modified_ms = at_ms;
+            if !pending_calls.is_empty() {
+                // It is blocked on these calls: they fail with "cancelled" now, so the callees'
+                // own (cancelled) results cannot take the cancellation's place and leave it
+                // pending for an await in the compensations.
+                record.cancel = Cancel::Delivered;
+                self.put_record(inv, &record)?;
+                let cancelled = Completion::Failure(TerminalError::with_code(
+                    TerminalError::CANCELLED,
+                    "cancelled",
+                ));
+                for index in pending_calls {
+                    self.complete_entry(inv, index, cancelled.clone(), at_ms, fx)?;
+                }
+                continue;
+            }
+            record.cancel = Cancel::Requested;
             if record.status == Status::Suspended {
                 record.status = Status::Ready;
                 self.inflight.insert(inv, ())?;
