@@ -244,6 +244,16 @@ impl Client {
         self.attach(id).await
     }
 
+    /// The output of a workflow key's `run` if it has finished (JSON), `None` while it runs.
+    pub fn workflow_output_raw(
+        &self,
+        workflow: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, CallError> {
+        let id = self.workflow_invocation(workflow, key)?;
+        self.output_raw(id)
+    }
+
     /// Resolves a workflow's durable promise from outside. The first completion wins; a second
     /// one is refused with [`CallError::AlreadyCompleted`].
     pub async fn resolve_promise<T: Serialize>(

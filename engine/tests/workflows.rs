@@ -146,6 +146,10 @@ async fn a_promise_is_completed_once_and_the_first_value_stands() {
     let out: String = client.attach_workflow("Approval", "o-2").await.unwrap();
     assert_eq!(out, "o-2: declined", "the first completion stands");
     assert_eq!(
+        client.workflow_output_raw("Approval", "o-2").unwrap(),
+        Some(br#""o-2: declined""#.to_vec())
+    );
+    assert_eq!(
         client.call::<_, Option<bool>>(peek, &()).await.unwrap(),
         Some(false)
     );
