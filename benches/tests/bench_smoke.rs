@@ -40,9 +40,14 @@ fn an_invocation_is_three_entries_and_five_commands() {
         .expect("the engine point runs");
     assert!(point.sample.total > 0);
     assert_eq!(point.journal_entries, STEPS * point.sample.total);
-    assert_eq!(
+    // Plus the timer service's few `FireTimers` commands: it wakes when the first purge timer
+    // is added, then sleeps until that deadline, a day away.
+    let per_invocation = COMMANDS_PER_INVOCATION * point.sample.total;
+    assert!(
+        (per_invocation..=per_invocation + 8).contains(&point.writer.commands),
+        "{} commands for {} invocations",
         point.writer.commands,
-        COMMANDS_PER_INVOCATION * point.sample.total
+        point.sample.total
     );
 }
 
