@@ -47,6 +47,10 @@ pub(crate) struct Live {
     active: AtomicUsize,
     /// A cancellation waits to fail the next await.
     cancel: AtomicBool,
+    /// Appends queued without waiting whose commit is not confirmed yet.
+    detached: AtomicUsize,
+    /// Woken when `detached` drops to zero.
+    drained: Notify,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -66,6 +70,30 @@ impl Live {
     /// Whether a completion for `index` was delivered (and not taken yet).
     pub(crate) fn has_completion(&self, index: u32) -> bool {
         lock(&self.completions).contains_key(&index)
+    }
+
+    /// Counts an append queued without waiting; call [`Live::detached_done`] once it is answered.
+    pub(crate) fn detached_started(&self) {
+        self.detached.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn detached_done(&self) {
+        if self.detached.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Waits until every append queued without waiting is committed (or has failed the attempt).
+    pub(crate) async fn detached_committed(&self) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.detached.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            drained.await;
+        }
     }
 
     /// Makes the next await fail with "cancelled".

@@ -15,7 +15,7 @@ use common::process::{
     DATA, ROLE, SIDE, kill_repeatedly, record, run_child_to_end, runtime, side_lines, spawn_child,
 };
 use zeroapp_engine::prelude::*;
-use zeroapp_engine::{Clock, Engine, InvocationStatus, SystemClock};
+use zeroapp_engine::{Clock, Engine, InvocationStatus, SendOptions, SystemClock};
 
 /// Sleeping invocations, and awakeable waiters.
 const SLEEPERS: u64 = 20;
@@ -121,15 +121,15 @@ fn child_process() {
         let client = engine.client();
         match role.as_str() {
             "sleepers" => {
-                // Submitted once (the first run); later runs only wait.
-                if common::invocations(&engine, "Sleeper").is_empty() {
-                    for i in 0..SLEEPERS {
-                        let ms = 300 + i * 100;
-                        client
-                            .send(Target::service("Sleeper", "nap"), &ms)
-                            .await
-                            .unwrap();
-                    }
+                // Every run submits all of them: the idempotency keys make the repeats (and the
+                // rest of a submission a kill cut short) map to one invocation each.
+                for i in 0..SLEEPERS {
+                    let ms = 300 + i * 100;
+                    let options = SendOptions::default().idempotency_key(format!("nap-{i}"));
+                    client
+                        .send_with(Target::service("Sleeper", "nap"), &ms, options)
+                        .await
+                        .unwrap();
                 }
                 until(|| all_finished(&engine, "Sleeper", SLEEPERS as usize)).await;
             }

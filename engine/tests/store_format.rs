@@ -85,3 +85,18 @@ async fn state_and_results_survive_a_clean_reopen() {
     engine.client().attach::<()>(id).await.unwrap();
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creation_cut_short_by_a_crash_leaves_a_folder_that_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a kill during the very first open leaves: a partial file under the temporary name.
+    std::fs::write(
+        dir.path().join("engine.redb.creating"),
+        b"redb\x1a half a header",
+    )
+    .unwrap();
+    let engine = common::open(common::builder(), dir.path()).await;
+    engine.shutdown().await;
+    assert!(dir.path().join(zeroapp_engine::DATA_FILE).exists());
+    assert!(!dir.path().join("engine.redb.creating").exists());
+}

@@ -151,6 +151,7 @@ impl InvocationCore {
         });
         let live = self.live.clone();
         let engine = self.engine.clone();
+        live.detached_started();
         tokio::spawn(async move {
             match answer.await {
                 Ok(Ok(Ok(effects))) => engine.apply_effects(effects),
@@ -159,6 +160,7 @@ impl InvocationCore {
                 Ok(Err(error)) => live.fail(Fatal::Store(error.to_string())),
                 Err(_) => live.fail(Fatal::Store("the engine is shut down".into())),
             }
+            live.detached_done();
         });
     }
 
@@ -262,6 +264,9 @@ impl InvocationCore {
             step @ Step::Mismatch { .. } => return self.fail_mismatch(step).await,
         };
         let _active = self.live.begin_operation();
+        // The closure's effects reach the world: everything the handler did before it must be
+        // durable first (an awakeable id it publishes, a state write it relies on).
+        self.live.detached_committed().await;
         let started = Instant::now();
         let mut failures = 0;
         let result = loop {

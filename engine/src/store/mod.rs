@@ -48,6 +48,9 @@ impl Store {
             source,
         })?;
         let path = dir.join(DATA_FILE);
+        if !path.exists() {
+            create_file(dir, &path)?;
+        }
         let db = match Database::create(&path) {
             Ok(db) => db,
             Err(DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::Locked(path)),
@@ -237,6 +240,27 @@ impl Store {
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(JOURNAL)?.len()?)
     }
+}
+
+/// Creates a new data file under a temporary name, with its tables and format version, and only
+/// then renames it into place: a crash during creation leaves no half-written file behind.
+fn create_file(dir: &Path, path: &Path) -> Result<(), OpenError> {
+    let io = |source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let creating = dir.join(format!("{DATA_FILE}.creating"));
+    match std::fs::remove_file(&creating) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    let db = Database::create(&creating).map_err(|e| OpenError::Store(e.into()))?;
+    check_format(&db, creating.clone())?;
+    drop(db);
+    std::fs::rename(&creating, path).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)
 }
 
 /// Creates the tables of a new file, or checks the format version of an existing one.
