@@ -10,6 +10,7 @@
 //! * [`raw`] — the raw ceiling: a bare redb database behind a group-committing writer thread.
 //! * [`engine`] — the engine under load: a handler with three `run` steps.
 //! * [`invocations`] — the `invocations` bench: every point, repeated, reduced to medians.
+//! * [`waiting`] — the `waiting` bench: suspended invocations, restarts, timers, awakeables.
 //! * [`report`] — tables, ratios against the targets, and `docs/benchmarks.md`.
 
 #![deny(missing_docs)]
@@ -21,3 +22,4 @@ pub mod load;
 pub mod raw;
 pub mod report;
 pub mod stats;
+pub mod waiting;
