@@ -8,6 +8,7 @@
 //! Each command is applied atomically: it checks everything it needs before it writes, so a
 //! command that is rejected leaves no trace in the shared transaction.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -218,23 +219,24 @@ pub(crate) fn run(
 ) {
     let mut stop = false;
     let mut poisoned: Option<String> = None;
-    while !stop {
-        let Some(first) = rx.blocking_recv() else {
-            break;
-        };
-        let mut batch = Vec::with_capacity(64);
-        for request in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-            match request {
-                Request::Apply(command, reply) => batch.push((*command, reply)),
-                Request::Stop => {
-                    stop = true;
-                    break;
-                }
-            }
-            if batch.len() >= MAX_BATCH {
-                break;
+    // Everything received and not yet applied, in arrival order.
+    let mut queue: VecDeque<(Command, oneshot::Sender<Reply>)> = VecDeque::new();
+    while !stop || !queue.is_empty() {
+        if queue.is_empty() {
+            match rx.blocking_recv() {
+                Some(Request::Apply(command, reply)) => queue.push_back((*command, reply)),
+                Some(Request::Stop) | None => break,
             }
         }
+        // Nothing sent after `Stop` is taken.
+        while !stop {
+            match rx.try_recv() {
+                Ok(Request::Apply(command, reply)) => queue.push_back((*command, reply)),
+                Ok(Request::Stop) => stop = true,
+                Err(_) => break,
+            }
+        }
+        let batch = next_batch(&mut queue);
         if batch.is_empty() {
             continue;
         }
@@ -264,6 +266,32 @@ pub(crate) fn run(
             }
         }
     }
+}
+
+/// Takes the next batch: every queued `FireTimers` first, then the oldest other commands, up to
+/// [`MAX_BATCH`]. Firing timers may overtake other commands — it only touches timers already
+/// committed — so a deadline is never late by more than the batch being applied when it came due.
+fn next_batch(
+    queue: &mut VecDeque<(Command, oneshot::Sender<Reply>)>,
+) -> Vec<(Command, oneshot::Sender<Reply>)> {
+    let mut batch = Vec::with_capacity(queue.len().min(MAX_BATCH));
+    if queue
+        .iter()
+        .any(|(c, _)| matches!(c, Command::FireTimers { .. }))
+    {
+        let (timers, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(queue)
+            .into_iter()
+            .partition(|(c, _)| matches!(c, Command::FireTimers { .. }));
+        batch.extend(timers);
+        *queue = rest;
+    }
+    while batch.len() < MAX_BATCH {
+        let Some(next) = queue.pop_front() else {
+            break;
+        };
+        batch.push(next);
+    }
+    batch
 }
 
 fn record_commit(stats: &WriterStats, commands: usize, started: Instant) {
