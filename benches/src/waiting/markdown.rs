@@ -310,12 +310,12 @@ fn timer_miss(report: &Report) -> String {
     let budget = first.window / u32::try_from(first.timers.max(1)).unwrap_or(u32::MAX);
     let _ = writeln!(
         out,
-        " The timer service's `FireTimers` commands, which must commit before any sleeper is \
-         woken, go through the same writer and the same queue as those outcomes, so they wait \
-         behind them. To finish {} sleepers within {} the writer may spend at most {:.1} µs per \
-         outcome, {:.1}× less than measured: what would reach the target is an outcome commit \
-         that cheap, or a writer that takes the timer service's commands ahead of queued \
-         outcomes.",
+        " The writer takes the timer service's `FireTimers` commands ahead of queued outcomes, \
+         but each still waits for the batch being applied, and the outcomes compete with it for \
+         the two cores. To finish {} sleepers within {} the writer may spend at most {:.1} µs \
+         per outcome, {:.1}× less than measured: what would reach the target is an outcome \
+         commit that cheap (an outcome rewrites the whole invocation record and adds a purge \
+         timer), or outcomes applied in bulk.",
         thousands(first.timers),
         secs(first.window),
         budget.as_secs_f64() * 1e6,
