@@ -56,8 +56,7 @@ impl Settings {
     /// Full mode only under `cargo bench` (which passes `--bench`), unless `--test` is passed
     /// too (`cargo bench -- --test`) or `BENCH_QUICK=1`.
     pub fn from_args(args: &[String], bench_quick: Option<&str>) -> Self {
-        let has = |flag: &str| args.iter().any(|a| a == flag);
-        if has("--bench") && !has("--test") && bench_quick != Some("1") {
+        if crate::report::full_mode(args, bench_quick) {
             Self::full()
         } else {
             Self::quick()

@@ -304,6 +304,13 @@ pub fn update_section(path: &Path, begin: &str, end: &str, section: &str) -> io:
     std::fs::write(path, updated)
 }
 
+/// Whether a bench binary runs in full: only under `cargo bench` (which passes `--bench`),
+/// unless `--test` is passed too (`cargo bench -- --test`) or `BENCH_QUICK=1`.
+pub fn full_mode(args: &[String], bench_quick: Option<&str>) -> bool {
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    has("--bench") && !has("--test") && bench_quick != Some("1")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
