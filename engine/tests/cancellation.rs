@@ -114,6 +114,16 @@ fn engine_builder(events: &Log, failing_compensation: bool) -> zeroapp_engine::E
         .register(VirtualObject::new("Lock").exclusive("hold", hold))
 }
 
+/// The compensations that ran, in order.
+fn undone(events: &Log) -> Vec<String> {
+    let events = events.lock().unwrap();
+    events
+        .iter()
+        .filter(|l| l.starts_with("undo"))
+        .cloned()
+        .collect()
+}
+
 async fn wait_for(events: &Log, line: &str) {
     let found = common::eventually(Duration::from_secs(10), || {
         events.lock().unwrap().iter().any(|l| l == line)
@@ -203,13 +213,7 @@ async fn cancellation_reaches_the_callee_a_caller_waits_on() {
     assert_eq!(failure(&engine, callee).code(), TerminalError::CANCELLED);
     assert_eq!(failure(&engine, caller).code(), TerminalError::CANCELLED);
     assert_eq!(info(&engine, callee).cancellation, Cancellation::Delivered);
-    let undone: Vec<String> = events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.starts_with("undo"))
-        .cloned()
-        .collect();
+    let undone = undone(&events);
     assert_eq!(undone, ["undo car", "undo hotel", "undo flight"]);
     engine.shutdown().await;
 }
@@ -319,13 +323,7 @@ async fn a_compensation_that_keeps_failing_is_recorded_and_the_others_still_run(
         error.message().contains("cancel hotel"),
         "names the failed compensation: {error}"
     );
-    let undone: Vec<String> = events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.starts_with("undo"))
-        .cloned()
-        .collect();
+    let undone = undone(&events);
     assert_eq!(
         undone,
         [

@@ -438,6 +438,18 @@ impl<'t> Tables<'t> {
         })
     }
 
+    /// Whether `inv` may write its journal entry `index`: it exists, has not finished (a killed
+    /// invocation's late appends are refused), and the index is still empty.
+    fn writable(&self, inv: u64, index: u32) -> Applied {
+        if let Err(rejected) = self.unfinished(inv)? {
+            return Ok(Err(rejected));
+        }
+        if self.journal.get((inv, index))?.is_some() {
+            return Ok(Err(Rejected::IndexTaken { inv, index }));
+        }
+        Ok(Ok(()))
+    }
+
     fn put_record(&mut self, inv: u64, record: &InvocationRecord) -> Result<(), StoreError> {
         self.invocations.insert(inv, encode(record).as_slice())?;
         Ok(())
@@ -477,11 +489,8 @@ impl<'t> Tables<'t> {
         actions: &[Action],
         fx: &mut Effects,
     ) -> Applied {
-        if let Err(rejected) = self.unfinished(inv)? {
+        if let Err(rejected) = self.writable(inv, index)? {
             return Ok(Err(rejected));
-        }
-        if self.journal.get((inv, index))?.is_some() {
-            return Ok(Err(Rejected::IndexTaken { inv, index }));
         }
         let mut entry = entry.clone();
         for action in actions {
@@ -658,14 +667,8 @@ impl<'t> Tables<'t> {
         fx: &mut Effects,
     ) -> Applied {
         if let Some((inv, index, _)) = by {
-            if let Err(rejected) = self.unfinished(*inv)? {
+            if let Err(rejected) = self.writable(*inv, *index)? {
                 return Ok(Err(rejected));
-            }
-            if self.journal.get((*inv, *index))?.is_some() {
-                return Ok(Err(Rejected::IndexTaken {
-                    inv: *inv,
-                    index: *index,
-                }));
             }
         }
         let result = match what {
