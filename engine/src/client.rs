@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::context::millis;
 use crate::engine::EngineInner;
 use crate::error::{CallError, StoreError, TerminalError};
-use crate::ids::{InvocationId, Target, instance_key, parse_awakeable_id};
+use crate::ids::{InvocationId, ServiceKind, Target, instance_key, parse_awakeable_id};
 use crate::introspect::{InvocationInfo, info_of};
 use crate::journal::Completion;
 use crate::service::Workflow;
@@ -39,6 +39,16 @@ impl SendOptions {
         self.delay = Some(delay);
         self
     }
+}
+
+/// What [`Client::submit_raw`] did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// The invocation the request maps to.
+    pub id: InvocationId,
+    /// Whether the invocation existed before this request: a repeated idempotency key, or a
+    /// workflow key that already ran.
+    pub previously_accepted: bool,
 }
 
 /// A handle for calling handlers from outside. Cheap to clone.
@@ -110,18 +120,35 @@ impl Client {
             .await
     }
 
-    /// [`Client::send_with`] with an input that is already JSON.
+    /// [`Client::send_with`] with an input that is already JSON. An input that does not decode
+    /// into the handler's input type is refused with [`CallError::BadInput`] before anything is
+    /// written.
     pub async fn send_raw_with(
         &self,
         target: Target,
         input: Vec<u8>,
         options: SendOptions,
     ) -> Result<InvocationId, CallError> {
+        self.submit_raw(target, input, options)
+            .await
+            .map(|accepted| accepted.id)
+    }
+
+    /// Like [`Client::send_raw_with`], also telling whether the request created the invocation
+    /// or mapped to an existing one (a repeated idempotency key, a workflow key that already
+    /// ran).
+    pub async fn submit_raw(
+        &self,
+        target: Target,
+        input: Vec<u8>,
+        options: SendOptions,
+    ) -> Result<Accepted, CallError> {
         self.engine.check_open()?;
-        let kind = self.engine.registry.resolve(&target)?;
+        let kind = self.engine.registry.resolve_with_input(&target, &input)?;
         let created_ms = self.engine.clock.now_ms();
+        let new_id = self.engine.allocate_id();
         let new = NewInvocation {
-            id: self.engine.allocate_id(),
+            id: new_id,
             target,
             kind,
             input,
@@ -133,7 +160,10 @@ impl Client {
         let mut effects = self.submit(Command::Create(new)).await?;
         let id = effects.invocation.take().ok_or(StoreError::ShutDown)?;
         self.engine.apply_effects(effects);
-        Ok(InvocationId(id))
+        Ok(Accepted {
+            id: InvocationId(id),
+            previously_accepted: id != new_id,
+        })
     }
 
     async fn submit(&self, command: Command) -> Result<Effects, CallError> {
@@ -144,6 +174,9 @@ impl Client {
             ))),
             Err(Rejected::UnknownInvocation(id)) => {
                 Err(CallError::UnknownInvocation(InvocationId(id).to_string()))
+            }
+            Err(Rejected::NotFinished(id)) => {
+                Err(CallError::NotFinished(InvocationId(id).to_string()))
             }
             Err(other) => Err(StoreError::Corrupted(other.to_string()).into()),
         }
@@ -347,6 +380,21 @@ impl Client {
         let effects = self.submit(command).await?;
         self.engine.apply_effects(effects);
         Ok(())
+    }
+
+    /// Purges a finished invocation now rather than at the end of the retention period: its
+    /// record, journal and idempotency key, and for a workflow's `run` the workflow key with its
+    /// state and promises, so the key can run again. An unfinished invocation is refused with
+    /// [`CallError::NotFinished`].
+    pub async fn purge(&self, id: InvocationId) -> Result<(), CallError> {
+        self.engine.check_open()?;
+        self.submit(Command::Purge { inv: id.0 }).await?;
+        Ok(())
+    }
+
+    /// The kind of the service, object or workflow registered as `name`.
+    pub fn service_kind(&self, name: &str) -> Option<ServiceKind> {
+        self.engine.registry.kind_of(name)
     }
 
     /// Waits for an invocation's output.

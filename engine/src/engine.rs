@@ -101,6 +101,17 @@ impl EngineBuilder {
     /// Must be called inside a tokio runtime. Fails if another process has the folder open or
     /// if its file has an incompatible format.
     pub async fn open(self, dir: impl AsRef<Path>) -> Result<Engine, OpenError> {
+        let inner = self.open_store(dir.as_ref(), false).await?;
+        let inflight = inner.store.inflight()?;
+        tracing::info!(resuming = inflight.len(), "engine open");
+        for id in inflight {
+            inner.start(id);
+        }
+        inner.tasks.spawn(timers::run(inner.clone()));
+        Ok(Engine { inner })
+    }
+
+    async fn open_store(self, dir: &Path, read_only: bool) -> Result<Arc<EngineInner>, OpenError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(OpenError::NoRuntime);
         }
@@ -110,14 +121,13 @@ impl EngineBuilder {
                 .add(definition)
                 .map_err(OpenError::DuplicateService)?;
         }
-        let dir = dir.as_ref().to_owned();
+        let dir = dir.to_owned();
         let retention_ms = u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX);
         let store = tokio::task::spawn_blocking(move || Store::open(&dir, retention_ms))
             .await
             .map_err(|_| OpenError::NoRuntime)??;
         let next_id = store.last_invocation_id()? + 1;
-        let inflight = store.inflight()?;
-        let inner = Arc::new(EngineInner {
+        Ok(Arc::new(EngineInner {
             registry,
             store,
             clock: self.clock,
@@ -128,13 +138,8 @@ impl EngineBuilder {
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
             timers: TimerSignal::default(),
-        });
-        tracing::info!(resuming = inflight.len(), "engine open");
-        for id in inflight {
-            inner.start(id);
-        }
-        inner.tasks.spawn(timers::run(inner.clone()));
-        Ok(Engine { inner })
+            read_only,
+        }))
     }
 }
 
@@ -152,6 +157,22 @@ impl Engine {
             config: EngineConfig::default(),
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Opens an existing data folder for introspection only: nothing is resumed, no timer
+    /// fires, and every request through a [`Client`] is refused with
+    /// [`StoreError::ReadOnly`]. For looking into the folder of a stopped server.
+    pub async fn inspect(dir: impl AsRef<Path>) -> Result<Engine, OpenError> {
+        let dir = dir.as_ref();
+        let file = dir.join(crate::store::DATA_FILE);
+        if !file.is_file() {
+            return Err(OpenError::Io {
+                path: file,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no data file"),
+            });
+        }
+        let inner = Self::builder().open_store(dir, true).await?;
+        Ok(Engine { inner })
     }
 
     /// A client to call, send to and attach to invocations.
@@ -180,7 +201,7 @@ impl Drop for Engine {
 }
 
 /// Statistics of the writer, for benchmarks and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriterStatistics {
     /// Transactions committed.
     pub commits: u64,
@@ -188,6 +209,54 @@ pub struct WriterStatistics {
     pub commands: u64,
     /// Time spent applying and committing, in microseconds.
     pub commit_micros: u64,
+    /// Commands per commit.
+    pub batch_sizes: Histogram,
+    /// Microseconds per commit, applying included.
+    pub commit_latency_micros: Histogram,
+}
+
+impl WriterStatistics {
+    /// What accumulated between an `earlier` reading and this one.
+    #[must_use]
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            commits: self.commits.saturating_sub(earlier.commits),
+            commands: self.commands.saturating_sub(earlier.commands),
+            commit_micros: self.commit_micros.saturating_sub(earlier.commit_micros),
+            batch_sizes: self.batch_sizes.since(&earlier.batch_sizes),
+            commit_latency_micros: self
+                .commit_latency_micros
+                .since(&earlier.commit_latency_micros),
+        }
+    }
+}
+
+/// Observations counted in fixed buckets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Histogram {
+    /// Inclusive upper bounds of the buckets; one unbounded bucket follows the last.
+    pub bounds: &'static [u64],
+    /// Observations per bucket (`bounds.len() + 1` of them), not cumulative.
+    pub counts: Vec<u64>,
+    /// The sum of all observations.
+    pub sum: u64,
+}
+
+impl Histogram {
+    /// What was observed between an `earlier` snapshot and this one.
+    #[must_use]
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            bounds: self.bounds,
+            counts: self
+                .counts
+                .iter()
+                .enumerate()
+                .map(|(i, n)| n.saturating_sub(earlier.counts.get(i).copied().unwrap_or(0)))
+                .collect(),
+            sum: self.sum.saturating_sub(earlier.sum),
+        }
+    }
 }
 
 impl Engine {
@@ -198,6 +267,8 @@ impl Engine {
             commits: stats.commits.load(Ordering::Relaxed),
             commands: stats.commands.load(Ordering::Relaxed),
             commit_micros: stats.commit_micros.load(Ordering::Relaxed),
+            batch_sizes: stats.batch_sizes.snapshot(),
+            commit_latency_micros: stats.commit_latency.snapshot(),
         }
     }
 }
@@ -214,6 +285,8 @@ pub(crate) struct EngineInner {
     pub(crate) cancel: CancellationToken,
     tasks: TaskTracker,
     pub(crate) timers: TimerSignal,
+    /// Opened by [`Engine::inspect`]: refuses every request.
+    read_only: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -309,7 +382,9 @@ impl EngineInner {
     }
 
     pub(crate) fn check_open(&self) -> Result<(), StoreError> {
-        if self.cancel.is_cancelled() {
+        if self.read_only {
+            Err(StoreError::ReadOnly)
+        } else if self.cancel.is_cancelled() {
             Err(StoreError::ShutDown)
         } else {
             Ok(())

@@ -183,6 +183,9 @@ pub enum StoreError {
     /// The engine is shutting down; nothing more is accepted.
     #[error("the engine is shut down")]
     ShutDown,
+    /// The engine was opened for inspection only; it accepts no requests.
+    #[error("the engine is open for inspection only")]
+    ReadOnly,
 }
 
 impl StoreError {
@@ -220,6 +223,12 @@ pub enum CallError {
     /// The target needs a key (objects, workflows) or must not have one (services).
     #[error("bad key: {0}")]
     BadKey(String),
+    /// The input does not decode into the handler's input type. Nothing was written.
+    #[error("bad input: {0}")]
+    BadInput(String),
+    /// The invocation has not finished yet (for operations that need a finished one).
+    #[error("invocation {0} has not finished")]
+    NotFinished(String),
     /// The input could not be serialized, or the output deserialized.
     #[error("cannot encode or decode the payload: {0}")]
     Codec(String),

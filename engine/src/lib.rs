@@ -100,13 +100,13 @@ mod store;
 mod timers;
 
 pub use crate::client::Client;
-pub use crate::client::SendOptions;
+pub use crate::client::{Accepted, SendOptions};
 pub use crate::clock::{Clock, ClockSleep, ManualClock, SystemClock};
 pub use crate::context::{
     Context, ContextBase, ContextPromises, ContextReadState, ContextWriteState, DurableFuture,
     ObjectContext, Saga, Selectable, SharedObjectContext, SharedWorkflowContext, WorkflowContext,
 };
-pub use crate::engine::{Engine, EngineBuilder, EngineConfig, WriterStatistics};
+pub use crate::engine::{Engine, EngineBuilder, EngineConfig, Histogram, WriterStatistics};
 pub use crate::error::{
     CallError, HandlerError, IntoTerminal, OpenError, StoreError, TerminalError,
 };

@@ -27,6 +27,16 @@ pub(crate) type ErasedHandler =
 struct HandlerDef {
     kind: HandlerKind,
     run: ErasedHandler,
+    /// Whether a JSON input decodes into the handler's input type.
+    check_input: fn(&[u8]) -> Result<(), String>,
+}
+
+/// Decodes `input` as an `I` and drops it: the check made before an invocation is created.
+fn check_input<I: DeserializeOwned>(input: &[u8]) -> Result<(), String> {
+    let input = if input.is_empty() { b"null" } else { input };
+    serde_json::from_slice::<I>(input)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// A named set of handlers of one kind, ready to register with the engine.
@@ -90,9 +100,14 @@ impl Definition {
                 }
             }
         });
-        let previous = self
-            .handlers
-            .insert(handler.to_owned(), HandlerDef { kind, run });
+        let previous = self.handlers.insert(
+            handler.to_owned(),
+            HandlerDef {
+                kind,
+                run,
+                check_input: check_input::<I>,
+            },
+        );
         assert!(
             previous.is_none(),
             "handler {handler:?} is registered twice on {}",
@@ -268,6 +283,25 @@ impl Registry {
     /// How the target's handler runs, or why it cannot be called.
     pub(crate) fn resolve(&self, target: &Target) -> Result<HandlerKind, CallError> {
         self.find(target).map(|h| h.kind)
+    }
+
+    /// How the target's handler runs, if `input` is a valid input for it; otherwise why it
+    /// cannot be called with it.
+    pub(crate) fn resolve_with_input(
+        &self,
+        target: &Target,
+        input: &[u8],
+    ) -> Result<HandlerKind, CallError> {
+        let handler = self.find(target)?;
+        (handler.check_input)(input).map_err(|e| {
+            CallError::BadInput(format!("{}/{}: {e}", target.service, target.handler))
+        })?;
+        Ok(handler.kind)
+    }
+
+    /// What kind of thing `name` is, if it is registered.
+    pub(crate) fn kind_of(&self, name: &str) -> Option<ServiceKind> {
+        self.services.get(name).map(|d| d.kind)
     }
 
     /// The target's handler.

@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zeroapp_engine::prelude::*;
-use zeroapp_engine::{
-    Client, EngineBuilder, InvocationFilter, InvocationId, InvocationStatus, WriterStatistics,
-};
+use zeroapp_engine::{Client, EngineBuilder, InvocationFilter, InvocationId, InvocationStatus};
 
 use super::SERVICE;
 
@@ -155,13 +153,4 @@ pub(super) fn none_with(engine: &Engine, status: InvocationStatus) -> Result<boo
         })
         .map(|found| found.is_empty())
         .map_err(|e| format!("cannot list invocations: {e}"))
-}
-
-/// The writer's counters accumulated between two readings.
-pub(super) fn writer_delta(before: WriterStatistics, after: WriterStatistics) -> WriterStatistics {
-    WriterStatistics {
-        commits: after.commits - before.commits,
-        commands: after.commands - before.commands,
-        commit_micros: after.commit_micros - before.commit_micros,
-    }
 }

@@ -12,7 +12,7 @@ use zeroapp_engine::{Client, Context, InvocationStatus, WriterStatistics};
 use super::SERVICE;
 use super::common::{
     PATIENCE, bytes_written, data_file_bytes, lock, memory_status, nanos, none_with, open, submit,
-    wait_until, writer_delta,
+    wait_until,
 };
 use crate::stats::Latencies;
 
@@ -227,7 +227,7 @@ pub async fn suspended_point(
             && parked.returned_count.load(Ordering::SeqCst) >= count)
     })
     .await?;
-    let writer = writer_delta(writer_before, engine.writer_statistics());
+    let writer = engine.writer_statistics().since(&writer_before);
     let wrong = parked.wrong_values.load(Ordering::SeqCst);
     if wrong > 0 {
         return Err(format!("{wrong} handlers resumed with another value"));

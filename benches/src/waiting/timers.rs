@@ -13,7 +13,7 @@ use zeroapp_engine::{
 };
 
 use super::SERVICE;
-use super::common::{PATIENCE, open, submit, wait_until, wall_clock_ns, writer_delta};
+use super::common::{PATIENCE, open, submit, wait_until, wall_clock_ns};
 use crate::stats::Latencies;
 
 /// Long enough that no sleeper suspends while the point runs.
@@ -216,7 +216,7 @@ pub async fn timers_point(
         Ok(sleepers.woke.load(Ordering::SeqCst) >= count)
     })
     .await?;
-    let writer = writer_delta(writer_before, engine.writer_statistics());
+    let writer = engine.writer_statistics().since(&writer_before);
     engine.shutdown().await;
     let mut early = 0;
     let mut last_woke = start_ns;

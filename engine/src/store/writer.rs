@@ -138,6 +138,8 @@ pub(crate) enum Command {
         awaiting: Vec<u32>,
         at_ms: u64,
     },
+    /// Remove a finished invocation now, as its retention timer would.
+    Purge { inv: u64 },
 }
 
 /// What a committed command changed that running code must act on.
@@ -189,6 +191,8 @@ pub(crate) enum Rejected {
     UnknownAwakeable,
     #[error("already completed")]
     AlreadyCompleted,
+    #[error("invocation {0} has not finished")]
+    NotFinished(u64),
 }
 
 pub(crate) type Reply = Result<Result<Effects, Rejected>, StoreError>;
@@ -199,11 +203,68 @@ pub(crate) enum Request {
 }
 
 /// Counters the writer keeps about itself.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WriterStats {
     pub(crate) commits: AtomicU64,
     pub(crate) commands: AtomicU64,
     pub(crate) commit_micros: AtomicU64,
+    /// Commands per commit.
+    pub(crate) batch_sizes: Buckets,
+    /// Microseconds per commit, applying included.
+    pub(crate) commit_latency: Buckets,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        Self {
+            commits: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
+            batch_sizes: Buckets::new(&[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]),
+            commit_latency: Buckets::new(&[
+                100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+                1_000_000,
+            ]),
+        }
+    }
+}
+
+/// Counts of observations in fixed buckets: one per bound (inclusive), then an unbounded one.
+#[derive(Debug)]
+pub(crate) struct Buckets {
+    bounds: &'static [u64],
+    counts: Vec<AtomicU64>,
+    sum: AtomicU64,
+}
+
+impl Buckets {
+    fn new(bounds: &'static [u64]) -> Self {
+        Self {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, value: u64) {
+        let bucket = self.bounds.partition_point(|&bound| bound < value);
+        if let Some(count) = self.counts.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum.fetch_add(value, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> crate::engine::Histogram {
+        crate::engine::Histogram {
+            bounds: self.bounds,
+            counts: self
+                .counts
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
+            sum: self.sum.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// The writer thread's loop. Returns when a `Stop` arrives or every sender is gone.
@@ -295,13 +356,13 @@ fn next_batch(
 }
 
 fn record_commit(stats: &WriterStats, commands: usize, started: Instant) {
-    stats.commits.fetch_add(1, Ordering::Relaxed);
-    stats.commands.fetch_add(
-        u64::try_from(commands).unwrap_or(u64::MAX),
-        Ordering::Relaxed,
-    );
+    let commands = u64::try_from(commands).unwrap_or(u64::MAX);
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats.commands.fetch_add(commands, Ordering::Relaxed);
     stats.commit_micros.fetch_add(micros, Ordering::Relaxed);
+    stats.batch_sizes.observe(commands);
+    stats.commit_latency.observe(micros);
 }
 
 fn apply_batch(
@@ -418,6 +479,14 @@ impl<'t> Tables<'t> {
                 awaiting,
                 at_ms,
             } => self.suspend(*inv, awaiting, *at_ms, &mut fx)?,
+            Command::Purge { inv } => match self.record(*inv)? {
+                None => Err(Rejected::UnknownInvocation(*inv)),
+                Some(record) if !record.status.is_finished() => Err(Rejected::NotFinished(*inv)),
+                Some(_) => {
+                    self.purge(*inv)?;
+                    Ok(())
+                }
+            },
         };
         Ok(outcome.map(|()| fx))
     }
