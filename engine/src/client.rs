@@ -392,9 +392,33 @@ impl Client {
         Ok(())
     }
 
+    /// The engine clock's time.
+    pub(crate) fn now(&self) -> std::time::SystemTime {
+        crate::clock::to_system_time(self.engine.clock.now_ms())
+    }
+
     /// The kind of the service, object or workflow registered as `name`.
     pub fn service_kind(&self, name: &str) -> Option<ServiceKind> {
         self.engine.registry.kind_of(name)
+    }
+
+    /// The names of the registered services, objects and workflows, sorted.
+    pub fn services(&self) -> Vec<String> {
+        self.engine.registry.names()
+    }
+
+    /// The invocation that requests to `target` with idempotency key `key` map to (until it is
+    /// purged).
+    pub fn idempotent_invocation(
+        &self,
+        target: &Target,
+        key: &str,
+    ) -> Result<InvocationId, CallError> {
+        self.engine
+            .store
+            .idempotent_invocation(&target.to_string(), key)?
+            .map(InvocationId)
+            .ok_or_else(|| CallError::UnknownInvocation(format!("{target} with key {key:?}")))
     }
 
     /// Waits for an invocation's output.

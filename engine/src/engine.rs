@@ -262,7 +262,13 @@ impl Histogram {
 impl Engine {
     /// Counters of the single writer: commits, commands, time spent.
     pub fn writer_statistics(&self) -> WriterStatistics {
-        let stats = &self.inner.store.stats;
+        self.inner.writer_statistics()
+    }
+}
+
+impl EngineInner {
+    pub(crate) fn writer_statistics(&self) -> WriterStatistics {
+        let stats = &self.store.stats;
         WriterStatistics {
             commits: stats.commits.load(Ordering::Relaxed),
             commands: stats.commands.load(Ordering::Relaxed),

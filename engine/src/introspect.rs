@@ -29,9 +29,55 @@ pub enum InvocationStatus {
 }
 
 impl InvocationStatus {
+    /// Every status, in the order of an invocation's life.
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Scheduled,
+        Self::Running,
+        Self::BackingOff,
+        Self::Suspended,
+        Self::Completed,
+        Self::Failed,
+    ];
+
     /// Whether the invocation has finished.
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Completed | Self::Failed)
+    }
+
+    /// The status's name in lower case: `pending`, `scheduled`, `running`, `backing-off`,
+    /// `suspended`, `completed`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Scheduled => "scheduled",
+            Self::Running => "running",
+            Self::BackingOff => "backing-off",
+            Self::Suspended => "suspended",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for InvocationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for InvocationStatus {
+    type Err = String;
+
+    /// Parses a name written by [`InvocationStatus::as_str`], in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown status {s:?}; expected one of {}", names.join(", "))
+            })
     }
 }
 
@@ -71,6 +117,18 @@ pub enum Cancellation {
     Delivered,
     /// Killed: stopped without compensations.
     Killed,
+}
+
+impl Cancellation {
+    /// The name in lower case: `none`, `requested`, `delivered`, `killed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Requested => "requested",
+            Self::Delivered => "delivered",
+            Self::Killed => "killed",
+        }
+    }
 }
 
 /// One journal entry as introspection shows it.
@@ -145,7 +203,48 @@ impl Engine {
         &self,
         filter: &InvocationFilter,
     ) -> Result<Vec<InvocationInfo>, StoreError> {
-        let inner = self.inner();
+        self.inner().list_invocations(filter)
+    }
+
+    /// One invocation's journal, or `None` if there is no such invocation.
+    pub fn journal(&self, id: InvocationId) -> Result<Option<Vec<JournalEntryInfo>>, StoreError> {
+        self.inner().journal(id)
+    }
+
+    /// The committed state of an object or workflow instance: (key, JSON value), sorted by key.
+    pub fn object_state(
+        &self,
+        service: &str,
+        key: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner().object_state(service, key)
+    }
+
+    /// Number of durable timers stored: sleeps, delayed sends and scheduled purges.
+    pub fn timers_stored(&self) -> Result<u64, StoreError> {
+        self.inner().timers_stored()
+    }
+
+    /// How many stored invocations have each status, in the order of [`InvocationStatus::ALL`].
+    /// Reads every invocation record: for dashboards and metrics, not for hot paths.
+    pub fn count_invocations(&self) -> Result<Vec<(InvocationStatus, u64)>, StoreError> {
+        self.inner().count_invocations()
+    }
+
+    /// Number of journal entries stored, over all invocations.
+    pub fn journal_entries_stored(&self) -> Result<u64, StoreError> {
+        self.inner().journal_entries_stored()
+    }
+}
+
+/// The bodies behind [`Engine`]'s introspection, for the parts of the crate that hold only the
+/// engine's shared core (the HTTP admin API).
+impl EngineInner {
+    pub(crate) fn list_invocations(
+        &self,
+        filter: &InvocationFilter,
+    ) -> Result<Vec<InvocationInfo>, StoreError> {
+        let inner = self;
         let mut found = Vec::new();
         let limit = filter.limit.unwrap_or(usize::MAX);
         inner.store.scan_invocations(|id, record| {
@@ -168,9 +267,11 @@ impl Engine {
         Ok(found)
     }
 
-    /// One invocation's journal, or `None` if there is no such invocation.
-    pub fn journal(&self, id: InvocationId) -> Result<Option<Vec<JournalEntryInfo>>, StoreError> {
-        let Some((_, entries)) = self.inner().store.load(id.0)? else {
+    pub(crate) fn journal(
+        &self,
+        id: InvocationId,
+    ) -> Result<Option<Vec<JournalEntryInfo>>, StoreError> {
+        let Some((_, entries)) = self.store.load(id.0)? else {
             return Ok(None);
         };
         Ok(Some(
@@ -192,22 +293,31 @@ impl Engine {
         ))
     }
 
-    /// The committed state of an object or workflow instance: (key, JSON value), sorted by key.
-    pub fn object_state(
+    pub(crate) fn object_state(
         &self,
         service: &str,
         key: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.inner().store.state_all(&instance_key(service, key))
+        self.store.state_all(&instance_key(service, key))
     }
 
-    /// Number of durable timers stored: sleeps, delayed sends and scheduled purges.
-    pub fn timers_stored(&self) -> Result<u64, StoreError> {
-        self.inner().store.timers_len()
+    pub(crate) fn count_invocations(&self) -> Result<Vec<(InvocationStatus, u64)>, StoreError> {
+        let mut counts = InvocationStatus::ALL.map(|status| (status, 0));
+        self.store.scan_invocations(|id, record| {
+            let status = info_of(self, id, record).status;
+            if let Some((_, n)) = counts.iter_mut().find(|(s, _)| *s == status) {
+                *n += 1;
+            }
+            true
+        })?;
+        Ok(counts.to_vec())
     }
 
-    /// Number of journal entries stored, over all invocations.
-    pub fn journal_entries_stored(&self) -> Result<u64, StoreError> {
-        self.inner().store.journal_len()
+    pub(crate) fn timers_stored(&self) -> Result<u64, StoreError> {
+        self.store.timers_len()
+    }
+
+    pub(crate) fn journal_entries_stored(&self) -> Result<u64, StoreError> {
+        self.store.journal_len()
     }
 }

@@ -78,6 +78,7 @@
 //! * `store` — the redb file and its single writer (the only code that writes).
 //! * `invoker` — runs invocations: attempts, retries, suspension.
 //! * `timers` — fires durable timers by the engine's [`Clock`].
+//! * `http` (cargo feature `http`) — the Restate-compatible HTTP ingress and the admin API.
 //!
 //! See docs/architecture.md in the repository for the write path and recovery, step by step.
 //!
@@ -90,6 +91,8 @@ mod clock;
 pub mod context;
 mod engine;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod ids;
 mod introspect;
 mod invoker;

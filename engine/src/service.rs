@@ -299,6 +299,13 @@ impl Registry {
         Ok(handler.kind)
     }
 
+    /// The registered names, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.services.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// What kind of thing `name` is, if it is registered.
     pub(crate) fn kind_of(&self, name: &str) -> Option<ServiceKind> {
         self.services.get(name).map(|d| d.kind)

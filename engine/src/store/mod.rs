@@ -235,6 +235,17 @@ impl Store {
         Ok(workflows.get(instance)?.map(|g| g.value()))
     }
 
+    /// The invocation a request to `target` with idempotency key `key` maps to, if any.
+    pub(crate) fn idempotent_invocation(
+        &self,
+        target: &str,
+        key: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let idempotency = txn.open_table(IDEMPOTENCY)?;
+        Ok(idempotency.get((target, key))?.map(|g| g.value()))
+    }
+
     /// Number of rows in the journal table, for tests and statistics.
     pub(crate) fn journal_len(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;

@@ -1,0 +1,401 @@
+//! The ingress: any registered handler over HTTP, on Restate's paths and headers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+use percent_encoding::percent_decode_str;
+
+use crate::client::{Client, SendOptions};
+use crate::engine::Engine;
+use crate::http::reply::{self, ApiError, check_json, read_body, with_invocation_id};
+use crate::http::{HttpLimits, Request, Response, Routes};
+use crate::ids::{InvocationId, ServiceKind, Target, parse_awakeable_id};
+use crate::service::Workflow;
+
+/// The ingress's routes for `engine`: see docs/ingress.md.
+pub fn ingress(engine: &Engine, limits: &HttpLimits) -> Routes {
+    let ingress = Arc::new(Ingress {
+        client: engine.client(),
+        max_body: limits.max_body_bytes,
+    });
+    Arc::new(move |request| {
+        let ingress = ingress.clone();
+        Box::pin(async move {
+            let method = request.method().clone();
+            let path = request.uri().path().to_owned();
+            let response = ingress
+                .route(request)
+                .await
+                .unwrap_or_else(ApiError::into_response);
+            tracing::debug!(%method, %path, status = response.status().as_u16(), "ingress");
+            response
+        })
+    })
+}
+
+struct Ingress {
+    client: Client,
+    max_body: usize,
+}
+
+/// A request for a handler, as the path and query describe it.
+struct Invoke {
+    target: Target,
+    send: bool,
+}
+
+impl Ingress {
+    async fn route(&self, request: Request) -> Result<Response, ApiError> {
+        let path = request.uri().path().to_owned();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["restate", rest @ ..] => self.restate(request, rest).await,
+            [""] => Err(ApiError::not_found(
+                "no route for /; call /{service}/{handler} or /{object}/{key}/{handler}",
+            )),
+            [service, rest @ ..] => {
+                let invoke = self.parse_invoke(service, rest)?;
+                self.invoke(request, invoke).await
+            }
+            [] => Err(ApiError::not_found("no route")),
+        }
+    }
+
+    fn parse_invoke(&self, service: &str, rest: &[&str]) -> Result<Invoke, ApiError> {
+        let bad_path = || {
+            ApiError::bad_request(
+                "bad path, expected /{service}/{handler} or /{object}/{key}/{handler}, \
+                 optionally followed by /send",
+            )
+        };
+        let Some(kind) = self.client.service_kind(service) else {
+            return Err(ApiError::not_found(format!(
+                "service '{service}' not found"
+            )));
+        };
+        let (key, rest) = match kind {
+            ServiceKind::Service => (None, rest),
+            ServiceKind::VirtualObject | ServiceKind::Workflow => match rest.split_first() {
+                Some((key, rest)) => (Some(decode(key)?), rest),
+                None => return Err(bad_path()),
+            },
+        };
+        let (handler, send) = match rest {
+            [handler] => (*handler, false),
+            [handler, "send"] => (*handler, true),
+            _ => return Err(bad_path()),
+        };
+        let target = match key {
+            None => Target::service(service, handler),
+            Some(key) => keyed(service, key, handler),
+        };
+        Ok(Invoke { target, send })
+    }
+
+    async fn invoke(&self, request: Request, invoke: Invoke) -> Result<Response, ApiError> {
+        if request.method() != Method::POST && request.method() != Method::GET {
+            return Err(ApiError::method_not_allowed("POST"));
+        }
+        let is_workflow_run = self.client.service_kind(&invoke.target.service)
+            == Some(ServiceKind::Workflow)
+            && invoke.target.handler == Workflow::RUN;
+        let idempotency_key = match request.headers().get("idempotency-key") {
+            None => None,
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| ApiError::bad_request("the idempotency-key header is not text"))?
+                    .to_owned(),
+            ),
+        };
+        if is_workflow_run && idempotency_key.is_some() {
+            return Err(ApiError::bad_request(
+                "cannot use the idempotency key with a workflow's run handler: the workflow key \
+                 already makes it run once",
+            ));
+        }
+        let delay = query_param(&request, "delay")
+            .map(|value| parse_delay(&value))
+            .transpose()?;
+        if delay.is_some() && !invoke.send {
+            return Err(ApiError::bad_request(
+                "cannot use the delay query parameter with calls; use /send",
+            ));
+        }
+        let body = read_body(request, self.max_body).await?;
+        check_json(&body)?;
+        let options = SendOptions {
+            idempotency_key,
+            delay,
+        };
+        let accepted = self
+            .client
+            .submit_raw(invoke.target, body.to_vec(), options)
+            .await?;
+        if invoke.send {
+            let mut answer = serde_json::json!({
+                "invocationId": accepted.id.to_string(),
+                "status": if accepted.previously_accepted { "PreviouslyAccepted" } else { "Accepted" },
+            });
+            if let (Some(delay), false) = (delay, accepted.previously_accepted) {
+                answer["executionTime"] =
+                    humantime::format_rfc3339_millis(self.client.now() + delay)
+                        .to_string()
+                        .into();
+            }
+            let response = reply::json(StatusCode::ACCEPTED, &answer);
+            return Ok(with_invocation_id(response, accepted.id));
+        }
+        if is_workflow_run && accepted.previously_accepted {
+            let error = ApiError::new(409, "the workflow method was already invoked");
+            return Ok(with_invocation_id(error.into_response(), accepted.id));
+        }
+        Ok(self.attach(accepted.id).await)
+    }
+
+    /// The `/restate/…` routes.
+    async fn restate(&self, request: Request, rest: &[&str]) -> Result<Response, ApiError> {
+        match rest {
+            ["health"] => {
+                only(&request, &Method::GET)?;
+                let services = self.client.services();
+                Ok(reply::json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "services": services }),
+                ))
+            }
+            ["awakeables", id, operation] => {
+                only(&request, &Method::POST)?;
+                self.complete_awakeable(request, id, operation).await
+            }
+            ["awakeables", ..] => Err(ApiError::bad_request(
+                "bad path, expected /restate/awakeables/{id}/resolve or /reject",
+            )),
+            ["invocation", id, operation] => {
+                only(&request, &Method::GET)?;
+                let id: InvocationId = id
+                    .parse()
+                    .map_err(|e| ApiError::bad_request(format!("bad invocation id: {e}")))?;
+                self.attach_or_output(id, operation).await
+            }
+            ["invocation", service, handler, key, operation] => {
+                only(&request, &Method::GET)?;
+                let target = Target::service(*service, *handler);
+                let id = self.idempotent(&target, key)?;
+                self.attach_or_output(id, operation).await
+            }
+            ["invocation", object, object_key, handler, key, operation] => {
+                only(&request, &Method::GET)?;
+                let target = keyed(object, decode(object_key)?, handler);
+                let id = self.idempotent(&target, key)?;
+                self.attach_or_output(id, operation).await
+            }
+            ["workflow", name, key, operation] => {
+                only(&request, &Method::GET)?;
+                if self.client.service_kind(name) != Some(ServiceKind::Workflow) {
+                    return Err(ApiError::not_found(format!("workflow '{name}' not found")));
+                }
+                let id = self.client.workflow_invocation(name, &decode(key)?)?;
+                self.attach_or_output(id, operation).await
+            }
+            _ => Err(ApiError::not_found("no such route under /restate")),
+        }
+    }
+
+    fn idempotent(&self, target: &Target, key: &str) -> Result<InvocationId, ApiError> {
+        if self.client.service_kind(&target.service).is_none() {
+            return Err(ApiError::not_found(format!(
+                "service '{}' not found",
+                target.service
+            )));
+        }
+        Ok(self.client.idempotent_invocation(target, &decode(key)?)?)
+    }
+
+    async fn attach_or_output(
+        &self,
+        id: InvocationId,
+        operation: &str,
+    ) -> Result<Response, ApiError> {
+        match operation {
+            "attach" => Ok(self.attach(id).await),
+            "output" => match self.client.output_raw(id) {
+                Ok(Some(output)) => Ok(with_invocation_id(success(output), id)),
+                Ok(None) => Err(ApiError::new(
+                    reply::NOT_READY,
+                    "the invocation exists but has not completed yet",
+                )),
+                Err(error) => Ok(failure(error.into(), id)),
+            },
+            _ => Err(ApiError::not_found(
+                "no such route; use …/attach or …/output",
+            )),
+        }
+    }
+
+    /// Waits for the invocation's outcome and answers with it, as a call does.
+    async fn attach(&self, id: InvocationId) -> Response {
+        match self.client.attach_raw(id).await {
+            Ok(output) => with_invocation_id(success(output), id),
+            Err(error) => failure(error.into(), id),
+        }
+    }
+
+    async fn complete_awakeable(
+        &self,
+        request: Request,
+        id: &str,
+        operation: &str,
+    ) -> Result<Response, ApiError> {
+        if parse_awakeable_id(id).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "bad awakeable id '{id}': expected awk_ and 56 hex digits"
+            )));
+        }
+        if operation != "resolve" && operation != "reject" {
+            return Err(ApiError::not_found(
+                "no such route; use /restate/awakeables/{id}/resolve or /reject",
+            ));
+        }
+        let body = read_body(request, self.max_body).await?;
+        if operation == "resolve" {
+            check_json(&body)?;
+            self.client.resolve_awakeable_raw(id, body.to_vec()).await?;
+        } else {
+            let reason = String::from_utf8_lossy(&body);
+            self.client.reject_awakeable(id, &reason).await?;
+        }
+        Ok(reply::empty(StatusCode::ACCEPTED))
+    }
+}
+
+/// A successful outcome: 200 with the JSON output (`null` for no output).
+fn success(output: Vec<u8>) -> Response {
+    let output = if output.is_empty() {
+        b"null".to_vec()
+    } else {
+        output
+    };
+    reply::raw_json(StatusCode::OK, output)
+}
+
+/// A failed outcome: the error's code as the status, with the invocation id.
+fn failure(error: ApiError, id: InvocationId) -> Response {
+    with_invocation_id(error.into_response(), id)
+}
+
+/// Refuses any method but `method` with 405 and an `allow` header.
+fn only(request: &Request, method: &Method) -> Result<(), ApiError> {
+    if request.method() == method {
+        Ok(())
+    } else {
+        Err(ApiError::method_not_allowed(method.as_str()))
+    }
+}
+
+/// The target of a keyed handler (object or workflow).
+fn keyed(service: &str, key: String, handler: &str) -> Target {
+    Target {
+        service: service.to_owned(),
+        handler: handler.to_owned(),
+        key: Some(key),
+    }
+}
+
+/// A percent-decoded path segment.
+fn decode(segment: &str) -> Result<String, ApiError> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::bad_request(format!("path segment {segment:?} is not UTF-8")))
+}
+
+/// The value of query parameter `name` (matched without regard to case), decoded.
+fn query_param(request: &Request, name: &str) -> Option<String> {
+    let query = request.uri().query()?;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        key.eq_ignore_ascii_case(name).then(|| {
+            percent_decode_str(&value.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+/// Parses `?delay=`: a friendly duration (`10s`, `500ms`, `1h 30m`) or an ISO 8601 one
+/// (`PT10S`, `P1DT2H`).
+fn parse_delay(value: &str) -> Result<Duration, ApiError> {
+    let bad = |why: &str| {
+        ApiError::bad_request(format!(
+            "bad delay query parameter {value:?}: {why}; use e.g. 10s, 500ms, 1h 30m or PT10S"
+        ))
+    };
+    let trimmed = value.trim();
+    if let Some(iso) = trimmed
+        .strip_prefix('P')
+        .or_else(|| trimmed.strip_prefix('p'))
+    {
+        return parse_iso8601(iso).ok_or_else(|| bad("not an ISO 8601 duration"));
+    }
+    humantime::parse_duration(trimmed).map_err(|e| bad(&e.to_string()))
+}
+
+/// The part of an ISO 8601 duration after `P`: days, then `T` and hours, minutes, seconds
+/// (fractions allowed on seconds). Years, months and weeks have no fixed length and are refused.
+fn parse_iso8601(rest: &str) -> Option<Duration> {
+    let (date, time) = match rest.split_once(['T', 't']) {
+        Some((date, time)) => (date, Some(time)),
+        None => (rest, None),
+    };
+    let mut total = Duration::ZERO;
+    let mut any = false;
+    let mut add = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' || c == ',' {
+                number.push(if c == ',' { '.' } else { c });
+                continue;
+            }
+            let seconds = units
+                .iter()
+                .find(|(unit, _)| unit.eq_ignore_ascii_case(&c))?
+                .1;
+            let value: f64 = number.parse().ok()?;
+            total = total.checked_add(Duration::try_from_secs_f64(value * seconds).ok()?)?;
+            number.clear();
+            any = true;
+        }
+        number.is_empty().then_some(())
+    };
+    add(date, &[('D', 86_400.0)])?;
+    if let Some(time) = time {
+        if time.is_empty() {
+            return None;
+        }
+        add(time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)])?;
+    }
+    any.then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_in_both_notations() {
+        let ok = |s: &str| parse_delay(s).ok();
+        assert_eq!(ok("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(ok("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(ok("1h 30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(ok("PT10S"), Some(Duration::from_secs(10)));
+        assert_eq!(ok("PT1.5S"), Some(Duration::from_millis(1500)));
+        assert_eq!(ok("P1DT2H"), Some(Duration::from_secs(93_600)));
+        assert_eq!(ok("PT"), None);
+        assert_eq!(ok("P"), None);
+        assert_eq!(ok("P1M"), None, "months have no fixed length");
+        assert_eq!(ok("1000"), None, "a number needs a unit");
+        assert_eq!(ok("soon"), None);
+    }
+}

@@ -1,0 +1,162 @@
+//! Building responses, reading bodies within limits, and errors as JSON.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full, LengthLimitError, Limited};
+use hyper::StatusCode;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+
+use crate::error::{CallError, StoreError};
+use crate::http::{Body, Request, Response};
+use crate::ids::InvocationId;
+
+/// The response header that carries the invocation id, as in Restate.
+pub(crate) const INVOCATION_ID_HEADER: &str = "x-restate-id";
+
+/// Restate's status for "the invocation exists but has not completed yet".
+pub(crate) const NOT_READY: u16 = 470;
+
+/// An error answered as `{"code": …, "message": …}` with a matching HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status, and the `code` field of the body.
+    pub status: u16,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `status` and `message`.
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 400 Bad Request.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, message)
+    }
+
+    /// 404 Not Found.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, message)
+    }
+
+    /// 405 Method Not Allowed.
+    pub fn method_not_allowed(allowed: &str) -> Self {
+        Self::new(405, format!("method not allowed; use {allowed}"))
+    }
+
+    /// The response: the status (500 if it is not a valid HTTP status) and a JSON body.
+    pub fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({ "code": self.status, "message": self.message });
+        json(status, &body)
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(error: CallError) -> Self {
+        let status = match &error {
+            CallError::Failed(terminal) => return Self::new(terminal.code(), terminal.message()),
+            CallError::UnknownTarget(_)
+            | CallError::UnknownInvocation(_)
+            | CallError::UnknownAwakeable(_)
+            | CallError::UnknownWorkflow(_) => 404,
+            CallError::BadKey(_) | CallError::BadInput(_) | CallError::Codec(_) => 400,
+            CallError::Conflict(_) | CallError::AlreadyCompleted(_) => 409,
+            CallError::NotFinished(_) => NOT_READY,
+            CallError::Store(StoreError::ShutDown | StoreError::ReadOnly) => 503,
+            CallError::Store(_) => 500,
+        };
+        Self::new(status, error.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        CallError::Store(error).into()
+    }
+}
+
+/// A response with a JSON body.
+pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    // Serializing a `serde_json::Value` or a plain struct cannot fail; an empty object is the
+    // fallback all the same.
+    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    raw_json(status, bytes)
+}
+
+/// A response whose body is already JSON.
+pub(crate) fn raw_json(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut response = hyper::Response::new(full(bytes));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A response with no body.
+pub(crate) fn empty(status: StatusCode) -> Response {
+    let mut response =
+        hyper::Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+    *response.status_mut() = status;
+    response
+}
+
+/// A plain-text response.
+pub(crate) fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = hyper::Response::new(full(body.into_bytes()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn full(bytes: Vec<u8>) -> Body {
+    Full::new(Bytes::from(bytes))
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Adds the `x-restate-id` header.
+pub(crate) fn with_invocation_id(mut response: Response, id: InvocationId) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+        response.headers_mut().insert(INVOCATION_ID_HEADER, value);
+    }
+    response
+}
+
+/// Reads a request's body, refusing more than `max` bytes with 413 — at once when the
+/// `content-length` header announces it, otherwise as soon as the limit is crossed.
+pub async fn read_body(request: Request, max: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::new(413, format!("the request body exceeds {max} bytes"));
+    let announced = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(request.into_body(), max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(error) => Err(ApiError::bad_request(format!(
+            "cannot read the request body: {error}"
+        ))),
+    }
+}
+
+/// Checks that `body` is JSON (an empty body counts as `null`), naming the problem if not.
+pub(crate) fn check_json(body: &[u8]) -> Result<(), ApiError> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(drop)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
