@@ -1,29 +1,38 @@
-//! `zeroapp`: opens the engine on the data folder and keeps it running until Ctrl-C.
-//!
-//! The storefront, the ingress and the admin API arrive with their own issues.
+//! `zeroapp`: the server (`serve`, the default) and an offline look into a data folder
+//! (`inspect`).
 
-use std::path::PathBuf;
+mod cli;
+mod inspect;
+mod serve;
 
-use zeroapp_engine::Engine;
+use clap::Parser;
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let data_dir =
-        std::env::var_os("ZEROAPP_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from);
-    let engine = zeroapp_app::register(Engine::builder())
-        .open(&data_dir)
-        .await?;
-    println!(
-        "zeroapp: engine open on {} (press Ctrl-C to stop)",
-        data_dir.join(zeroapp_engine::DATA_FILE).display()
-    );
-    tokio::signal::ctrl_c().await?;
-    engine.shutdown().await;
-    println!("zeroapp: stopped");
-    Ok(())
+use crate::cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("zeroapp: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Inspect(args) => inspect::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("zeroapp: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,78 @@
+//! The command line: flags, each with a matching environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// ZeroApp: an order-fulfillment storefront on an embedded durable-execution engine.
+#[derive(Debug, Parser)]
+#[command(name = "zeroapp", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The flags of `serve`, accepted without the subcommand too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: the storefront, the Restate-compatible ingress and the admin API.
+    Serve(ServeArgs),
+    /// Look into a data folder that no server is using: list invocations, show a journal.
+    Inspect(InspectArgs),
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The data folder: the engine's journal lives here.
+    #[arg(long, env = "ZEROAPP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Where the storefront listens.
+    #[arg(long, env = "ZEROAPP_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Where the Restate-compatible HTTP ingress listens.
+    #[arg(long, env = "ZEROAPP_INGRESS_ADDR", default_value = "127.0.0.1:9080")]
+    pub ingress_addr: SocketAddr,
+    /// Where the admin API (invocations, journals, cancel/kill/purge, /metrics) listens.
+    #[arg(long, env = "ZEROAPP_ADMIN_ADDR", default_value = "127.0.0.1:9070")]
+    pub admin_addr: SocketAddr,
+    /// Log filter when RUST_LOG is not set: error, warn, info, debug, trace, or directives
+    /// such as `info,zeroapp_engine=debug`.
+    #[arg(long, env = "ZEROAPP_LOG", default_value = "info")]
+    pub log_level: String,
+    /// Request bodies larger than this many bytes are refused with 413.
+    #[arg(long, env = "ZEROAPP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Open connections allowed per listener; more are answered 503.
+    #[arg(long, env = "ZEROAPP_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// How long requests in flight may take to finish at shutdown (e.g. 10s, 500ms).
+    #[arg(long, env = "ZEROAPP_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// Flags of `inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The data folder to look into.
+    #[arg(long, env = "ZEROAPP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Show this invocation and its journal instead of the list.
+    pub invocation: Option<String>,
+    /// List only invocations with this status (pending, scheduled, running, backing-off,
+    /// suspended, completed, failed).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// List only invocations of this service, object or workflow.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// List at most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
