@@ -8,6 +8,7 @@ use percent_encoding::percent_decode_str;
 
 use crate::client::{Client, SendOptions};
 use crate::engine::Engine;
+use crate::error::CallError;
 use crate::http::reply::{self, ApiError, check_json, read_body, with_invocation_id};
 use crate::http::{HttpLimits, Request, Response, Routes};
 use crate::ids::{InvocationId, ServiceKind, Target, parse_awakeable_id};
@@ -226,7 +227,7 @@ impl Ingress {
                     reply::NOT_READY,
                     "the invocation exists but has not completed yet",
                 )),
-                Err(error) => Ok(failure(error.into(), id)),
+                Err(error) => Ok(failure(error, id)),
             },
             _ => Err(ApiError::not_found(
                 "no such route; use …/attach or …/output",
@@ -238,7 +239,7 @@ impl Ingress {
     async fn attach(&self, id: InvocationId) -> Response {
         match self.client.attach_raw(id).await {
             Ok(output) => with_invocation_id(success(output), id),
-            Err(error) => failure(error.into(), id),
+            Err(error) => failure(error, id),
         }
     }
 
@@ -280,9 +281,16 @@ fn success(output: Vec<u8>) -> Response {
     reply::raw_json(StatusCode::OK, output)
 }
 
-/// A failed outcome: the error's code as the status, with the invocation id.
-fn failure(error: ApiError, id: InvocationId) -> Response {
-    with_invocation_id(error.into_response(), id)
+/// A failed outcome: the error's code as the status, with the invocation id if there is such
+/// an invocation.
+fn failure(error: CallError, id: InvocationId) -> Response {
+    let unknown = matches!(error, CallError::UnknownInvocation(_));
+    let response = ApiError::from(error).into_response();
+    if unknown {
+        response
+    } else {
+        with_invocation_id(response, id)
+    }
 }
 
 /// Refuses any method but `method` with 405 and an `allow` header.

@@ -160,3 +160,21 @@ pub(crate) fn check_json(body: &[u8]) -> Result<(), ApiError> {
         .map(drop)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_json;
+
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        // Valid JSON, checked without recursion; decoding it into a handler's input type then
+        // fails at serde_json's recursion limit (128) with a 400.
+        let deep = format!("{}1{}", "[".repeat(1 << 20), "]".repeat(1 << 20));
+        assert!(check_json(deep.as_bytes()).is_ok());
+        assert!(check_json(&deep.as_bytes()[1..]).is_err());
+        assert!(check_json(b"[[1]]").is_ok());
+        assert!(check_json(b"").is_ok());
+        let message = check_json(b"{\"a\": ").unwrap_err().message;
+        assert!(message.contains("not valid JSON"), "{message}");
+    }
+}

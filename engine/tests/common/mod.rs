@@ -1,6 +1,8 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
+#[cfg(feature = "http")]
+pub mod http;
 pub mod process;
 
 use std::path::Path;
