@@ -1,0 +1,152 @@
+//! The `zeroapp` binary as a user runs it: `serve` on random ports until SIGTERM, `inspect` on
+//! the folder it left, and clear errors for bad flags and a folder in use.
+
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn zeroapp() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_zeroapp"));
+    command.env_remove("RUST_LOG").env("ZEROAPP_LOG", "warn");
+    command
+}
+
+struct Serving {
+    child: Child,
+    ingress: String,
+    admin: String,
+}
+
+/// Starts `zeroapp` (no subcommand: `serve` is the default) on random ports.
+fn serve(data: &Path) -> Serving {
+    let mut child = zeroapp()
+        .args([
+            "--ingress-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+        ])
+        .env("ZEROAPP_DATA_DIR", data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut ingress, mut admin) = (None, None);
+    while ingress.is_none() || admin.is_none() {
+        let line = lines
+            .next()
+            .expect("zeroapp exited before listening")
+            .unwrap();
+        let addr = line.rsplit("http://").next().unwrap().to_owned();
+        if line.contains("ingress listening") {
+            ingress = Some(addr);
+        } else if line.contains("admin listening") {
+            admin = Some(addr);
+        }
+    }
+    // Keep reading stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Serving {
+        child,
+        ingress: ingress.unwrap(),
+        admin: admin.unwrap(),
+    }
+}
+
+/// A GET over a fresh connection: (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "zeroapp did not stop within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().unwrap()
+}
+
+#[test]
+fn serves_until_sigterm_then_inspect_reads_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = serve(&data);
+
+    let (status, body) = get(&server.ingress, "/restate/health");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"services\""), "{body}");
+    let (status, body) = get(&server.admin, "/health");
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, body) = get(&server.admin, "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("zeroapp_writer_commits_total"), "{body}");
+    let (status, _) = get(&server.ingress, "/NoSuchService/handler");
+    assert_eq!(status, 404);
+
+    // The folder is in use: inspect refuses it with a clear message.
+    let busy = run(zeroapp().args(["inspect", "--data-dir"]).arg(&data));
+    assert!(!busy.status.success());
+    let message = String::from_utf8_lossy(&busy.stderr);
+    assert!(message.contains("in use"), "{message}");
+
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_with_timeout(&mut server.child, Duration::from_secs(15));
+    assert!(status.success(), "zeroapp exited with {status}");
+
+    let listed = run(zeroapp().args(["inspect", "--data-dir"]).arg(&data));
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(stdout.contains("0 invocation(s)"), "{stdout}");
+    let missing = run(zeroapp()
+        .args(["inspect", "--data-dir"])
+        .arg(dir.path().join("nowhere")));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no data file"));
+    let unknown = run(zeroapp()
+        .args(["inspect", "inv_0000000000000001", "--data-dir"])
+        .arg(&data));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no invocation"));
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_message() {
+    let out = run(zeroapp().args(["--ingress-addr", "not-an-address"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ingress-addr"));
+    let out = run(zeroapp().args(["--shutdown-grace", "forever"]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(zeroapp().args(["inspect", "--status", "sleepy", "--data-dir", "."]));
+    assert!(!out.status.success());
+}
