@@ -148,7 +148,7 @@ async fn retryable_errors_and_panics_are_retried_by_replay_without_rerunning_fin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_is_a_terminal_error_naming_the_handler() {
+async fn bad_input_is_refused_naming_the_handler_before_anything_is_written() {
     let service =
         Service::new("Typed").handler("double", |_ctx: Context, n: u32| async move { Ok(n * 2) });
     let dir = tempfile::tempdir().unwrap();
@@ -158,15 +158,24 @@ async fn bad_input_is_a_terminal_error_naming_the_handler() {
         .call::<_, u32>(Target::service("Typed", "double"), &"not a number")
         .await
         .unwrap_err();
-    let terminal = error.as_terminal().expect("terminal");
-    assert_eq!(terminal.code(), 400);
-    assert!(terminal.message().contains("Typed/double"), "{terminal}");
-    let raw = client
+    assert!(
+        matches!(&error, CallError::BadInput(m) if m.contains("Typed/double")),
+        "{error}"
+    );
+    let error = client
         .send_raw(Target::service("Typed", "double"), b"{not json".to_vec())
         .await
+        .unwrap_err();
+    assert!(matches!(error, CallError::BadInput(_)), "{error}");
+    let stored = engine
+        .list_invocations(&zeroapp_engine::InvocationFilter::default())
         .unwrap();
-    let error = client.attach::<u32>(raw).await.unwrap_err();
-    assert_eq!(error.as_terminal().map(TerminalError::code), Some(400));
+    assert!(stored.is_empty(), "{stored:?}");
+    let doubled: u32 = client
+        .call(Target::service("Typed", "double"), &21)
+        .await
+        .unwrap();
+    assert_eq!(doubled, 42);
     engine.shutdown().await;
 }
 
