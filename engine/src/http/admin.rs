@@ -4,14 +4,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use hyper::{Method, StatusCode};
-use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 
 use crate::client::Client;
 use crate::engine::{Engine, EngineInner};
 use crate::error::{CallError, TerminalError};
 use crate::http::reply::{self, ApiError};
-use crate::http::{Request, Response, Routes, metrics};
+use crate::http::{Request, Response, Routes, decode, metrics, query_pairs};
 use crate::ids::InvocationId;
 use crate::introspect::{InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo};
 
@@ -159,25 +158,6 @@ async fn blocking<T: Send + 'static>(
 fn parse_id(id: &str) -> Result<InvocationId, ApiError> {
     id.parse()
         .map_err(|e| ApiError::bad_request(format!("bad invocation id: {e}")))
-}
-
-fn decode(segment: &str) -> Result<String, ApiError> {
-    percent_decode_str(segment)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| ApiError::bad_request(format!("path segment {segment:?} is not UTF-8")))
-}
-
-fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            percent_decode_str(&s.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        (decode(key), decode(value))
-    })
 }
 
 /// `?status=&service=&key=&limit=` as a filter; unknown parameters are refused.

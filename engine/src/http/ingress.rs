@@ -4,13 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::{Method, StatusCode};
-use percent_encoding::percent_decode_str;
 
 use crate::client::{Client, SendOptions};
 use crate::engine::Engine;
 use crate::error::CallError;
 use crate::http::reply::{self, ApiError, check_json, read_body, with_invocation_id};
-use crate::http::{HttpLimits, Request, Response, Routes};
+use crate::http::{HttpLimits, Request, Response, Routes, decode, query_pairs};
 use crate::ids::{InvocationId, ServiceKind, Target, parse_awakeable_id};
 use crate::service::Workflow;
 
@@ -311,25 +310,11 @@ fn keyed(service: &str, key: String, handler: &str) -> Target {
     }
 }
 
-/// A percent-decoded path segment.
-fn decode(segment: &str) -> Result<String, ApiError> {
-    percent_decode_str(segment)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| ApiError::bad_request(format!("path segment {segment:?} is not UTF-8")))
-}
-
-/// The value of query parameter `name` (matched without regard to case), decoded.
+/// The value of query parameter `name` (matched without regard to case).
 fn query_param(request: &Request, name: &str) -> Option<String> {
-    let query = request.uri().query()?;
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        key.eq_ignore_ascii_case(name).then(|| {
-            percent_decode_str(&value.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-    })
+    query_pairs(request.uri().query()?)
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value)
 }
 
 /// Parses `?delay=`: a friendly duration (`10s`, `500ms`, `1h 30m`) or an ISO 8601 one

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
 
 pub use crate::http::admin::admin;
 pub use crate::http::ingress::ingress;
@@ -48,6 +49,27 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// Something that answers requests: the ingress, the admin API, or an application's own pages.
 pub type Routes = Arc<dyn Fn(Request) -> ResponseFuture + Send + Sync>;
+
+/// A percent-decoded path segment, or 400 if it is not UTF-8.
+pub(crate) fn decode(segment: &str) -> Result<String, ApiError> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::bad_request(format!("path segment {segment:?} is not UTF-8")))
+}
+
+/// The (key, value) pairs of a query string, percent-decoded, `+` read as a space.
+pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        (decode(key), decode(value))
+    })
+}
 
 /// Limits that keep one client from exhausting the server.
 #[derive(Debug, Clone)]
