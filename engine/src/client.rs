@@ -393,6 +393,7 @@ impl Client {
     }
 
     /// The engine clock's time.
+    #[cfg(feature = "http")]
     pub(crate) fn now(&self) -> std::time::SystemTime {
         crate::clock::to_system_time(self.engine.clock.now_ms())
     }

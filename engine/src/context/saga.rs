@@ -8,10 +8,19 @@ use std::time::Duration;
 use super::ContextBase;
 use super::InvocationCore;
 use crate::error::{HandlerError, TerminalError};
+use crate::ids::Target;
 use crate::retry::RetryPolicy;
 
-type Compensation =
+type Undo =
     Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>> + Send>;
+
+/// How a compensation undoes its step.
+enum Compensation {
+    /// A closure, run as a durable `run` step.
+    Run(Undo),
+    /// A durable call to another handler (its input already JSON, or the encoding error).
+    Call(Target, Result<Vec<u8>, serde_json::Error>),
+}
 
 /// Compensations for the steps a handler has taken, run in reverse (LIFO) order on a terminal
 /// failure or a cancellation.
@@ -70,8 +79,19 @@ impl Saga {
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let boxed: Compensation = Box::new(move || Box::pin(undo()));
-        self.compensations.push((name.to_owned(), boxed));
+        let boxed: Undo = Box::new(move || Box::pin(undo()));
+        self.compensations
+            .push((name.to_owned(), Compensation::Run(boxed)));
+    }
+
+    /// Registers a compensation that calls another handler (a durable call, journaled like
+    /// [`ContextBase::call`]): for undoing through a service that owns the effect, such as
+    /// cancelling a shipment through the shipping service. The callee's failure counts as the
+    /// compensation failing; the callee's own retries are its business.
+    pub fn compensate_call<I: serde::Serialize>(&mut self, name: &str, target: Target, input: &I) {
+        let input = serde_json::to_vec(input);
+        self.compensations
+            .push((name.to_owned(), Compensation::Call(target, input)));
     }
 
     /// The names of the registered compensations, in registration order.
@@ -83,12 +103,22 @@ impl Saga {
     /// after its retries.
     pub async fn compensate_all(self) -> Result<(), TerminalError> {
         let mut failed = Vec::new();
-        for (name, undo) in self.compensations.into_iter().rev() {
-            let step = self
-                .core
-                .clone()
-                .run(name.clone(), self.policy.clone(), undo);
-            if let Err(error) = step.await {
+        for (name, compensation) in self.compensations.into_iter().rev() {
+            let outcome = match compensation {
+                Compensation::Run(undo) => {
+                    self.core
+                        .clone()
+                        .run(name.clone(), self.policy.clone(), undo)
+                        .await
+                }
+                Compensation::Call(target, input) => self
+                    .core
+                    .clone()
+                    .call::<serde::de::IgnoredAny>(target, input)
+                    .await
+                    .map(drop),
+            };
+            if let Err(error) = outcome {
                 tracing::error!(compensation = %name, %error, "compensation failed");
                 failed.push(format!("{name:?} ({})", error.message()));
             }
