@@ -1,11 +1,180 @@
-//! The order-fulfillment domain: services, objects and workflows registered with the engine.
+//! The order-fulfillment domain on the engine's public API.
 //!
-//! The domain arrives with its own issue; for now this crate only names what the storefront
-//! registers, so that the binary and the workspace layout are in place.
+//! * [`shipping`] — `ShippingService`: ships with a simulated carrier (retried), cancels.
+//! * [`session`] — `UserSession`, a virtual object per user: the basket and checkout, which
+//!   waits on a payment awakeable.
+//! * [`payment`] — `PaymentGateway`, the payment-gateway simulator: pending requests, pay,
+//!   decline, auto-pay.
+//! * [`fulfillment`] — `OrderFulfillment`, a workflow per order: reserve stock, wait for the
+//!   admin's approval (with a deadline), ship, wait for delivery; compensations in reverse order.
+//! * [`db`] — the reference data and the domain's tables in SQLite; [`notify`] — live
+//!   notifications.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use zeroapp_app::{App, AppConfig};
+//! use zeroapp_engine::Engine;
+//!
+//! let app = App::open("./data".as_ref(), AppConfig::default()).await?;
+//! let engine = app.register(Engine::builder()).open("./data").await?;
+//! app.attach(&engine);
+//! # Ok(())
+//! # }
+//! ```
 
-use zeroapp_engine::EngineBuilder;
+pub mod db;
+pub mod error;
+mod events;
+pub mod fulfillment;
+pub mod notify;
+pub mod payment;
+pub mod session;
+pub mod shipping;
+pub mod status;
 
-/// Registers the domain's services with an engine builder.
-pub fn register(builder: EngineBuilder) -> EngineBuilder {
-    builder
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use zeroapp_engine::{
+    Client, Clock, Engine, EngineBuilder, HandlerError, SystemClock, TerminalError,
+};
+
+use crate::db::{Db, DbError};
+use crate::notify::Notifier;
+
+/// The SQLite file in the data folder.
+pub const DATABASE_FILE: &str = "app.sqlite";
+
+/// Settings of the domain.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// The share of carrier calls that fail transiently (0.0 to 1.0).
+    pub shipping_failure_rate: f64,
+    /// How long an order waits for the admin's decision; then it is rejected.
+    pub approval_deadline: Duration,
+    /// How long a shipped order takes to be delivered.
+    pub delivery_delay: Duration,
+    /// Whether the payment simulator pays every request by itself.
+    pub auto_pay: bool,
+    /// Whether orders are approved without an admin (for load tests).
+    pub auto_approve: bool,
+    /// The largest quantity of one product in a basket.
+    pub max_quantity: u32,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            shipping_failure_rate: 0.2,
+            approval_deadline: Duration::from_secs(24 * 60 * 60),
+            delivery_delay: Duration::from_secs(5),
+            auto_pay: false,
+            auto_approve: false,
+            max_quantity: 99,
+        }
+    }
+}
+
+/// The domain: its database, its notifications, its settings. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) inner: Arc<AppInner>,
+}
+
+pub(crate) struct AppInner {
+    db: Db,
+    notifier: Notifier,
+    config: AppConfig,
+    auto_pay: AtomicBool,
+    pub(crate) carrier: Arc<shipping::Carrier>,
+    client: OnceLock<Client>,
+}
+
+impl App {
+    /// Opens (or creates) the domain's database in `dir`, applying migrations.
+    pub async fn open(dir: &Path, config: AppConfig) -> Result<App, DbError> {
+        std::fs::create_dir_all(dir).map_err(|e| DbError::Open {
+            path: dir.to_owned(),
+            message: e.to_string(),
+        })?;
+        let db = Db::open(&dir.join(DATABASE_FILE)).await?;
+        Ok(App {
+            inner: Arc::new(AppInner {
+                db,
+                notifier: Notifier::default(),
+                auto_pay: AtomicBool::new(config.auto_pay),
+                config,
+                carrier: Arc::default(),
+                client: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// Registers the domain's services, objects and workflow.
+    pub fn register(&self, builder: EngineBuilder) -> EngineBuilder {
+        builder
+            .register(shipping::service(self))
+            .register(session::object(self))
+            .register(payment::service(self))
+            .register(fulfillment::workflow(self))
+    }
+
+    /// Connects the domain to its opened engine, for what starts invocations from outside
+    /// handlers (the payment simulator's buttons, approvals).
+    pub fn attach(&self, engine: &Engine) {
+        let _ = self.inner.client.set(engine.client());
+    }
+
+    /// The engine's client, once [`App::attach`] was called.
+    pub fn client(&self) -> Option<&Client> {
+        self.inner.client.get()
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// Live notifications.
+    pub fn notifier(&self) -> &Notifier {
+        &self.inner.notifier
+    }
+
+    /// The settings the domain was opened with.
+    pub fn config(&self) -> &AppConfig {
+        &self.inner.config
+    }
+
+    /// Whether the payment simulator pays requests by itself.
+    pub fn auto_pay(&self) -> bool {
+        self.inner.auto_pay.load(Ordering::Relaxed)
+    }
+
+    /// Switches the payment simulator's auto-pay mode.
+    pub fn set_auto_pay(&self, on: bool) {
+        self.inner.auto_pay.store(on, Ordering::Relaxed);
+    }
+}
+
+/// Wall-clock milliseconds, for timestamps written inside `run` steps.
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(SystemClock.now_ms()).unwrap_or(i64::MAX)
+}
+
+/// A database error inside a step: refusals by the data are terminal (with an HTTP-like code),
+/// failures of the database are retried.
+pub(crate) fn step_error(error: DbError) -> HandlerError {
+    if error.is_terminal() {
+        let code = match &error {
+            DbError::NotFound { .. } => 404,
+            DbError::OutOfStock { .. } | DbError::AlreadyDecided { .. } => 409,
+            DbError::Invalid(_) => 400,
+            _ => 500,
+        };
+        TerminalError::with_code(code, error.to_string()).into()
+    } else {
+        HandlerError::retryable(error.to_string())
+    }
 }

@@ -55,6 +55,35 @@ pub struct ServeArgs {
     /// How long requests in flight may take to finish at shutdown (e.g. 10s, 500ms).
     #[arg(long, env = "ZEROAPP_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// The payment simulator pays every request by itself.
+    #[arg(long, env = "ZEROAPP_AUTO_PAY")]
+    pub auto_pay: bool,
+    /// Orders are approved without an admin (for load tests).
+    #[arg(long, env = "ZEROAPP_AUTO_APPROVE")]
+    pub auto_approve: bool,
+    /// How long an order waits for an admin's decision before it is rejected.
+    #[arg(long, env = "ZEROAPP_APPROVAL_DEADLINE", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub approval_deadline: Duration,
+    /// How long a shipped order takes to be delivered.
+    #[arg(long, env = "ZEROAPP_DELIVERY_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub delivery_delay: Duration,
+    /// The share of calls to the simulated carrier that fail transiently (0 to 1).
+    #[arg(long, env = "ZEROAPP_SHIPPING_FAILURE_RATE", default_value_t = 0.2)]
+    pub shipping_failure_rate: f64,
+}
+
+impl ServeArgs {
+    /// The domain's settings from these flags.
+    pub fn app_config(&self) -> zeroapp_app::AppConfig {
+        zeroapp_app::AppConfig {
+            shipping_failure_rate: self.shipping_failure_rate.clamp(0.0, 1.0),
+            approval_deadline: self.approval_deadline,
+            delivery_delay: self.delivery_delay,
+            auto_pay: self.auto_pay,
+            auto_approve: self.auto_approve,
+            ..zeroapp_app::AppConfig::default()
+        }
+    }
 }
 
 /// Flags of `inspect`.

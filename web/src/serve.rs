@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use zeroapp_app::App;
 use zeroapp_engine::Engine;
 use zeroapp_engine::http::{self, HttpLimits, Routes};
 
@@ -13,10 +14,20 @@ use crate::cli::ServeArgs;
 /// requests in flight finish (bounded), flush the engine's writer.
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     init_logging(&args.log_level);
-    let engine = zeroapp_app::register(Engine::builder())
+    let app = App::open(&args.data_dir, args.app_config())
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot open the app's database in {}: {e}",
+                args.data_dir.display()
+            )
+        })?;
+    let engine = app
+        .register(Engine::builder())
         .open(&args.data_dir)
         .await
         .map_err(|e| format!("cannot open the engine in {}: {e}", args.data_dir.display()))?;
+    app.attach(&engine);
     let limits = HttpLimits {
         max_body_bytes: args.max_body_bytes,
         max_connections: args.max_connections,

@@ -1,0 +1,122 @@
+//! ShippingService: ships an order with a simulated carrier, and cancels shipments.
+//!
+//! The carrier is simulated in-process: it refuses orders whose id contains `FAIL_SHIP`, fails
+//! transiently at a configurable rate (and always on the first two attempts for order ids
+//! containing `FLAKY_SHIP`, so tests can count retries), and records each shipment in SQLite by
+//! order id, which makes a retried request return the shipment it already made.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use zeroapp_engine::prelude::*;
+
+use crate::db::shipments;
+use crate::error::DomainError;
+use crate::{App, now_ms, step_error};
+
+/// The service's name.
+pub const NAME: &str = "ShippingService";
+
+/// What `initiate_shipment` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentInfo {
+    /// The carrier that took the parcel.
+    pub carrier: String,
+    /// Its tracking number.
+    pub tracking_number: String,
+    /// How many calls to the carrier it took.
+    pub attempts: u32,
+}
+
+/// The simulated carrier: counts attempts per order (for display and for `FLAKY_SHIP`).
+#[derive(Default)]
+pub(crate) struct Carrier {
+    attempts: Mutex<HashMap<String, u32>>,
+}
+
+impl Carrier {
+    fn attempt(&self, order_id: &str) -> u32 {
+        let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = attempts.entry(order_id.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    }
+}
+
+/// The retry policy of the carrier call: quick first retries, then up to 2 s apart, 12 tries.
+fn carrier_policy() -> RetryPolicy {
+    RetryPolicy::exponential(Duration::from_millis(20))
+        .max_delay(Duration::from_secs(2))
+        .max_attempts(12)
+}
+
+/// The service definition.
+pub(crate) fn service(app: &App) -> Service {
+    let ship = app.clone();
+    let cancel = app.clone();
+    Service::new(NAME)
+        .handler(
+            "initiate_shipment",
+            move |ctx: Context, order_id: String| initiate(ship.clone(), ctx, order_id),
+        )
+        .handler("cancel_shipment", move |ctx: Context, order_id: String| {
+            cancel_shipment(cancel.clone(), ctx, order_id)
+        })
+}
+
+async fn initiate(app: App, ctx: Context, order_id: String) -> Result<ShipmentInfo, HandlerError> {
+    let info = ctx
+        .run_with("carrier: ship", carrier_policy(), move || {
+            let app = app.clone();
+            let order_id = order_id.clone();
+            async move { ship_with_carrier(&app, order_id).await }
+        })
+        .await?;
+    Ok(info)
+}
+
+/// One call to the simulated carrier.
+async fn ship_with_carrier(app: &App, order_id: String) -> Result<ShipmentInfo, HandlerError> {
+    let carrier: &Arc<Carrier> = &app.inner.carrier;
+    let attempts = carrier.attempt(&order_id);
+    if order_id.contains("FAIL_SHIP") {
+        return Err(TerminalError::from(DomainError::ShipmentRefused(format!(
+            "the carrier does not ship order {order_id}"
+        )))
+        .into());
+    }
+    let flaky = order_id.contains("FLAKY_SHIP") && attempts <= 2;
+    if flaky || rand::random::<f64>() < app.config().shipping_failure_rate {
+        return Err(HandlerError::retryable(format!(
+            "the carrier is unavailable (attempt {attempts})"
+        )));
+    }
+    let tracking = format!("ZA{:010}", rand::random::<u32>());
+    let shipment = app
+        .db()
+        .call(move |conn| shipments::create(conn, &order_id, "ZeroPost", &tracking, now_ms()))
+        .await
+        .map_err(step_error)?;
+    Ok(ShipmentInfo {
+        carrier: shipment.carrier,
+        tracking_number: shipment.tracking_number,
+        attempts,
+    })
+}
+
+async fn cancel_shipment(app: App, ctx: Context, order_id: String) -> Result<bool, HandlerError> {
+    let cancelled = ctx
+        .run("carrier: cancel", move || {
+            let db = app.db().clone();
+            let order_id = order_id.clone();
+            async move {
+                db.call(move |conn| shipments::cancel(conn, &order_id, now_ms()))
+                    .await
+                    .map_err(step_error)
+            }
+        })
+        .await?;
+    Ok(cancelled)
+}

@@ -1,0 +1,500 @@
+//! The order-fulfillment flow end to end, against a real SQLite file and a real engine data file:
+//! the happy path to delivery, a declined payment, an admin rejection, a carrier refusal,
+//! transient carrier failures, repeated checkouts, an expired approval deadline, bad input, and
+//! many concurrent orders.
+
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+
+use std::time::{Duration, Instant};
+
+use zeroapp_app::db::{catalog, notifications, orders, payments, shipments, stock};
+use zeroapp_app::fulfillment::{self, Progress, StepState};
+use zeroapp_app::payment::{self, Decline};
+use zeroapp_app::session::{self, AddItem, BasketLine, Checkout, CheckoutSummary};
+use zeroapp_app::status::OrderStatus;
+use zeroapp_app::{App, AppConfig};
+use zeroapp_engine::{CallError, Client, Engine, InvocationId, Target, Workflow};
+
+struct Shop {
+    app: App,
+    engine: Engine,
+    client: Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Shop {
+    async fn open(config: AppConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(dir.path(), config).await.unwrap();
+        let engine = app
+            .register(Engine::builder())
+            .open(dir.path())
+            .await
+            .unwrap();
+        app.attach(&engine);
+        let client = engine.client();
+        Shop {
+            app,
+            engine,
+            client,
+            _dir: dir,
+        }
+    }
+
+    async fn add(
+        &self,
+        user: &str,
+        product_id: i64,
+        quantity: i64,
+    ) -> Result<Vec<BasketLine>, CallError> {
+        self.client
+            .call(
+                Target::object(session::NAME, user, "add_item"),
+                &AddItem {
+                    product_id,
+                    quantity,
+                },
+            )
+            .await
+    }
+
+    async fn basket(&self, user: &str) -> Vec<BasketLine> {
+        self.client
+            .call(Target::object(session::NAME, user, "get_basket"), &())
+            .await
+            .unwrap()
+    }
+
+    async fn start_checkout(&self, user: &str, order_id: &str) -> InvocationId {
+        self.client
+            .send(
+                Target::object(session::NAME, user, "checkout"),
+                &Checkout {
+                    order_id: order_id.into(),
+                    zone: "domestic".into(),
+                    address: "1 Main Street, Springfield".into(),
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the gateway holds a pending request for the order.
+    async fn pending_payment(&self, order_id: &str) -> payments::PaymentRequest {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let id = order_id.to_owned();
+            let found = self
+                .app
+                .db()
+                .call(move |c| payments::payment(c, &id))
+                .await
+                .unwrap();
+            if let Some(request) = found {
+                return request;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no payment request for {order_id}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn pay(&self, order_id: &str) {
+        self.pending_payment(order_id).await;
+        self.client
+            .call::<_, ()>(Target::service(payment::NAME, "pay"), &order_id)
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the order's workflow is waiting for the admin.
+    async fn awaiting_approval(&self, order_id: &str) {
+        self.wait_for_status(order_id, OrderStatus::AwaitingApproval)
+            .await;
+    }
+
+    async fn wait_for_status(&self, order_id: &str, status: OrderStatus) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(progress) = self.progress(order_id).await {
+                if progress.status == status {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{order_id} never reached {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn approve(&self, order_id: &str, approved: bool) -> Result<(), CallError> {
+        self.client
+            .call(
+                Target::workflow(fulfillment::NAME, order_id, "approve"),
+                &approved,
+            )
+            .await
+    }
+
+    async fn progress(&self, order_id: &str) -> Result<Progress, CallError> {
+        self.client
+            .call(Target::workflow(fulfillment::NAME, order_id, "status"), &())
+            .await
+    }
+
+    /// Waits for the order's workflow to be submitted, then for its outcome.
+    async fn outcome(&self, order_id: &str) -> Result<Progress, CallError> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self
+            .client
+            .workflow_invocation(fulfillment::NAME, order_id)
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "no workflow for {order_id}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.client
+            .attach_workflow(fulfillment::NAME, order_id)
+            .await
+    }
+
+    async fn stock(&self, product_id: i64) -> u32 {
+        self.app
+            .db()
+            .call(move |c| stock::stock_of(c, product_id))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn shipment(&self, order_id: &str) -> Option<shipments::Shipment> {
+        let id = order_id.to_owned();
+        self.app
+            .db()
+            .call(move |c| shipments::shipment(c, &id))
+            .await
+            .unwrap()
+    }
+
+    async fn history(&self, order_id: &str) -> Vec<String> {
+        let id = order_id.to_owned();
+        self.app
+            .db()
+            .call(move |c| orders::history(c, &id))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.status)
+            .collect()
+    }
+
+    async fn stop(self) {
+        self.engine.shutdown().await;
+    }
+}
+
+fn config() -> AppConfig {
+    AppConfig {
+        shipping_failure_rate: 0.0,
+        approval_deadline: Duration::from_secs(60),
+        delivery_delay: Duration::from_millis(100),
+        auto_pay: false,
+        auto_approve: false,
+        max_quantity: 10,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_to_delivered() {
+    let shop = Shop::open(config()).await;
+    let tent_before = shop.stock(1).await;
+    shop.add("alice", 1, 2).await.unwrap();
+    let basket = shop.add("alice", 16, 3).await.unwrap();
+    assert_eq!(basket.len(), 2);
+    assert_eq!(shop.basket("alice").await, basket);
+
+    let checkout = shop.start_checkout("alice", "order-1").await;
+    let request = shop.pending_payment("order-1").await;
+    assert_eq!(request.amount_cents, 2 * 24900 + 3 * 2400 + 499);
+    shop.pay("order-1").await;
+    let summary: CheckoutSummary = shop.client.attach(checkout).await.unwrap();
+    assert_eq!(summary.total_cents, request.amount_cents);
+    assert!(
+        shop.basket("alice").await.is_empty(),
+        "the basket is cleared"
+    );
+
+    shop.awaiting_approval("order-1").await;
+    assert_eq!(shop.stock(1).await, tent_before - 2, "reserved");
+    shop.approve("order-1", true).await.unwrap();
+    let done = shop.outcome("order-1").await.unwrap();
+    assert_eq!(done.status, OrderStatus::Delivered);
+    assert!(
+        done.steps.iter().all(|(_, s)| *s == StepState::Done),
+        "{done:?}"
+    );
+    assert!(done.tracking_number.is_some());
+    assert_eq!(shop.stock(1).await, tent_before - 2);
+    let shipment = shop.shipment("order-1").await.unwrap();
+    assert_eq!(shipment.status, shipments::ShipmentStatus::Active);
+    assert_eq!(
+        shop.history("order-1").await,
+        [
+            "awaiting_payment",
+            "paid",
+            "stock_reserved",
+            "awaiting_approval",
+            "approved",
+            "shipped",
+            "delivered"
+        ]
+    );
+    let notes = shop
+        .app
+        .db()
+        .call(|c| notifications::for_user(c, "alice", 100))
+        .await
+        .unwrap();
+    assert_eq!(notes.len(), 7, "{notes:?}");
+    shop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declined_payment_keeps_the_basket_and_starts_nothing() {
+    let shop = Shop::open(config()).await;
+    let before = shop.stock(3).await;
+    shop.add("bob", 3, 1).await.unwrap();
+    let checkout = shop.start_checkout("bob", "order-2").await;
+    shop.pending_payment("order-2").await;
+    shop.client
+        .call::<_, ()>(
+            Target::service(payment::NAME, "decline"),
+            &Decline {
+                order_id: "order-2".into(),
+                reason: "card expired".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let error = shop
+        .client
+        .attach::<CheckoutSummary>(checkout)
+        .await
+        .unwrap_err();
+    let terminal = error.as_terminal().unwrap();
+    assert_eq!(terminal.code(), 402);
+    assert!(terminal.message().contains("card expired"), "{terminal}");
+    assert_eq!(shop.basket("bob").await.len(), 1, "the basket is kept");
+    assert_eq!(shop.stock(3).await, before);
+    assert!(matches!(
+        shop.client
+            .workflow_invocation(fulfillment::NAME, "order-2"),
+        Err(CallError::UnknownWorkflow(_))
+    ));
+    assert_eq!(
+        shop.history("order-2").await,
+        ["awaiting_payment", "payment_declined"]
+    );
+    shop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_rejection_releases_stock_and_ships_nothing() {
+    let shop = Shop::open(config()).await;
+    let before = shop.stock(5).await;
+    shop.add("carol", 5, 4).await.unwrap();
+    shop.start_checkout("carol", "order-3").await;
+    shop.pay("order-3").await;
+    shop.awaiting_approval("order-3").await;
+    assert_eq!(shop.stock(5).await, before - 4);
+    shop.approve("order-3", false).await.unwrap();
+    let error = shop.outcome("order-3").await.unwrap_err();
+    assert!(error.to_string().contains("rejected"), "{error}");
+    assert_eq!(shop.stock(5).await, before, "released");
+    assert!(shop.shipment("order-3").await.is_none());
+    let progress = shop.progress("order-3").await.unwrap();
+    assert_eq!(progress.status, OrderStatus::Rejected);
+    assert_eq!(progress.steps[2].1, StepState::Failed);
+    shop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_refusal_releases_stock_without_cancelling_a_shipment() {
+    let shop = Shop::open(config()).await;
+    let before = shop.stock(7).await;
+    shop.add("alice", 7, 1).await.unwrap();
+    shop.start_checkout("alice", "order-FAIL_SHIP-4").await;
+    shop.pay("order-FAIL_SHIP-4").await;
+    shop.awaiting_approval("order-FAIL_SHIP-4").await;
+    shop.approve("order-FAIL_SHIP-4", true).await.unwrap();
+    let error = shop.outcome("order-FAIL_SHIP-4").await.unwrap_err();
+    assert_eq!(error.as_terminal().unwrap().code(), 422, "{error}");
+    assert_eq!(shop.stock(7).await, before);
+    assert!(shop.shipment("order-FAIL_SHIP-4").await.is_none());
+    let journal = shop
+        .engine
+        .list_invocations(&zeroapp_engine::InvocationFilter {
+            service: Some("ShippingService".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        journal
+            .iter()
+            .all(|i| i.target.handler != "cancel_shipment"),
+        "no cancel_shipment call: {journal:?}"
+    );
+    assert_eq!(
+        shop.history("order-FAIL_SHIP-4").await.last().unwrap(),
+        "failed"
+    );
+    shop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_carrier_failures_are_retried() {
+    let shop = Shop::open(config()).await;
+    shop.add("bob", 9, 1).await.unwrap();
+    shop.start_checkout("bob", "order-FLAKY_SHIP-5").await;
+    shop.pay("order-FLAKY_SHIP-5").await;
+    shop.awaiting_approval("order-FLAKY_SHIP-5").await;
+    shop.approve("order-FLAKY_SHIP-5", true).await.unwrap();
+    let done = shop.outcome("order-FLAKY_SHIP-5").await.unwrap();
+    assert_eq!(done.status, OrderStatus::Delivered);
+    assert_eq!(
+        done.shipping_attempts, 3,
+        "two transient failures, then success"
+    );
+    shop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_three_times_is_one_order() {
+    let shop = Shop::open(config()).await;
+    shop.add("alice", 11, 2).await.unwrap();
+    let first = shop.start_checkout("alice", "order-6").await;
+    let second = shop.start_checkout("alice", "order-6").await;
+    let third = shop.start_checkout("alice", "order-6").await;
+    shop.pay("order-6").await;
+    let summaries: Vec<CheckoutSummary> = vec![
+        shop.client.attach(first).await.unwrap(),
+        shop.client.attach(second).await.unwrap(),
+        shop.client.attach(third).await.unwrap(),
+    ];
+    assert!(summaries.iter().all(|s| *s == summaries[0]));
+    let pending = shop.app.db().call(|c| payments::pending(c)).await.unwrap();
+    assert!(pending.is_empty());
+    let runs = shop
+        .engine
+        .list_invocations(&zeroapp_engine::InvocationFilter {
+            service: Some(fulfillment::NAME.into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let runs: Vec<_> = runs
+        .iter()
+        .filter(|i| i.target.handler == Workflow::RUN)
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    shop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_approval_deadline_rejects_the_order() {
+    let shop = Shop::open(AppConfig {
+        approval_deadline: Duration::from_millis(300),
+        ..config()
+    })
+    .await;
+    let before = shop.stock(12).await;
+    shop.add("carol", 12, 1).await.unwrap();
+    shop.start_checkout("carol", "order-7").await;
+    shop.pay("order-7").await;
+    let error = shop.outcome("order-7").await.unwrap_err();
+    assert!(error.to_string().contains("no decision within"), "{error}");
+    assert_eq!(shop.stock(12).await, before);
+    let late = shop.approve("order-7", true).await.unwrap_err();
+    assert_eq!(late.as_terminal().unwrap().code(), 409, "{late}");
+    shop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_typed_refusal_that_changes_nothing() {
+    let shop = Shop::open(config()).await;
+    let code = |r: Result<Vec<BasketLine>, CallError>| r.unwrap_err().as_terminal().unwrap().code();
+    assert_eq!(code(shop.add("alice", 999, 1).await), 404);
+    assert_eq!(code(shop.add("alice", 1, 0).await), 400);
+    assert_eq!(code(shop.add("alice", 1, -3).await), 400);
+    assert_eq!(code(shop.add("alice", 1, 11).await), 400);
+    shop.add("alice", 4, 6).await.unwrap();
+    assert_eq!(
+        code(shop.add("alice", 4, 5).await),
+        400,
+        "11 in the basket is above the limit"
+    );
+    assert_eq!(shop.basket("alice").await[0].quantity, 6);
+    shop.client
+        .call::<_, Vec<BasketLine>>(Target::object(session::NAME, "alice", "remove_item"), &4)
+        .await
+        .unwrap();
+
+    let stock_18 = shop.stock(18).await;
+    assert_eq!(stock_18, 10);
+    shop.add("bob", 18, 10).await.unwrap();
+    shop.app
+        .db()
+        .call(|c| {
+            c.execute("UPDATE products SET stock = 3 WHERE id = 18", [])
+                .map_err(zeroapp_app::db::DbError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(code(shop.add("carol", 18, 5).await), 409, "3 left");
+    let checkout = shop.start_checkout("bob", "order-8").await;
+    let error = shop
+        .client
+        .attach::<CheckoutSummary>(checkout)
+        .await
+        .unwrap_err();
+    assert_eq!(error.as_terminal().unwrap().code(), 409, "{error}");
+    assert!(error.to_string().contains("out of stock"), "{error}");
+
+    let empty = shop.start_checkout("carol", "order-9").await;
+    let error = shop
+        .client
+        .attach::<CheckoutSummary>(empty)
+        .await
+        .unwrap_err();
+    assert_eq!(error.as_terminal().unwrap().code(), 400);
+    assert!(error.to_string().contains("empty"), "{error}");
+
+    let unknown = shop.approve("no-such-order", true).await.unwrap_err();
+    assert_eq!(unknown.as_terminal().unwrap().code(), 404);
+
+    shop.add("alice", 2, 1).await.unwrap();
+    shop.start_checkout("alice", "order-10").await;
+    shop.pay("order-10").await;
+    shop.awaiting_approval("order-10").await;
+    shop.approve("order-10", true).await.unwrap();
+    let twice = shop.approve("order-10", true).await.unwrap_err();
+    assert_eq!(twice.as_terminal().unwrap().code(), 409, "{twice}");
+    shop.outcome("order-10").await.unwrap();
+    let orders = shop
+        .app
+        .db()
+        .call(|c| orders::all_orders(c, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        orders.len(),
+        1,
+        "refused checkouts record no order: {orders:?}"
+    );
+    let users = shop.app.db().call(|c| catalog::users(c)).await.unwrap();
+    assert!(users.iter().any(|u| u.is_admin));
+    shop.stop().await;
+}
