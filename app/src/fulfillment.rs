@@ -262,9 +262,7 @@ async fn fulfil(
     } else {
         let approval = ctx.promise::<bool>(APPROVAL);
         let deadline = ctx.sleep(app.config().approval_deadline);
-        // Bound first: the list of candidates must not live across the await.
-        let first = ctx.select(&[&approval, &deadline]);
-        match first.await? {
+        match ctx.select(&[&approval, &deadline]).await? {
             0 => Ok(approval.await?),
             _ => Err(format!(
                 "no decision within {}",

@@ -217,6 +217,8 @@ async fn happy_path_to_delivered() {
     assert_eq!(basket.len(), 2);
     assert_eq!(shop.basket("alice").await, basket);
 
+    let mut live = shop.app.notifier().subscribe_user("alice");
+    let mut admins = shop.app.notifier().subscribe_admins();
     let checkout = shop.start_checkout("alice", "order-1").await;
     let request = shop.pending_payment("order-1").await;
     assert_eq!(request.amount_cents, 2 * 24900 + 3 * 2400 + 499);
@@ -260,6 +262,20 @@ async fn happy_path_to_delivered() {
         .await
         .unwrap();
     assert_eq!(notes.len(), 7, "{notes:?}");
+    let mut pushed = Vec::new();
+    while let Ok(note) = live.try_recv() {
+        pushed.push(note.kind);
+    }
+    assert_eq!(
+        pushed,
+        shop.history("order-1").await,
+        "each step pushed live, once"
+    );
+    let mut for_admins = Vec::new();
+    while let Ok(note) = admins.try_recv() {
+        for_admins.push(note.kind);
+    }
+    assert_eq!(for_admins, ["paid", "awaiting_approval", "delivered"]);
     shop.stop().await;
 }
 

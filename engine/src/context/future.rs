@@ -68,7 +68,7 @@ mod sealed {
 }
 
 /// A durable future of any value type, as [`select`](super::ContextBase::select) takes it.
-pub trait Selectable: sealed::Sealed {
+pub trait Selectable: sealed::Sealed + Sync {
     /// The journal index of the operation, and whether its completion is already recorded.
     #[doc(hidden)]
     fn candidate(&self) -> (u32, bool);
