@@ -60,18 +60,39 @@ impl EnginePoint {
     }
 }
 
-/// Opens a fresh engine in `dir` and calls [`three_steps`] from `concurrency` tasks, each
-/// waiting for its result before the next call.
+/// Opens a fresh engine in `dir` with [`three_steps`] registered as `SERVICE/HANDLER`.
+pub async fn open_engine(dir: &Path) -> Result<Engine, String> {
+    Engine::builder()
+        .register(Service::new(SERVICE).handler(HANDLER, three_steps))
+        .open(dir)
+        .await
+        .map_err(|e| format!("cannot open the engine: {e}"))
+}
+
+/// Reads the writer's counters and the journal of `engine` after a load that measured `sample`,
+/// then shuts the engine down (also when the load failed).
+pub async fn finish(
+    engine: Engine,
+    sample: Result<crate::load::Sample, String>,
+) -> Result<EnginePoint, String> {
+    let writer = engine.writer_statistics();
+    let journal_entries = engine.journal_entries_stored();
+    engine.shutdown().await;
+    Ok(EnginePoint {
+        sample: sample?,
+        writer,
+        journal_entries: journal_entries.map_err(|e| format!("cannot count entries: {e}"))?,
+    })
+}
+
+/// Opens a fresh engine in `dir` and calls [`three_steps`] in-process (`Client::call`) from
+/// `concurrency` tasks, each waiting for its result before the next call.
 pub async fn engine_point(
     dir: &Path,
     concurrency: usize,
     window: crate::load::Window,
 ) -> Result<EnginePoint, String> {
-    let engine = Engine::builder()
-        .register(Service::new(SERVICE).handler(HANDLER, three_steps))
-        .open(dir)
-        .await
-        .map_err(|e| format!("cannot open the engine: {e}"))?;
+    let engine = open_engine(dir).await?;
     let client = engine.client();
     let expected = expected_output("in");
     let sample = crate::load::closed_loop(concurrency, window, move || {
@@ -90,12 +111,5 @@ pub async fn engine_point(
         }
     })
     .await;
-    let writer = engine.writer_statistics();
-    let journal_entries = engine.journal_entries_stored();
-    engine.shutdown().await;
-    Ok(EnginePoint {
-        sample: sample?,
-        writer,
-        journal_entries: journal_entries.map_err(|e| format!("cannot count entries: {e}"))?,
-    })
+    finish(engine, sample).await
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::engine::{EnginePoint, engine_point};
 use crate::fsync::measure_fdatasync;
-use crate::load::Window;
+use crate::load::{SampleMedians, Window};
 use crate::raw::{RawPoint, raw_point};
 use crate::stats::{median, median_duration};
 
@@ -198,18 +198,20 @@ pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Rep
     })
 }
 
-fn temp_dir() -> Result<tempfile::TempDir, String> {
+/// A fresh temporary folder, removed when dropped.
+pub fn temp_dir() -> Result<tempfile::TempDir, String> {
     tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))
 }
 
-fn engine_figures(points: &[EnginePoint]) -> EngineFigures {
-    let per_s = median(points.iter().map(|p| p.sample.per_second()));
+/// The engine's figures at one concurrency: the medians over `points`, its repetitions.
+pub fn engine_figures(points: &[EnginePoint]) -> EngineFigures {
+    let sample = SampleMedians::of(points.iter().map(|p| &p.sample));
     let entries_per_invocation = median(points.iter().map(EnginePoint::entries_per_invocation));
     EngineFigures {
-        invocations_per_s: per_s,
-        entries_per_s: per_s * entries_per_invocation,
-        p50: median_duration(points.iter().map(|p| p.sample.latencies.p50())),
-        p99: median_duration(points.iter().map(|p| p.sample.latencies.p99())),
+        invocations_per_s: sample.per_second,
+        entries_per_s: sample.per_second * entries_per_invocation,
+        p50: sample.p50,
+        p99: sample.p99,
         batch: median(points.iter().map(EnginePoint::batch)),
         commands_per_invocation: median(points.iter().map(EnginePoint::commands_per_invocation)),
         entries_per_invocation,
@@ -218,10 +220,11 @@ fn engine_figures(points: &[EnginePoint]) -> EngineFigures {
 }
 
 fn raw_figures(points: &[RawPoint]) -> RawFigures {
+    let sample = SampleMedians::of(points.iter().map(|p| &p.sample));
     RawFigures {
-        entries_per_s: median(points.iter().map(|p| p.sample.per_second())),
-        p50: median_duration(points.iter().map(|p| p.sample.latencies.p50())),
-        p99: median_duration(points.iter().map(|p| p.sample.latencies.p99())),
+        entries_per_s: sample.per_second,
+        p50: sample.p50,
+        p99: sample.p99,
         batch: median(points.iter().map(RawPoint::batch)),
         commit_time: median_duration(points.iter().map(RawPoint::commit_time)),
     }

@@ -5,11 +5,16 @@
 //! quick mode so the benchmarks cannot rot.
 //!
 //! * [`stats`] — latency percentiles and medians.
-//! * [`load`] — a closed-loop load generator: N workers, each doing one operation at a time.
+//! * [`load`] — a closed-loop load generator: N workers, each doing one operation at a time
+//!   (a shared closure, or a [`load::Worker`] with state of its own, such as a connection).
 //! * [`fsync`] — the disk's fdatasync rate.
 //! * [`raw`] — the raw ceiling: a bare redb database behind a group-committing writer thread.
 //! * [`engine`] — the engine under load: a handler with three `run` steps.
 //! * [`invocations`] — the `invocations` bench: every point, repeated, reduced to medians.
+//! * [`http_load`] — an HTTP/1.1 load generator over keep-alive connections: a base URL, a
+//!   path and a body, so it can load the engine's ingress or another server.
+//! * [`ingress`] — the `ingress` bench: the same handler through the HTTP ingress and
+//!   in-process, in the same run.
 //! * [`waiting`] — the `waiting` bench: suspended invocations, restarts, timers, awakeables.
 //! * [`report`] — tables, ratios against the targets, and `docs/benchmarks.md`.
 
@@ -17,6 +22,8 @@
 
 pub mod engine;
 pub mod fsync;
+pub mod http_load;
+pub mod ingress;
 pub mod invocations;
 pub mod load;
 pub mod raw;

@@ -42,6 +42,11 @@ pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
+/// "caller" or "callers", as `n` asks.
+pub fn callers(n: usize) -> &'static str {
+    if n == 1 { "caller" } else { "callers" }
+}
+
 /// The word a target gets: pass or miss.
 pub fn verdict(pass: bool) -> &'static str {
     if pass { "**pass**" } else { "**miss**" }
@@ -135,11 +140,7 @@ pub fn ratios(report: &Report) -> String {
             out,
             "- At {} {}, engine entries/s ÷ raw ceiling entries/s = **{:.0}%**{target}.",
             row.concurrency,
-            if row.concurrency == 1 {
-                "caller"
-            } else {
-                "callers"
-            },
+            callers(row.concurrency),
             ratio * 100.0,
         );
     }
