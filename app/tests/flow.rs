@@ -514,3 +514,42 @@ async fn bad_input_is_a_typed_refusal_that_changes_nothing() {
     assert!(users.iter().any(|u| u.is_admin));
     shop.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_shipped_order_cancels_the_shipment_then_releases_stock() {
+    let shop = Shop::open(AppConfig {
+        delivery_delay: Duration::from_secs(30),
+        ..config()
+    })
+    .await;
+    let before = shop.stock(13).await;
+    shop.add("bob", 13, 2).await.unwrap();
+    shop.start_checkout("bob", "order-11").await;
+    shop.pay("order-11").await;
+    shop.awaiting_approval("order-11").await;
+    shop.approve("order-11", true).await.unwrap();
+    shop.wait_for_status("order-11", OrderStatus::Shipped).await;
+    let run = shop
+        .client
+        .workflow_invocation(fulfillment::NAME, "order-11")
+        .unwrap();
+    shop.client.cancel(run).await.unwrap();
+    let error = shop.outcome("order-11").await.unwrap_err();
+    assert_eq!(error.as_terminal().unwrap().code(), 409, "{error}");
+    let shipment = shop.shipment("order-11").await.unwrap();
+    assert_eq!(shipment.status, shipments::ShipmentStatus::Cancelled);
+    assert_eq!(shop.stock(13).await, before, "released");
+    let journal = shop.engine.journal(run).unwrap().unwrap();
+    let compensations: Vec<String> = journal
+        .iter()
+        .filter_map(|e| e.name.clone())
+        .filter(|n| n == "release stock" || n.contains("cancel_shipment"))
+        .collect();
+    assert_eq!(compensations.len(), 2, "{compensations:?}");
+    assert!(
+        compensations[0].contains("cancel_shipment"),
+        "LIFO: {compensations:?}"
+    );
+    assert_eq!(shop.history("order-11").await.last().unwrap(), "failed");
+    shop.stop().await;
+}
