@@ -32,7 +32,7 @@ use percent_encoding::percent_decode_str;
 
 pub use crate::http::admin::admin;
 pub use crate::http::ingress::ingress;
-pub use crate::http::reply::{ApiError, read_body};
+pub use crate::http::reply::{ApiError, empty, json, raw_json, read_body, text};
 pub use crate::http::server::serve;
 
 /// The body of every response the engine's servers send.
@@ -51,7 +51,7 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 pub type Routes = Arc<dyn Fn(Request) -> ResponseFuture + Send + Sync>;
 
 /// A percent-decoded path segment, or 400 if it is not UTF-8.
-pub(crate) fn decode(segment: &str) -> Result<String, ApiError> {
+pub fn decode(segment: &str) -> Result<String, ApiError> {
     percent_decode_str(segment)
         .decode_utf8()
         .map(|s| s.into_owned())
@@ -59,7 +59,7 @@ pub(crate) fn decode(segment: &str) -> Result<String, ApiError> {
 }
 
 /// The (key, value) pairs of a query string, percent-decoded, `+` read as a space.
-pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let decode = |s: &str| {

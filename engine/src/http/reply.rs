@@ -43,6 +43,16 @@ impl ApiError {
         Self::new(404, message)
     }
 
+    /// 401 Unauthorized.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, message)
+    }
+
+    /// 403 Forbidden.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, message)
+    }
+
     /// 405 Method Not Allowed.
     pub fn method_not_allowed(allowed: &str) -> Self {
         Self::new(405, format!("method not allowed; use {allowed}"))
@@ -81,7 +91,7 @@ impl From<StoreError> for ApiError {
 }
 
 /// A response with a JSON body.
-pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
     // Serializing a `serde_json::Value` or a plain struct cannot fail; an empty object is the
     // fallback all the same.
     let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
@@ -89,7 +99,7 @@ pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Respons
 }
 
 /// A response whose body is already JSON.
-pub(crate) fn raw_json(status: StatusCode, bytes: Vec<u8>) -> Response {
+pub fn raw_json(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut response = hyper::Response::new(full(bytes));
     *response.status_mut() = status;
     response
@@ -99,7 +109,7 @@ pub(crate) fn raw_json(status: StatusCode, bytes: Vec<u8>) -> Response {
 }
 
 /// A response with no body.
-pub(crate) fn empty(status: StatusCode) -> Response {
+pub fn empty(status: StatusCode) -> Response {
     let mut response =
         hyper::Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
     *response.status_mut() = status;
@@ -107,7 +117,7 @@ pub(crate) fn empty(status: StatusCode) -> Response {
 }
 
 /// A plain-text response.
-pub(crate) fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
     let mut response = hyper::Response::new(full(body.into_bytes()));
     *response.status_mut() = status;
     response
