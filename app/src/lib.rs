@@ -28,6 +28,7 @@ mod events;
 pub mod fulfillment;
 pub mod notify;
 pub mod payment;
+pub mod payment_signature;
 pub mod session;
 pub mod shipping;
 pub mod status;

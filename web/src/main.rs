@@ -1,9 +1,13 @@
 //! `zeroapp`: the server (`serve`, the default) and an offline look into a data folder
 //! (`inspect`).
 
+mod api;
+mod assets;
 mod cli;
+mod identity;
 mod inspect;
 mod serve;
+mod server;
 
 use clap::Parser;
 

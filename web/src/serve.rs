@@ -9,6 +9,7 @@ use zeroapp_engine::Engine;
 use zeroapp_engine::http::{self, HttpLimits, Routes};
 
 use crate::cli::ServeArgs;
+use crate::server;
 
 /// Opens the engine, serves until a stop signal, then shuts down in order: stop accepting, let
 /// requests in flight finish (bounded), flush the engine's writer.
@@ -51,10 +52,15 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         &stop,
     )
     .await?;
-    tracing::info!(
-        addr = %args.addr,
-        "the storefront pages are not built yet; the ingress and the admin API are up"
-    );
+    let callback_secret = zeroapp_app::payment_signature::load_or_create_secret(&args.data_dir)
+        .map_err(|e| format!("cannot read or create the payment callback key: {e}"))?;
+    let storefront = server::routes(server::Shared {
+        app: app.clone(),
+        client: engine.client(),
+        limits: limits.clone(),
+        callback_secret,
+    });
+    let storefront = listen("storefront", args.addr, storefront, &limits, &stop).await?;
     println!(
         "zeroapp: serving data folder {} (stop with Ctrl-C or SIGTERM)",
         args.data_dir.display()
@@ -66,7 +72,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         limits.shutdown_grace
     );
     stop.cancel();
-    for server in [ingress, admin] {
+    for server in [storefront, ingress, admin] {
         match server.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "server failed"),

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "seed",
         sql: include_str!("../../../migrations/0002_seed.sql"),
     },
+    Migration {
+        version: 3,
+        name: "auth",
+        sql: include_str!("../../../migrations/0003_auth.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

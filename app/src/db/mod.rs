@@ -27,6 +27,7 @@
 //! Times are milliseconds since the Unix epoch, passed in by the caller (from the engine's
 //! journaled clock), never read here.
 
+pub mod auth;
 pub mod catalog;
 mod error;
 pub mod migrate;

@@ -1,0 +1,141 @@
+//! Who is asking: a session cookie or an API token, never a bare user header; and the checks
+//! that keep cross-site requests out.
+
+use hyper::header::{AUTHORIZATION, COOKIE, HOST, HeaderValue, ORIGIN, SET_COOKIE};
+use zeroapp_app::App;
+use zeroapp_app::db::auth;
+use zeroapp_app::db::catalog::User;
+use zeroapp_engine::http::{ApiError, Request, Response};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "zeroapp_session";
+
+/// How long a session lasts.
+pub const SESSION_TTL_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The user.
+    pub user: User,
+    /// The session token, when the caller came with a session cookie (for logout).
+    pub session_token: Option<String>,
+}
+
+impl Identity {
+    /// 403 unless the user is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.user.is_admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this needs an admin"))
+        }
+    }
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// Who is asking: `Authorization: Bearer <API token>` or the session cookie. `None` if neither
+/// names a user (missing, unknown or expired).
+pub async fn identify(app: &App, request: &Request) -> Result<Option<Identity>, ApiError> {
+    let bearer = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    if let Some(token) = bearer {
+        let user = app
+            .db()
+            .call(move |c| auth::api_token_user(c, &token))
+            .await
+            .map_err(internal)?;
+        return Ok(user.map(|user| Identity {
+            user,
+            session_token: None,
+        }));
+    }
+    let Some(token) = cookie(request, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let lookup = token.clone();
+    let found = app
+        .db()
+        .call(move |c| auth::session_user(c, &lookup, now_ms()))
+        .await
+        .map_err(internal)?;
+    Ok(found.map(|session| Identity {
+        user: session.user,
+        session_token: Some(token),
+    }))
+}
+
+/// Like [`identify`], but 401 when nobody is logged in.
+pub async fn require(app: &App, request: &Request) -> Result<Identity, ApiError> {
+    identify(app, request)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("log in first (session cookie or Bearer API token)"))
+}
+
+/// Refuses a state-changing request from another site: when the browser says where the request
+/// comes from (`Origin`), it must be this server. With the session cookie's SameSite=Strict,
+/// this keeps cross-site forms and scripts out.
+pub fn same_origin(request: &Request) -> Result<(), ApiError> {
+    let Some(origin) = request.headers().get(ORIGIN) else {
+        return Ok(());
+    };
+    let host = request.headers().get(HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    match (origin_host, host) {
+        (Some(origin), Some(host)) if origin == host => Ok(()),
+        _ => Err(ApiError::forbidden("cross-site request refused")),
+    }
+}
+
+/// Adds the session cookie: HttpOnly, SameSite=Strict, for the whole site.
+pub fn set_session_cookie(mut response: Response, token: &str) -> Response {
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_TTL_MS / 1000
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+    response
+}
+
+/// Removes the session cookie.
+pub fn clear_session_cookie(mut response: Response) -> Response {
+    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+    response
+}
+
+/// Wall-clock milliseconds.
+pub fn now_ms() -> i64 {
+    use zeroapp_engine::Clock;
+    i64::try_from(zeroapp_engine::SystemClock.now_ms()).unwrap_or(i64::MAX)
+}
+
+/// A database failure: 500, logged.
+pub fn internal(error: impl std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "database failure");
+    ApiError::new(500, format!("internal error: {error}"))
+}

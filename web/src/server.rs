@@ -1,0 +1,43 @@
+//! The storefront's routes on `http::serve`: the JSON API under `/api/`.
+
+use std::sync::Arc;
+
+use zeroapp_app::App;
+use zeroapp_engine::Client;
+use zeroapp_engine::http::{ApiError, HttpLimits, Routes};
+
+use crate::api;
+
+/// What every request handler can reach.
+pub struct Shared {
+    /// The domain.
+    pub app: App,
+    /// The engine's client.
+    pub client: Client,
+    /// Body limits and the like.
+    pub limits: HttpLimits,
+    /// The payment callback's HMAC secret.
+    pub callback_secret: Vec<u8>,
+}
+
+/// The storefront's routes.
+pub fn routes(shared: Shared) -> Routes {
+    let shared = Arc::new(shared);
+    Arc::new(move |request| {
+        let shared = shared.clone();
+        Box::pin(async move {
+            let path = request.uri().path().to_owned();
+            let method = request.method().clone();
+            let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+            let response = match segments.as_slice() {
+                ["api", rest @ ..] => api::route(&shared, request, rest).await,
+                _ => Err(ApiError::not_found(format!(
+                    "no route {path}; the JSON API is under /api/ (docs/api.md)"
+                ))),
+            }
+            .unwrap_or_else(ApiError::into_response);
+            tracing::debug!(%method, %path, status = response.status().as_u16(), "storefront");
+            response
+        })
+    })
+}
