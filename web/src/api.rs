@@ -356,7 +356,7 @@ async fn checkout(shared: &Shared, request: Request) -> Result<Response, ApiErro
 
 /// The order if the caller may see it (its owner or an admin); 404 otherwise, so that other
 /// users' order ids are not revealed.
-async fn visible_order(
+pub async fn visible_order(
     shared: &Shared,
     who: &Identity,
     order_id: &str,

@@ -8,6 +8,7 @@ mod identity;
 mod inspect;
 mod serve;
 mod server;
+mod sse;
 
 use clap::Parser;
 

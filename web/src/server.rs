@@ -1,4 +1,5 @@
-//! The storefront's routes on `http::serve`: the JSON API under `/api/`.
+//! The storefront's routes on `http::serve`: the JSON API under `/api/`, event streams under
+//! `/stream/`.
 
 use std::sync::Arc;
 
@@ -6,7 +7,7 @@ use zeroapp_app::App;
 use zeroapp_engine::Client;
 use zeroapp_engine::http::{ApiError, HttpLimits, Routes};
 
-use crate::api;
+use crate::{api, sse};
 
 /// What every request handler can reach.
 pub struct Shared {
@@ -31,6 +32,7 @@ pub fn routes(shared: Shared) -> Routes {
             let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
             let response = match segments.as_slice() {
                 ["api", rest @ ..] => api::route(&shared, request, rest).await,
+                ["stream", rest @ ..] => sse::route(&shared, request, rest).await,
                 _ => Err(ApiError::not_found(format!(
                     "no route {path}; the JSON API is under /api/ (docs/api.md)"
                 ))),

@@ -437,3 +437,114 @@ fn auth_rules_and_bad_input() {
     let after = request(addr, "GET", "/api/cart", &as_user(&alice), b"");
     assert_eq!(after.status, 401, "the session ended");
 }
+
+/// An open event stream read as raw bytes.
+struct Stream(TcpStream, String);
+
+impl Stream {
+    fn open(addr: &str, path: &str, cookie: &str) -> Stream {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nhost: {addr}\r\ncookie: {cookie}\r\n\r\n"
+        )
+        .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Stream(stream, String::new())
+    }
+
+    /// Reads until `needle` has arrived (after what earlier waits consumed); the text up to it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(at) = self.1.find(needle) {
+                let seen = self.1[..at + needle.len()].to_owned();
+                self.1.drain(..at + needle.len());
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never got {needle:?}; got {:?}",
+                self.1
+            );
+            let mut buf = [0_u8; 4096];
+            match self.0.read(&mut buf) {
+                Ok(0) => panic!("the stream ended; got {:?}", self.1),
+                Ok(n) => self.1.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn event_streams_push_changes_and_a_reconnect_gets_the_full_state() {
+    let server = start();
+    let addr = server.addr.as_str();
+    let carol = login(addr, "carol");
+    let unauthenticated = request(addr, "GET", "/stream/notifications", &[], b"");
+    assert_eq!(unauthenticated.status, 401);
+
+    let mut notes = Stream::open(addr, "/stream/notifications", &carol);
+    let head = notes.wait_for("event: snapshot");
+    assert!(head.contains("text/event-stream"), "{head}");
+    notes.wait_for("\n\n");
+
+    request(
+        addr,
+        "POST",
+        "/api/cart/add",
+        &as_user(&carol),
+        br#"{"product_id": 6, "quantity": 1}"#,
+    );
+    let order = br#"{"order_id": "web-2", "zone": "eu", "address": "5 Canal Street"}"#;
+    assert_eq!(
+        request(addr, "POST", "/api/checkout", &as_user(&carol), order).status,
+        202
+    );
+    let pushed = notes.wait_for("waiting for payment");
+    assert!(pushed.contains("event: notification"), "{pushed}");
+
+    let paid = br#"{"order_id": "web-2", "status": "paid"}"#;
+    let signature = sign(&server.data, paid);
+    let mut progress = Stream::open(addr, "/stream/workflow/web-2", &carol);
+    progress.wait_for("HTTP/1.1 200");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while request(
+        addr,
+        "POST",
+        "/api/payment/callback",
+        &[("x-signature", &signature)],
+        paid,
+    )
+    .status
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the payment request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let update = progress.wait_for(r#""status":"awaiting_approval""#);
+    assert!(update.contains("event: progress"), "{update}");
+    notes.wait_for("received");
+
+    drop(notes);
+    let mut again = Stream::open(addr, "/stream/notifications", &carol);
+    let snapshot = again.wait_for("event: snapshot");
+    assert!(!snapshot.is_empty());
+    let state = again.wait_for("\n\n");
+    assert!(
+        state.contains("waiting for payment") && state.contains("received"),
+        "{state}"
+    );
+    let bob = login(addr, "bob");
+    let foreign = request(addr, "GET", "/stream/workflow/web-2", &as_user(&bob), b"");
+    assert_eq!(foreign.status, 404);
+}
