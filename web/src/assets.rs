@@ -8,16 +8,6 @@
 //! Its URL path carries the first 8 hex digits of its hash, so the file at that path never
 //! changes: serve it with [`IMMUTABLE_CACHE_CONTROL`] and [`DATASTAR_JS_ETAG`].
 
-// The routes that serve these are not written yet. Once they use every item, this expectation
-// goes unfulfilled and the build says so: then delete it.
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the server routes that serve the assets are not written yet"
-    )
-)]
-
 /// Datastar 1.0.2's browser client (JavaScript module), as published in `rama-http` 0.4.0.
 pub const DATASTAR_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/datastar.js"));
 
@@ -37,6 +27,30 @@ pub const JAVASCRIPT_CONTENT_TYPE: &str = "text/javascript; charset=utf-8";
 /// The `Cache-Control` header value for files whose path carries their content hash: cached for
 /// a year and never revalidated.
 pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+/// Serves an embedded file by path: Datastar's client, with long caching and its ETag (304 when
+/// the browser has it). `None` for any other path — no file system is read, so no path can
+/// escape.
+pub fn serve(path: &str, if_none_match: Option<&str>) -> Option<zeroapp_engine::http::Response> {
+    use hyper::StatusCode;
+    use hyper::header::{CACHE_CONTROL, ETAG, HeaderValue};
+
+    if path != DATASTAR_JS_PATH {
+        return None;
+    }
+    let mut response = if if_none_match == Some(DATASTAR_JS_ETAG) {
+        zeroapp_engine::http::empty(StatusCode::NOT_MODIFIED)
+    } else {
+        zeroapp_engine::http::bytes(StatusCode::OK, JAVASCRIPT_CONTENT_TYPE, DATASTAR_JS)
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL),
+    );
+    headers.insert(ETAG, HeaderValue::from_static(DATASTAR_JS_ETAG));
+    Some(response)
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,18 +1,9 @@
 //! `zeroapp`: the server (`serve`, the default) and an offline look into a data folder
 //! (`inspect`).
 
-mod api;
-mod assets;
-mod cli;
-mod identity;
-mod inspect;
-mod serve;
-mod server;
-mod sse;
-
 use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use zeroapp_web::cli::{Cli, Command};
+use zeroapp_web::{inspect, serve};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -33,6 +33,14 @@ pub fn routes(shared: Shared) -> Routes {
             let response = match segments.as_slice() {
                 ["api", rest @ ..] => api::route(&shared, request, rest).await,
                 ["stream", rest @ ..] => sse::route(&shared, request, rest).await,
+                ["assets", _] => {
+                    let etag = request
+                        .headers()
+                        .get(hyper::header::IF_NONE_MATCH)
+                        .and_then(|v| v.to_str().ok());
+                    crate::assets::serve(&path, etag)
+                        .ok_or_else(|| ApiError::not_found(format!("no asset {path}")))
+                }
                 _ => Err(ApiError::not_found(format!(
                     "no route {path}; the JSON API is under /api/ (docs/api.md)"
                 ))),

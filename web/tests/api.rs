@@ -231,13 +231,16 @@ fn an_order_from_cart_to_delivery_through_the_api() {
     );
     assert_eq!(tampered.status, 401);
     let signature = sign(&server.data, paid);
-    let reply = request(
-        addr,
-        "POST",
-        "/api/payment/callback",
-        &[("x-signature", &signature)],
-        paid,
-    );
+    // 404 until checkout has filed its payment request, a moment after recording the order.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reply = loop {
+        let headers = [("x-signature", signature.as_str())];
+        let reply = request(addr, "POST", "/api/payment/callback", &headers, paid);
+        if reply.status != 404 || Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(reply.status, 200, "{}", reply.body);
     let twice = request(
         addr,
@@ -547,4 +550,30 @@ fn event_streams_push_changes_and_a_reconnect_gets_the_full_state() {
     let bob = login(addr, "bob");
     let foreign = request(addr, "GET", "/stream/workflow/web-2", &as_user(&bob), b"");
     assert_eq!(foreign.status, 404);
+}
+
+#[test]
+fn the_datastar_client_is_served_with_long_caching_and_nothing_else_is() {
+    let server = start();
+    let addr = server.addr.as_str();
+    let path = zeroapp_web::assets::DATASTAR_JS_PATH;
+    let js = request(addr, "GET", path, &[], b"");
+    assert_eq!(js.status, 200);
+    assert_eq!(js.body.len(), 34_083);
+    assert!(
+        js.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.header("cache-control").unwrap().contains("immutable"));
+    let etag = js.header("etag").unwrap().to_owned();
+    let cached = request(addr, "GET", path, &[("if-none-match", &etag)], b"");
+    assert_eq!(cached.status, 304);
+    for probe in [
+        "/assets/datastar.js",
+        "/assets/..%2F..%2Fetc%2Fpasswd",
+        "/assets/../Cargo.toml",
+    ] {
+        assert_eq!(request(addr, "GET", probe, &[], b"").status, 404, "{probe}");
+    }
 }

@@ -126,6 +126,20 @@ pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Res
     response
 }
 
+/// A response with a static body, such as an embedded file.
+pub fn bytes(status: StatusCode, content_type: &'static str, body: &'static [u8]) -> Response {
+    let mut response = hyper::Response::new(
+        Full::new(Bytes::from_static(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
 fn full(bytes: Vec<u8>) -> Body {
     Full::new(Bytes::from(bytes))
         .map_err(|never| match never {})

@@ -1,0 +1,12 @@
+//! The storefront server: the JSON API, event streams and (soon) the pages, on the engine's
+//! `http::serve`, plus the `zeroapp` command line. The binary is `src/main.rs`; benchmarks and
+//! tests use [`server::routes`] in-process.
+
+pub mod api;
+pub mod assets;
+pub mod cli;
+pub mod identity;
+pub mod inspect;
+pub mod serve;
+pub mod server;
+pub mod sse;
