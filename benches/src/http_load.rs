@@ -30,6 +30,8 @@ pub struct HttpTarget {
     /// If set, a 200 answer must carry exactly this body, or the run fails: it proves that the
     /// server did the work measured.
     pub expect: Option<Bytes>,
+    /// Extra request headers, such as a session cookie.
+    pub headers: Vec<(String, String)>,
 }
 
 impl HttpTarget {
@@ -44,7 +46,14 @@ impl HttpTarget {
             path: path.into(),
             body: body.into(),
             expect: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// The same target, sending `name: value` with every request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
     }
 
     /// The same target, whose 200 answers must carry exactly `body`.
@@ -112,6 +121,7 @@ pub struct Connection {
     endpoint: Endpoint,
     body: Bytes,
     expect: Option<Bytes>,
+    headers: Vec<(String, String)>,
     sender: SendRequest<Full<Bytes>>,
 }
 
@@ -124,6 +134,7 @@ impl Connection {
             endpoint,
             body: target.body.clone(),
             expect: target.expect.clone(),
+            headers: target.headers.clone(),
             sender,
         })
     }
@@ -139,11 +150,15 @@ impl Connection {
             .ready()
             .await
             .map_err(|e| format!("connection to {} lost: {e}", self.endpoint.address))?;
-        let request = hyper::Request::builder()
+        let mut request = hyper::Request::builder()
             .method(Method::POST)
             .uri(self.endpoint.uri.clone())
             .header(HOST, self.endpoint.host.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request
             .body(Full::new(self.body.clone()))
             .map_err(|e| format!("cannot build the request: {e}"))?;
         let response = self
@@ -190,8 +205,15 @@ pub async fn closed_loop(
     concurrency: usize,
     window: Window,
 ) -> Result<Sample, String> {
-    let mut connections = Vec::with_capacity(concurrency.max(1));
-    for _ in 0..concurrency.max(1) {
+    let targets = vec![target.clone(); concurrency.max(1)];
+    closed_loop_each(&targets, window).await
+}
+
+/// Like [`closed_loop`] with one connection per target (each with its own headers, say its own
+/// session): the concurrency is `targets.len()`.
+pub async fn closed_loop_each(targets: &[HttpTarget], window: Window) -> Result<Sample, String> {
+    let mut connections = Vec::with_capacity(targets.len());
+    for target in targets {
         connections.push(Connection::open(target).await?);
     }
     closed_loop_workers(window, connections).await

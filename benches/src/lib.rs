@@ -15,6 +15,8 @@
 //!   path and a body, so it can load the engine's ingress or another server.
 //! * [`ingress`] — the `ingress` bench: the same handler through the HTTP ingress and
 //!   in-process, in the same run.
+//! * [`storefront`] — the `storefront` bench: cart adds with sessions over HTTP, and one
+//!   notification broadcast to many open event streams.
 //! * [`waiting`] — the `waiting` bench: suspended invocations, restarts, timers, awakeables.
 //! * [`report`] — tables, ratios against the targets, and `docs/benchmarks.md`.
 
@@ -29,4 +31,5 @@ pub mod load;
 pub mod raw;
 pub mod report;
 pub mod stats;
+pub mod storefront;
 pub mod waiting;
