@@ -10,7 +10,7 @@ use crate::context::millis;
 use crate::engine::EngineInner;
 use crate::error::{CallError, StoreError, TerminalError};
 use crate::ids::{InvocationId, ServiceKind, Target, instance_key, parse_awakeable_id};
-use crate::introspect::{InvocationInfo, info_of};
+use crate::introspect::{InvocationFilter, InvocationInfo, JournalEntryInfo, info_of};
 use crate::journal::Completion;
 use crate::service::Workflow;
 use crate::store::writer::{Command, Completable, Effects, NewInvocation, Rejected};
@@ -482,5 +482,25 @@ impl Client {
             .store
             .record(id.0)?
             .map(|record| info_of(&self.engine, id.0, record)))
+    }
+
+    /// Invocations matching `filter`, oldest first (as [`Engine::list_invocations`], for code
+    /// that holds only a client). Reads the store: call it off the async runtime's threads
+    /// (`spawn_blocking`) when the list may be long.
+    ///
+    /// [`Engine::list_invocations`]: crate::Engine::list_invocations
+    pub fn list_invocations(
+        &self,
+        filter: &InvocationFilter,
+    ) -> Result<Vec<InvocationInfo>, StoreError> {
+        self.engine.list_invocations(filter)
+    }
+
+    /// One invocation's journal, or `None` if there is no such invocation (as
+    /// [`Engine::journal`], for code that holds only a client).
+    ///
+    /// [`Engine::journal`]: crate::Engine::journal
+    pub fn journal(&self, id: InvocationId) -> Result<Option<Vec<JournalEntryInfo>>, StoreError> {
+        self.engine.journal(id)
     }
 }

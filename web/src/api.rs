@@ -91,14 +91,15 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
         }
         (["cart", "add"], &Method::POST) => {
             let (who, item): (_, AddItem) = authenticated_body(shared, request).await?;
-            let _: Vec<BasketLine> = shared
+            // add_item answers the basket: no second invocation to read it.
+            let lines: Vec<BasketLine> = shared
                 .client
                 .call(
                     Target::object(session::NAME, &who.user.id, "add_item"),
                     &item,
                 )
                 .await?;
-            cart(shared, &who).await
+            Ok(cart_of(&lines))
         }
         (["cart", "remove"], &Method::POST) => {
             #[derive(Deserialize)]
@@ -106,14 +107,14 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
                 product_id: i64,
             }
             let (who, remove): (_, Remove) = authenticated_body(shared, request).await?;
-            let _: Vec<BasketLine> = shared
+            let lines: Vec<BasketLine> = shared
                 .client
                 .call(
                     Target::object(session::NAME, &who.user.id, "remove_item"),
                     &remove.product_id,
                 )
                 .await?;
-            cart(shared, &who).await
+            Ok(cart_of(&lines))
         }
         (["checkout"], &Method::POST) => checkout(shared, request).await,
         (["orders"], &Method::GET) => {
@@ -248,11 +249,26 @@ async fn login(shared: &Shared, request: Request) -> Result<Response, ApiError> 
     }
     identity::same_origin(&request)?;
     let login: Login = json_body(shared, request).await?;
+    let (user, session) = open_session(shared, login.user, login.password).await?;
+    let response = http::json(
+        StatusCode::OK,
+        &json!({ "user": user, "csrfToken": session.csrf_token }),
+    );
+    Ok(identity::set_session_cookie(response, &session.token))
+}
+
+/// Checks a user's password and opens a session (the login of the API and of the login page);
+/// 401 on an unknown user or a wrong password.
+pub async fn open_session(
+    shared: &Shared,
+    user: String,
+    password: String,
+) -> Result<(catalog::User, auth::NewSession), ApiError> {
     let session = shared
         .app
         .db()
         .call(move |c| {
-            let Some(user) = auth::verify_password(c, &login.user, &login.password)? else {
+            let Some(user) = auth::verify_password(c, &user, &password)? else {
                 return Ok(None);
             };
             let session = auth::create_session(c, &user.id, identity::SESSION_TTL_MS, now_ms())?;
@@ -260,14 +276,7 @@ async fn login(shared: &Shared, request: Request) -> Result<Response, ApiError> 
         })
         .await
         .map_err(internal)?;
-    let Some((user, session)) = session else {
-        return Err(ApiError::unauthorized("unknown user or wrong password"));
-    };
-    let response = http::json(
-        StatusCode::OK,
-        &json!({ "user": user, "csrfToken": session.csrf_token }),
-    );
-    Ok(identity::set_session_cookie(response, &session.token))
+    session.ok_or_else(|| ApiError::unauthorized("unknown user or wrong password"))
 }
 
 /// The caller's basket with its subtotal.
@@ -279,14 +288,19 @@ async fn cart(shared: &Shared, who: &Identity) -> Result<Response, ApiError> {
             &(),
         )
         .await?;
+    Ok(cart_of(&lines))
+}
+
+/// The cart answer: the lines and their subtotal.
+fn cart_of(lines: &[BasketLine]) -> Response {
     let subtotal: i64 = lines
         .iter()
         .map(|l| l.unit_price_cents.saturating_mul(i64::from(l.quantity)))
         .sum();
-    Ok(http::json(
+    http::json(
         StatusCode::OK,
         &json!({ "items": lines, "subtotalCents": subtotal }),
-    ))
+    )
 }
 
 /// Starts a checkout (202): the order id is the request's or a new one, and is the idempotency
@@ -299,25 +313,46 @@ async fn checkout(shared: &Shared, request: Request) -> Result<Response, ApiErro
         address: String,
     }
     let (who, body): (_, Body) = authenticated_body(shared, request).await?;
-    let order_id = body
-        .order_id
-        .unwrap_or_else(|| format!("ord-{}", uuid::Uuid::new_v4().simple()));
+    let (order_id, id) =
+        start_checkout(shared, &who, body.order_id, body.zone, body.address).await?;
+    Ok(http::json(
+        StatusCode::ACCEPTED,
+        &json!({
+            "orderId": order_id,
+            "invocationId": id.to_string(),
+            "status": "awaiting_payment",
+            "statusUrl": format!("/api/workflow/{order_id}/status"),
+        }),
+    ))
+}
+
+/// Starts the caller's checkout (of the API and of the cart page): the order id is `order_id`
+/// or a new one, and is the idempotency key, so a retried request maps to the same checkout.
+/// 400 on a bad order id, an unknown zone or an empty basket. Returns the order id and the
+/// checkout's invocation.
+pub async fn start_checkout(
+    shared: &Shared,
+    who: &Identity,
+    order_id: Option<String>,
+    zone: String,
+    address: String,
+) -> Result<(String, zeroapp_engine::InvocationId), ApiError> {
+    let order_id = order_id.unwrap_or_else(|| format!("ord-{}", uuid::Uuid::new_v4().simple()));
     if order_id.is_empty() || order_id.len() > 64 || order_id.contains('/') {
         return Err(ApiError::bad_request(
             "order_id must be 1 to 64 characters without '/'",
         ));
     }
-    let zone = body.zone.clone();
+    let code = zone.clone();
     let known_zone = shared
         .app
         .db()
-        .call(move |c| catalog::zone(c, &zone))
+        .call(move |c| catalog::zone(c, &code))
         .await
         .map_err(internal)?;
     if known_zone.is_none() {
         return Err(ApiError::bad_request(format!(
-            "unknown shipping zone {:?}",
-            body.zone
+            "unknown shipping zone {zone:?}"
         )));
     }
     let lines: Vec<BasketLine> = shared
@@ -332,8 +367,8 @@ async fn checkout(shared: &Shared, request: Request) -> Result<Response, ApiErro
     }
     let checkout = Checkout {
         order_id: order_id.clone(),
-        zone: body.zone,
-        address: body.address,
+        zone,
+        address,
     };
     let id = shared
         .client
@@ -343,15 +378,7 @@ async fn checkout(shared: &Shared, request: Request) -> Result<Response, ApiErro
             SendOptions::default().idempotency_key(format!("checkout/{order_id}")),
         )
         .await?;
-    Ok(http::json(
-        StatusCode::ACCEPTED,
-        &json!({
-            "orderId": order_id,
-            "invocationId": id.to_string(),
-            "status": "awaiting_payment",
-            "statusUrl": format!("/api/workflow/{order_id}/status"),
-        }),
-    ))
+    Ok((order_id, id))
 }
 
 /// The order if the caller may see it (its owner or an admin); 404 otherwise, so that other

@@ -1,4 +1,4 @@
-//! The storefront server: the JSON API, event streams and (soon) the pages, on the engine's
+//! The storefront server: the JSON API, event streams and the Datastar pages, on the engine's
 //! `http::serve`, plus the `zeroapp` command line. The binary is `src/main.rs`; benchmarks and
 //! tests use [`server::routes`] in-process.
 
@@ -7,6 +7,7 @@ pub mod assets;
 pub mod cli;
 pub mod identity;
 pub mod inspect;
+pub mod pages;
 pub mod serve;
 pub mod server;
 pub mod sse;

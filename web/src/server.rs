@@ -1,5 +1,6 @@
 //! The storefront's routes on `http::serve`: the JSON API under `/api/`, event streams under
-//! `/stream/`.
+//! `/stream/`, the Datastar client under `/assets/`, and the HTML pages everywhere else (`/` is
+//! the dashboard; see [`crate::pages`]).
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use zeroapp_app::App;
 use zeroapp_engine::Client;
 use zeroapp_engine::http::{ApiError, HttpLimits, Routes};
 
-use crate::{api, sse};
+use crate::{api, pages, sse};
 
 /// What every request handler can reach.
 pub struct Shared {
@@ -24,8 +25,10 @@ pub struct Shared {
 /// The storefront's routes.
 pub fn routes(shared: Shared) -> Routes {
     let shared = Arc::new(shared);
+    let state = Arc::new(pages::State::default());
     Arc::new(move |request| {
         let shared = shared.clone();
+        let state = state.clone();
         Box::pin(async move {
             let path = request.uri().path().to_owned();
             let method = request.method().clone();
@@ -41,9 +44,7 @@ pub fn routes(shared: Shared) -> Routes {
                     crate::assets::serve(&path, etag)
                         .ok_or_else(|| ApiError::not_found(format!("no asset {path}")))
                 }
-                _ => Err(ApiError::not_found(format!(
-                    "no route {path}; the JSON API is under /api/ (docs/api.md)"
-                ))),
+                _ => pages::route(&shared, &state, request, &segments).await,
             }
             .unwrap_or_else(ApiError::into_response);
             tracing::debug!(%method, %path, status = response.status().as_u16(), "storefront");

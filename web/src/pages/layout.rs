@@ -1,0 +1,304 @@
+//! The frame every page shares: navigation, the centre with Input and Output tabs, the live
+//! notifications; the style sheet; small formatting helpers.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use zeroapp_app::db::notifications::{self, Notification};
+use zeroapp_engine::http::ApiError;
+
+use super::{Page, View};
+use crate::assets::DATASTAR_JS_PATH;
+use crate::identity::{Identity, internal};
+use crate::server::Shared;
+
+/// How many notifications the right pane shows.
+const SHOWN_NOTIFICATIONS: u32 = 20;
+
+/// The style sheet, inline in every page (small, and no second request before first paint).
+const CSS: &str = r#"
+:root{--bg:#f5f6f8;--pane:#fff;--ink:#1d2330;--muted:#667085;--line:#e4e7ec;--accent:#4f46e5;
+--accent-ink:#fff;--ok:#067647;--ok-bg:#ecfdf3;--warn:#b54708;--warn-bg:#fffaeb;--bad:#b42318;
+--bad-bg:#fef3f2;--info:#175cd3;--info-bg:#eff8ff;--radius:10px}
+*{box-sizing:border-box}
+[hidden]{display:none!important}
+body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--bg);color:var(--ink)}
+a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
+h1{font-size:1.35rem;margin:0;overflow-wrap:anywhere}.card>h2:first-child{margin-top:0}h2{font-size:1.05rem;margin:1.2rem 0 .5rem}
+.shell{display:grid;grid-template-columns:210px minmax(0,1fr) 290px;min-height:100vh}
+.nav{background:#111827;color:#e5e7eb;padding:1rem .75rem;display:flex;flex-direction:column;gap:.25rem}
+.brand{font-weight:700;font-size:1.15rem;color:#fff;padding:.25rem .6rem .9rem}
+.nav a{color:#d1d5db;padding:.45rem .6rem;border-radius:8px;display:block}
+.nav a:hover{background:#1f2937;text-decoration:none}.nav a.here{background:var(--accent);color:#fff}
+.nav .who{margin-top:auto;font-size:.85rem;color:#9ca3af;padding:.6rem}
+.nav form{padding:0 .6rem}
+.centre{padding:1.25rem 1.5rem;min-width:0}
+.head{display:flex;align-items:center;gap:1rem;flex-wrap:wrap;margin-bottom:1rem}
+.tabs{display:flex;gap:.25rem;background:var(--line);padding:3px;border-radius:9px;margin-left:auto}
+.tabs button{background:transparent;color:var(--muted);border:0;padding:.35rem .9rem}
+.tabs button.active{background:var(--pane);color:var(--ink);box-shadow:0 1px 2px #0002}
+.card{background:var(--pane);border:1px solid var(--line);border-radius:var(--radius);padding:1rem 1.1rem;margin-bottom:1rem}
+.aside{background:var(--pane);border-left:1px solid var(--line);padding:1.25rem 1rem;min-width:0}
+.aside h2{margin-top:0}
+.notes{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:.5rem}
+.notes li{border:1px solid var(--line);border-radius:8px;padding:.5rem .65rem;font-size:.9rem;overflow-wrap:anywhere}
+.notes small{color:var(--muted);display:block}
+table{width:100%;border-collapse:collapse;font-size:.93rem}
+th,td{text-align:left;padding:.5rem .55rem;border-bottom:1px solid var(--line);vertical-align:middle}
+th{color:var(--muted);font-weight:600;font-size:.8rem;text-transform:uppercase;letter-spacing:.03em}
+td.num,th.num{text-align:right}tfoot td{font-weight:600;border-bottom:0}
+.table-wrap{overflow-x:auto}.nowrap{white-space:nowrap}
+code{font:.85em ui-monospace,SFMono-Regular,Menlo,monospace}
+button,.button{font:inherit;cursor:pointer;border-radius:8px;border:1px solid var(--accent);background:var(--accent);
+color:var(--accent-ink);padding:.4rem .85rem}
+button:disabled{opacity:.55;cursor:progress}
+.button{display:inline-block}.button:hover{text-decoration:none;filter:brightness(1.08)}
+button.secondary,.button.secondary{background:var(--pane);color:var(--ink);border-color:var(--line)}
+button.danger{background:var(--bad);border-color:var(--bad)}
+input,select{font:inherit;padding:.4rem .55rem;border:1px solid #cfd4dc;border-radius:8px;background:#fff;color:var(--ink)}
+input:focus,select:focus{outline:2px solid #c7d2fe;border-color:var(--accent)}
+label{display:block;font-size:.85rem;color:var(--muted);margin:.6rem 0 .2rem}
+.row{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap}
+.actions{display:flex;gap:.5rem;justify-content:flex-end;flex-wrap:nowrap}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:1rem}
+.grid .card,.stats .card{margin:0}.product{display:flex;flex-direction:column}.product .buy{margin-top:auto;padding-top:.75rem}
+.product h3{margin:.1rem 0 .25rem;font-size:1rem}.product p{color:var(--muted);margin:.25rem 0 .75rem;font-size:.9rem}
+.price{font-weight:700}.muted{color:var(--muted)}
+.qty{width:4.5rem}
+.stats{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:1rem}
+.stat b{display:block;font-size:1.5rem}
+.badge{display:inline-block;white-space:nowrap;padding:.1rem .55rem;border-radius:999px;font-size:.8rem;font-weight:600;background:var(--info-bg);color:var(--info)}
+.badge.delivered,.badge.paid,.badge.approved{background:var(--ok-bg);color:var(--ok)}
+.badge.awaiting_payment,.badge.awaiting_approval{background:var(--warn-bg);color:var(--warn)}
+.badge.failed,.badge.rejected,.badge.payment_declined,.badge.declined{background:var(--bad-bg);color:var(--bad)}
+.steps{list-style:none;padding:0;margin:0;display:flex;flex-direction:column;gap:.35rem}
+.steps li{display:flex;gap:.6rem;align-items:center;padding:.4rem .5rem;border-radius:8px}
+.steps li.active{background:var(--warn-bg)}.steps li.failed{background:var(--bad-bg)}
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:.75rem 0 0}
+dl.facts dt{color:var(--muted)}dl.facts dd{margin:0}
+.error{background:var(--bad-bg);color:var(--bad);border:1px solid #fecdca;border-radius:8px;padding:.55rem .75rem;margin-bottom:1rem;display:flex;gap:.5rem;align-items:center}
+.error button{margin-left:auto;background:transparent;border:0;color:var(--bad);padding:0 .3rem}
+.flash{background:var(--ok-bg);color:var(--ok);border:1px solid #abefc6;border-radius:8px;padding:.55rem .75rem;margin-bottom:1rem}
+.busy{display:inline-flex;gap:.4rem;align-items:center;color:var(--muted);font-size:.85rem}
+.spinner{width:14px;height:14px;border:2px solid var(--line);border-top-color:var(--accent);border-radius:50%;animation:spin .7s linear infinite}
+@keyframes spin{to{transform:rotate(360deg)}}
+.switch{display:flex;gap:.5rem;align-items:center;color:var(--ink);font-size:.95rem;margin:0}
+.login{max-width:360px;margin:12vh auto;padding:0 1rem}
+.login input{width:100%}.login button{width:100%;margin-top:1rem}
+@media (max-width:1000px){.shell{grid-template-columns:180px minmax(0,1fr)}.aside{grid-column:1/-1;border-left:0;border-top:1px solid var(--line)}}
+@media (max-width:640px){.shell{display:block}.nav{flex-direction:row;flex-wrap:wrap;padding:.5rem}.brand{padding:.3rem .6rem;width:100%}
+.nav .who{margin:0;width:100%}.centre{padding:1rem}.tabs{margin-left:0}}
+"#;
+
+/// The document around a body: head, style sheet, the Datastar client.
+fn document(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · ZeroApp" }
+                style { (PreEscaped(CSS)) }
+                script type="module" src=(DATASTAR_JS_PATH) {}
+            }
+            (body)
+        }
+    }
+}
+
+/// The navigation pane.
+fn nav(who: Option<&Identity>, here: Option<&Page>) -> Markup {
+    let mut links = vec![
+        (Page::Dashboard, "/", "🏠 Dashboard"),
+        (Page::Products, "/products", "🛍️ Products"),
+        (Page::Cart, "/cart", "🛒 Cart"),
+        (Page::Orders, "/orders", "📦 Orders"),
+        (Page::Gateway, "/gateway", "💳 Payment gateway"),
+    ];
+    if who.is_some_and(|w| w.user.is_admin) {
+        links.push((Page::Admin, "/admin", "🛡️ Admin"));
+        links.push((
+            super::explorer::page(None, None),
+            "/admin/engine",
+            "⚙️ Engine",
+        ));
+    }
+    let current = here.map(|p| match p {
+        Page::Order(_) => Page::Orders,
+        Page::Engine { .. } => super::explorer::page(None, None),
+        other => other.clone(),
+    });
+    html! {
+        nav #nav .nav {
+            a .brand href="/" { "ZeroApp" }
+            @for (page, href, label) in &links {
+                @let id = format!("nav-{}", href.trim_start_matches('/').replace('/', "-"));
+                a id=(if *href == "/" { "nav-dashboard".to_owned() } else { id })
+                    href=(href) class=(if current.as_ref() == Some(page) { "here" } else { "" }) { (label) }
+            }
+            @if let Some(who) = who {
+                div .who { "Signed in as " b { (who.user.name) } @if who.user.is_admin { " (admin)" } }
+                form method="post" action="/logout" {
+                    button #logout .secondary type="submit" { "Log out" }
+                }
+            }
+        }
+    }
+}
+
+/// A whole page: the three panes, the page's stream, its tabs.
+pub fn page(who: &Identity, page: &Page, view: View, notes: Markup) -> Markup {
+    let stream = format!("@get('{}')", page.stream_path());
+    let body = html! {
+        body data-signals="{tab: 'input', busy: false}" {
+            div #stream hidden data-init=(stream) {}
+            div .shell {
+                (nav(Some(who), Some(page)))
+                main #main .centre {
+                    div .head {
+                        h1 #title { (page.title()) }
+                        span #busy .busy data-show="$busy" style="display:none" {
+                            span .spinner {} "Working…"
+                        }
+                        div .tabs role="tablist" {
+                            button #tab-input .active type="button" data-on:click="$tab = 'input'"
+                                data-class:active="$tab == 'input'" { "Input" }
+                            button #tab-output type="button" data-on:click="$tab = 'output'"
+                                data-class:active="$tab == 'output'" { "Output" }
+                        }
+                    }
+                    (error_box(""))
+                    div #flash {}
+                    section #input data-show="$tab == 'input'" { (view.input) }
+                    section #output data-show="$tab == 'output'" style="display:none" { (view.output) }
+                }
+                aside #aside .aside {
+                    h2 { "🔔 Notifications" }
+                    (notes)
+                }
+            }
+        }
+    };
+    document(&page.title(), body)
+}
+
+/// The error box, empty (hidden) or with a message; commands patch it with their failure.
+pub fn error_box(message: &str) -> Markup {
+    html! {
+        div #error .error role="alert" hidden[message.is_empty()] {
+            span #error-message { (message) }
+            button type="button" title="Dismiss" data-on:click="el.parentElement.hidden = true" { "×" }
+        }
+    }
+}
+
+/// A success message in `#flash`.
+pub fn flash(content: Markup) -> Markup {
+    html! { div #flash .flash role="status" { (content) } }
+}
+
+/// A page for an error (403, 404 …), with the navigation when someone is logged in.
+pub fn problem(who: Option<&Identity>, status: u16, message: &str) -> Markup {
+    let title = match status {
+        403 => "Forbidden",
+        404 => "Not found",
+        _ => "Something went wrong",
+    };
+    let body = html! {
+        body {
+            div .shell {
+                (nav(who, None))
+                main #main .centre {
+                    div .head { h1 #title { (status) " · " (title) } }
+                    div #problem .card { p { (message) } p { a href="/" { "Back to the dashboard" } } }
+                }
+                aside .aside {}
+            }
+        }
+    };
+    document(title, body)
+}
+
+/// The standalone login page (nobody to show panes for yet).
+pub fn login(error: Option<&str>) -> Markup {
+    let body = html! {
+        body {
+            main .login {
+                h1 { "ZeroApp" }
+                p .muted { "Sign in to the storefront." }
+                @if let Some(error) = error {
+                    div #error .error role="alert" { span #error-message { (error) } }
+                }
+                form #login-form .card method="post" action="/login" {
+                    label for="user" { "User" }
+                    input #user name="user" autocomplete="username" required autofocus;
+                    label for="password" { "Password" }
+                    input #password name="password" type="password" autocomplete="current-password" required;
+                    button #login type="submit" { "Log in" }
+                }
+                p .muted { "Demo users: alice, bob, carol (password: name-password); admin." }
+            }
+        }
+    };
+    document("Log in", body)
+}
+
+/// The right pane's list: the viewer's newest notifications (an admin's: the admins').
+pub async fn notifications(shared: &Shared, who: &Identity) -> Result<Markup, ApiError> {
+    let admin = who.user.is_admin;
+    let user = who.user.id.clone();
+    let list: Vec<Notification> = shared
+        .app
+        .db()
+        .call(move |c| {
+            if admin {
+                notifications::for_admins(c, SHOWN_NOTIFICATIONS)
+            } else {
+                notifications::for_user(c, &user, SHOWN_NOTIFICATIONS)
+            }
+        })
+        .await
+        .map_err(internal)?;
+    Ok(html! {
+        ul #notifications .notes aria-live="polite" {
+            @for note in &list {
+                li .note data-kind=(note.kind) {
+                    (note.message)
+                    small { (time(note.at_ms)) " · " a href=(super::Page::Order(note.order_id.clone()).path()) { "View order" } }
+                }
+            }
+            @if list.is_empty() { li .muted { "Nothing yet." } }
+        }
+    })
+}
+
+/// Cents as dollars.
+pub fn money(cents: i64) -> String {
+    zeroapp_app::session::money(cents)
+}
+
+/// A timestamp (ms since the epoch) as UTC, to the second.
+pub fn time(at_ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', " UTC")
+}
+
+/// A duration in ms, for a person: `850 ms`, `12.3 s`, `4 min 05 s`.
+pub fn elapsed(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{}.{} s", ms / 1000, (ms % 1000) / 100)
+    } else {
+        format!("{} min {:02} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// A status as a coloured badge.
+pub fn badge(status: &str) -> Markup {
+    html! { span .badge .(status) { (status.replace('_', " ")) } }
+}

@@ -1,0 +1,217 @@
+//! The orders pages: the list, and one order's live progress.
+
+use std::collections::BTreeMap;
+
+use maud::{Markup, html};
+use zeroapp_app::db::orders::{self, HistoryEntry, Order};
+use zeroapp_app::fulfillment::{self, Progress, STEPS, StepState};
+use zeroapp_engine::Target;
+use zeroapp_engine::http::ApiError;
+
+use super::View;
+use super::layout::{self, badge, money};
+use super::shop::{orders_of, orders_table};
+use crate::identity::{Identity, internal};
+use crate::server::Shared;
+
+/// `/orders`: the caller's orders (an admin's: all), and a count by status in Output.
+pub async fn list(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
+    let orders = orders_of(shared, who).await?;
+    let table = orders_table("orders", &orders);
+    let mut counts: BTreeMap<&str, (usize, i64)> = BTreeMap::new();
+    for order in &orders {
+        let entry = counts.entry(order.status.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 = entry.1.saturating_add(order.total_cents);
+    }
+    let summary = html! {
+        div #orders-summary .table-wrap {
+            table {
+                thead { tr { th { "Status" } th .num { "Orders" } th .num { "Value" } } }
+                tbody {
+                    @for (status, (count, value)) in &counts {
+                        tr { td { (badge(status)) } td .num { (count) } td .num { (money(*value)) } }
+                    }
+                }
+                tfoot { tr { td { "All" } td .num { (orders.len()) } td .num { (money(orders.iter().map(|o| o.total_cents).sum())) } } }
+            }
+        }
+    };
+    Ok(View {
+        input: html! { div .card { (table) } },
+        output: html! { div .card { h2 { "By status" } (summary) } },
+        fragments: vec![table, summary],
+        signals: None,
+    })
+}
+
+/// The workflow's progress, or `None` before it started (not paid yet).
+async fn progress(shared: &Shared, order_id: &str) -> Option<Progress> {
+    shared
+        .client
+        .call::<_, Progress>(Target::workflow(fulfillment::NAME, order_id, "status"), &())
+        .await
+        .ok()
+}
+
+/// `/orders/{id}`: the steps, elapsed time, carrier attempts, next action, tracking number and
+/// history, kept live by the page's stream.
+pub async fn detail(shared: &Shared, who: &Identity, order_id: &str) -> Result<View, ApiError> {
+    let order = crate::api::visible_order(shared, who, order_id).await?;
+    let id = order_id.to_owned();
+    let history: Vec<HistoryEntry> = shared
+        .app
+        .db()
+        .call(move |c| orders::history(c, &id))
+        .await
+        .map_err(internal)?;
+    let progress = progress(shared, order_id).await;
+    let steps = steps_card(&order, progress.as_ref());
+    let history_table = history_card(&history);
+    let output = output_tables(&order, progress.as_ref());
+    Ok(View {
+        input: html! { (steps) (history_table) },
+        output: output.clone(),
+        fragments: vec![steps, history_table, output],
+        signals: None,
+    })
+}
+
+/// The steps before the workflow runs, from the order's status.
+fn early_steps(order: &Order) -> Vec<(String, StepState)> {
+    STEPS
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let state = match (i, order.status.as_str()) {
+                (0, "payment_declined") => StepState::Failed,
+                (0, "awaiting_payment") => StepState::Active,
+                (0, _) => StepState::Done,
+                _ => StepState::Pending,
+            };
+            ((*step).to_owned(), state)
+        })
+        .collect()
+}
+
+fn icon(state: StepState) -> &'static str {
+    match state {
+        StepState::Done => "✅",
+        StepState::Active => "⏳",
+        StepState::Pending => "⬜",
+        StepState::Failed => "❌",
+    }
+}
+
+fn state_name(state: StepState) -> &'static str {
+    match state {
+        StepState::Done => "done",
+        StepState::Active => "active",
+        StepState::Pending => "pending",
+        StepState::Failed => "failed",
+    }
+}
+
+fn steps_card(order: &Order, progress: Option<&Progress>) -> Markup {
+    let steps = progress.map_or_else(|| early_steps(order), |p| p.steps.clone());
+    let status = progress.map_or(order.status.clone(), |p| p.status.as_str().to_owned());
+    let next = progress.map_or_else(
+        || match order.status.as_str() {
+            "awaiting_payment" => "Waiting for the payment at the gateway.".to_owned(),
+            "payment_declined" => "Nothing: the payment was declined.".to_owned(),
+            _ => "Starting fulfillment.".to_owned(),
+        },
+        |p| p.next_action.clone(),
+    );
+    html! {
+        div #progress .card data-status=(status) {
+            div .row { h2 style="margin:0" { "Progress" } span #status { (badge(&status)) } }
+            ol .steps #steps {
+                @for (i, (name, state)) in steps.iter().enumerate() {
+                    li .(state_name(*state)) id=(format!("step-{i}")) data-state=(state_name(*state)) {
+                        span { (icon(*state)) } span { (name) }
+                    }
+                }
+            }
+            dl .facts {
+                dt { "Next" } dd #next-action { (next) }
+                @if let Some(p) = progress {
+                    dt { "Elapsed" }
+                    @if p.finished_at_ms.is_none() {
+                        // Counts on in the browser between the stream's updates.
+                        dd #elapsed "data-on-interval__duration.1s"=(format!(
+                            "el.textContent = Math.max(0, Math.round((Date.now() - {}) / 1000)) + ' s'",
+                            p.started_at_ms
+                        )) { (layout::elapsed(p.elapsed_ms)) }
+                    } @else {
+                        dd #elapsed { (layout::elapsed(p.elapsed_ms)) }
+                    }
+                    dt { "Carrier attempts" } dd #attempts { (p.shipping_attempts) }
+                    @if let Some(carrier) = &p.carrier { dt { "Carrier" } dd #carrier { (carrier) } }
+                    dt { "Tracking number" } dd #tracking { (p.tracking_number.as_deref().unwrap_or("—")) }
+                    @if let Some(failure) = &p.failure { dt { "Failure" } dd #failure { (failure) } }
+                }
+                dt { "Ship to" } dd { (order.address) " (" (order.zone) ")" }
+            }
+        }
+    }
+}
+
+fn history_card(history: &[HistoryEntry]) -> Markup {
+    html! {
+        div #history .card {
+            h2 { "History" }
+            @if history.is_empty() { p .muted { "Nothing yet." } } @else {
+                div .table-wrap { table {
+                    thead { tr { th { "When" } th { "Status" } th { "Detail" } } }
+                    tbody {
+                        @for entry in history {
+                            tr { td { (layout::time(entry.at_ms)) } td { (badge(&entry.status)) } td { (entry.detail) } }
+                        }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+/// The Output tab: the order's lines and totals, and its status as a table.
+fn output_tables(order: &Order, progress: Option<&Progress>) -> Markup {
+    html! {
+        div #order-output {
+            div .card .table-wrap {
+                h2 { "Items" }
+                table {
+                    thead { tr { th { "Product" } th .num { "Price" } th .num { "Qty" } th .num { "Line total" } } }
+                    tbody {
+                        @for item in &order.items {
+                            tr { td { (item.name) } td .num { (money(item.unit_price_cents)) } td .num { (item.quantity) }
+                                 td .num { (money(item.line_total_cents().unwrap_or(0))) } }
+                        }
+                    }
+                    tfoot {
+                        tr { td colspan="3" { "Subtotal" } td .num { (money(order.subtotal_cents)) } }
+                        tr { td colspan="3" { "Shipping" } td .num { (money(order.shipping_cents)) } }
+                        tr { td colspan="3" { "Total" } td .num { (money(order.total_cents)) } }
+                    }
+                }
+            }
+            div .card .table-wrap {
+                h2 { "Status" }
+                table {
+                    tbody {
+                        tr { th { "Order" } td { (order.id) } }
+                        tr { th { "Status" } td { (badge(progress.map_or(order.status.as_str(), |p| p.status.as_str()))) } }
+                        @if let Some(p) = progress {
+                            @for (name, state) in &p.steps { tr { th { (name) } td { (icon(*state)) " " (state_name(*state)) } } }
+                            tr { th { "Elapsed" } td { (layout::elapsed(p.elapsed_ms)) } }
+                            tr { th { "Carrier attempts" } td { (p.shipping_attempts) } }
+                            tr { th { "Tracking" } td { (p.tracking_number.as_deref().unwrap_or("—")) } }
+                            tr { th { "Next action" } td { (p.next_action) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

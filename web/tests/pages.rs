@@ -1,0 +1,538 @@
+//! The Datastar pages against the real `zeroapp` process: who sees which page, the commands
+//! (`@post` with a JSON signals body), and the per-page event streams.
+
+#![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+
+mod common;
+
+use common::{Stream, as_user, login, request};
+use zeroapp_web::assets::DATASTAR_JS_PATH;
+
+/// The headers of a Datastar `@post`: the session, the marker header, a JSON body.
+fn datastar(cookie: &str) -> [(&'static str, &str); 3] {
+    [
+        ("cookie", cookie),
+        ("datastar-request", "true"),
+        ("content-type", "application/json"),
+    ]
+}
+
+/// Logs in through the login form; the session cookie.
+fn form_login(addr: &str, user: &str) -> String {
+    let body = format!("user={user}&password={user}-password");
+    let reply = request(
+        addr,
+        "POST",
+        "/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert_eq!(reply.header("location"), Some("/"));
+    let cookie = reply.header("set-cookie").unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+#[test]
+fn each_page_renders_for_the_right_user() {
+    let server = common::start();
+    let addr = server.addr.as_str();
+
+    for path in [
+        "/",
+        "/dashboard",
+        "/products",
+        "/cart",
+        "/orders",
+        "/gateway",
+        "/admin",
+    ] {
+        let reply = request(addr, "GET", path, &[], b"");
+        assert_eq!(reply.status, 303, "{path}");
+        assert_eq!(reply.header("location"), Some("/login"), "{path}");
+    }
+    let form = request(addr, "GET", "/login", &[], b"");
+    assert_eq!(form.status, 200);
+    for needle in [
+        r#"id="login-form""#,
+        r#"id="user""#,
+        r#"id="password""#,
+        r#"id="login""#,
+        DATASTAR_JS_PATH,
+    ] {
+        assert!(form.body.contains(needle), "login lacks {needle}");
+    }
+    let wrong = request(addr, "POST", "/login", &[], b"user=alice&password=nope");
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains(r#"id="error""#), "{}", wrong.body);
+    assert!(wrong.header("set-cookie").is_none());
+
+    let alice = form_login(addr, "alice");
+    let pages: [(&str, &str, &[&str]); 6] = [
+        (
+            "/",
+            "/dashboard/stream",
+            &[r#"id="summary""#, r#"id="recent-orders""#],
+        ),
+        (
+            "/products",
+            "/products/stream",
+            &[
+                r#"id="catalog""#,
+                r#"id="qty-1""#,
+                r#"data-bind="qty1""#,
+                r#"id="add-1""#,
+                "data-on:click=\"@post('/cart/add/1')\"",
+                "data-indicator:busy",
+                r#"id="cart-table""#,
+                r#"id="stock-1""#,
+            ],
+        ),
+        (
+            "/cart",
+            "/cart/stream",
+            &[
+                r#"id="cart-items""#,
+                r#"id="zone""#,
+                "data-bind:zone",
+                r#"id="address""#,
+                "data-bind:address",
+                r#"id="checkout""#,
+                r#"id="total""#,
+                r#"id="cart-summary""#,
+            ],
+        ),
+        (
+            "/orders",
+            "/orders/stream",
+            &[r#"id="orders""#, r#"id="orders-summary""#],
+        ),
+        (
+            "/gateway",
+            "/gateway/stream",
+            &[
+                r#"id="autopay""#,
+                "data-bind:autopay",
+                r#"id="payments""#,
+                r#"id="payments-summary""#,
+            ],
+        ),
+        ("/dashboard", "/dashboard/stream", &[r#"id="summary""#]),
+    ];
+    for (path, stream, needles) in pages {
+        let reply = request(addr, "GET", path, &as_user(&alice), b"");
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        assert!(
+            reply
+                .header("content-type")
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let common = [
+            format!(r#"<script type="module" src="{DATASTAR_JS_PATH}"></script>"#),
+            format!("data-init=\"@get('{stream}')\""),
+            r#"id="nav""#.to_owned(),
+            r#"id="notifications""#.to_owned(),
+            r#"id="tab-input""#.to_owned(),
+            r#"id="tab-output""#.to_owned(),
+            r#"id="input""#.to_owned(),
+            r#"id="output""#.to_owned(),
+            r#"id="error""#.to_owned(),
+            r#"id="logout""#.to_owned(),
+            "Alice".to_owned(),
+        ];
+        for needle in common
+            .iter()
+            .map(String::as_str)
+            .chain(needles.iter().copied())
+        {
+            assert!(reply.body.contains(needle), "{path} lacks {needle}");
+        }
+        assert!(!reply.body.contains(r#"id="nav-admin""#), "{path}");
+    }
+
+    let forbidden = request(addr, "GET", "/admin", &as_user(&alice), b"");
+    assert_eq!(forbidden.status, 403);
+    assert!(forbidden.body.contains("403"), "{}", forbidden.body);
+    assert_eq!(
+        request(addr, "GET", "/admin/stream", &as_user(&alice), b"").status,
+        403
+    );
+    let missing = request(addr, "GET", "/orders/nope", &as_user(&alice), b"");
+    assert_eq!(missing.status, 404);
+
+    let admin = form_login(addr, "admin");
+    let page = request(addr, "GET", "/admin", &as_user(&admin), b"");
+    assert_eq!(page.status, 200, "{}", page.body);
+    for needle in [
+        r#"id="approvals""#,
+        r#"id="all-orders""#,
+        r#"id="nav-admin""#,
+        "data-init=\"@get('/admin/stream')\"",
+    ] {
+        assert!(page.body.contains(needle), "admin lacks {needle}");
+    }
+
+    let explorer = request(addr, "GET", "/admin/engine", &as_user(&admin), b"");
+    assert_eq!(explorer.status, 200, "{}", explorer.body);
+    for needle in [
+        r#"id="filters""#,
+        r#"id="filter-suspended""#,
+        r#"id="invocations""#,
+        r#"id="journal""#,
+        "data-init=\"@get('/admin/engine/stream')\"",
+    ] {
+        assert!(explorer.body.contains(needle), "explorer lacks {needle}");
+    }
+    assert_eq!(
+        request(addr, "GET", "/admin/engine", &as_user(&alice), b"").status,
+        403
+    );
+    assert_eq!(
+        request(
+            addr,
+            "GET",
+            "/admin/engine?status=nonsense",
+            &as_user(&admin),
+            b""
+        )
+        .status,
+        400
+    );
+
+    let out = request(addr, "POST", "/logout", &as_user(&alice), b"");
+    assert_eq!(out.status, 303);
+    assert_eq!(out.header("location"), Some("/login"));
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        request(addr, "GET", "/products", &as_user(&alice), b"").status,
+        303
+    );
+}
+
+#[test]
+fn a_command_answers_204_and_the_cart_changes() {
+    let server = common::start();
+    let addr = server.addr.as_str();
+    let bob = login(addr, "bob");
+
+    let added = request(
+        addr,
+        "POST",
+        "/cart/add/2",
+        &datastar(&bob),
+        br#"{"tab": "input", "busy": true, "qty2": 3, "qty1": 1}"#,
+    );
+    assert_eq!(added.status, 204, "{}", added.body);
+    let cart = request(addr, "GET", "/api/cart", &as_user(&bob), b"").json();
+    assert_eq!(cart["items"][0]["product_id"], 2, "{cart}");
+    assert_eq!(cart["items"][0]["quantity"], 3, "{cart}");
+
+    // An input's text is a quantity too.
+    let again = request(
+        addr,
+        "POST",
+        "/cart/add/2",
+        &datastar(&bob),
+        br#"{"qty2": "2"}"#,
+    );
+    assert_eq!(again.status, 204);
+    let cart = request(addr, "GET", "/api/cart", &as_user(&bob), b"").json();
+    assert_eq!(cart["items"][0]["quantity"], 5, "{cart}");
+
+    // Refusals: no session, another site, an error patched into #error.
+    let headers = [("datastar-request", "true")];
+    assert_eq!(
+        request(addr, "POST", "/cart/add/2", &headers, b"{}").status,
+        401
+    );
+    let cross = [("cookie", bob.as_str()), ("origin", "http://evil.example")];
+    assert_eq!(
+        request(addr, "POST", "/cart/add/2", &cross, b"{}").status,
+        403
+    );
+    let refused = request(
+        addr,
+        "POST",
+        "/cart/add/999",
+        &datastar(&bob),
+        br#"{"qty999": 1}"#,
+    );
+    assert_eq!(refused.status, 200);
+    assert!(
+        refused
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(
+        refused.body.starts_with(
+            "event: datastar-patch-elements\ndata: elements <div class=\"error\" id=\"error\""
+        ),
+        "{}",
+        refused.body
+    );
+    let no_address = request(
+        addr,
+        "POST",
+        "/cart/checkout",
+        &datastar(&bob),
+        br#"{"zone": "domestic", "address": " "}"#,
+    );
+    assert!(
+        no_address.body.contains("Enter the address"),
+        "{}",
+        no_address.body
+    );
+    assert_eq!(
+        request(addr, "POST", "/admin/x/approve", &datastar(&bob), b"{}").status,
+        403
+    );
+
+    let removed = request(addr, "POST", "/cart/remove/2", &datastar(&bob), b"");
+    assert_eq!(removed.status, 204);
+    let cart = request(addr, "GET", "/api/cart", &as_user(&bob), b"").json();
+    assert_eq!(cart["items"].as_array().unwrap().len(), 0, "{cart}");
+}
+
+#[test]
+fn page_streams_send_whole_fragments_and_follow_an_order_live() {
+    let server = common::start();
+    let addr = server.addr.as_str();
+    let carol = login(addr, "carol");
+    assert_eq!(
+        request(addr, "GET", "/products/stream", &[], b"").status,
+        401
+    );
+
+    let mut products = Stream::open(addr, "/products/stream", &carol);
+    let head = products.wait_for("\r\n\r\n");
+    assert!(head.contains("text/event-stream"), "{head}");
+    let first = products.wait_for(r#"id="notifications""#);
+    assert!(
+        first.contains(
+            "event: datastar-patch-elements\ndata: elements <span class=\"muted\" id=\"stock-1\">"
+        ),
+        "{first}"
+    );
+    assert!(first.contains(r#"id="cart-table""#), "{first}");
+    products.wait_for("\n\n");
+
+    // A command changes the cart: the stream sends the new cart table.
+    let added = request(
+        addr,
+        "POST",
+        "/cart/add/6",
+        &datastar(&carol),
+        br#"{"qty6": 2}"#,
+    );
+    assert_eq!(added.status, 204);
+    let update = products.wait_for("</div>\n\n");
+    assert!(update.contains(r#"id="cart-table""#), "{update}");
+    assert!(update.contains("<td class=\"num\">2</td>"), "{update}");
+
+    let placed = request(
+        addr,
+        "POST",
+        "/cart/checkout",
+        &datastar(&carol),
+        br#"{"zone": "eu", "address": "5 <Canal> Street"}"#,
+    );
+    assert_eq!(placed.status, 200, "{}", placed.body);
+    assert!(placed.body.contains(r#"id="flash""#), "{}", placed.body);
+    let order = placed
+        .body
+        .split("/orders/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // The checkout runs in the background: the order appears a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let page = loop {
+        let page = request(
+            addr,
+            "GET",
+            &format!("/orders/{order}"),
+            &as_user(&carol),
+            b"",
+        );
+        if page.status == 200 {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", page.body);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(page.body.contains("5 &lt;Canal&gt; Street"), "escaped");
+    assert!(
+        page.body
+            .contains(&format!("data-init=\"@get('/orders/{order}/stream')\"")),
+        "{}",
+        page.body
+    );
+
+    let mut live = Stream::open(addr, &format!("/orders/{order}/stream"), &carol);
+    let opening = live.wait_for(r#"id="notifications""#);
+    for fragment in [
+        r#"id="progress""#,
+        r#"id="history""#,
+        r#"id="order-output""#,
+    ] {
+        assert!(opening.contains(fragment), "{fragment}: {opening}");
+    }
+    assert!(
+        opening.contains(r#"data-status="awaiting_payment""#),
+        "{opening}"
+    );
+
+    // The gateway page's Pay button: the order moves on, and the stream shows it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let paid = request(
+            addr,
+            "POST",
+            &format!("/gateway/{order}/pay"),
+            &datastar(&carol),
+            b"{}",
+        );
+        if paid.status == 204 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", paid.body);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let waiting = live.wait_for(r#"data-status="awaiting_approval""#);
+    assert!(
+        waiting.contains("event: datastar-patch-elements"),
+        "{waiting}"
+    );
+
+    let admin = login(addr, "admin");
+    let mut approvals = Stream::open(addr, "/admin/stream", &admin);
+    approvals.wait_for(&format!(r#"id="approve-{order}""#));
+    let approved = request(
+        addr,
+        "POST",
+        &format!("/admin/{order}/approve"),
+        &datastar(&admin),
+        b"{}",
+    );
+    assert_eq!(approved.status, 204, "{}", approved.body);
+    let done = live.wait_for(r#"data-status="delivered""#);
+    assert!(done.contains("✅"), "{done}");
+    live.wait_for(r#"<dd id="tracking">"#);
+
+    // A reconnect gets the full state again.
+    drop(live);
+    let mut again = Stream::open(addr, &format!("/orders/{order}/stream"), &carol);
+    let state = again.wait_for(r#"id="notifications""#);
+    assert!(state.contains(r#"data-status="delivered""#), "{state}");
+    assert!(state.contains(r#"id="history""#), "{state}");
+
+    let bob = login(addr, "bob");
+    assert_eq!(
+        request(
+            addr,
+            "GET",
+            &format!("/orders/{order}/stream"),
+            &as_user(&bob),
+            b""
+        )
+        .status,
+        404
+    );
+}
+
+#[test]
+fn the_engine_explorer_shows_a_journal_and_cancels() {
+    let server = common::start();
+    let addr = server.addr.as_str();
+    let bob = login(addr, "bob");
+    let admin = login(addr, "admin");
+    assert_eq!(
+        request(
+            addr,
+            "POST",
+            "/cart/add/3",
+            &datastar(&bob),
+            br#"{"qty3": 1}"#
+        )
+        .status,
+        204
+    );
+    let placed = request(
+        addr,
+        "POST",
+        "/cart/checkout",
+        &datastar(&bob),
+        br#"{"zone": "domestic", "address": "9 Elm Road"}"#,
+    );
+    assert_eq!(placed.status, 200, "{}", placed.body);
+
+    // The checkout waits for the payment: an unfinished invocation with a Cancel button.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let id = loop {
+        let page = request(addr, "GET", "/admin/engine", &as_user(&admin), b"");
+        assert_eq!(page.status, 200);
+        if let Some(rest) = page.body.split(r#"id="cancel-"#).nth(1) {
+            break rest.split('"').next().unwrap().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", page.body);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let detail = request(
+        addr,
+        "GET",
+        &format!("/admin/engine?id={id}"),
+        &as_user(&admin),
+        b"",
+    );
+    assert_eq!(detail.status, 200);
+    assert!(
+        detail.body.contains("UserSession/bob/checkout"),
+        "{}",
+        detail.body
+    );
+    assert!(detail.body.contains("<h2>Journal</h2>"), "{}", detail.body);
+
+    let mut live = Stream::open(addr, &format!("/admin/engine/stream?id={id}"), &admin);
+    live.wait_for(r#"id="journal""#);
+    assert_eq!(
+        request(
+            addr,
+            "POST",
+            &format!("/admin/engine/{id}/cancel"),
+            &datastar(&bob),
+            b"{}"
+        )
+        .status,
+        403
+    );
+    let cancelled = request(
+        addr,
+        "POST",
+        &format!("/admin/engine/{id}/cancel"),
+        &datastar(&admin),
+        b"{}",
+    );
+    assert_eq!(cancelled.status, 204, "{}", cancelled.body);
+    // It finishes (the checkout gives up on the payment): no Cancel button any more.
+    loop {
+        let page = request(addr, "GET", "/admin/engine", &as_user(&admin), b"");
+        if !page.body.contains(&format!(r#"id="cancel-{id}""#)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", page.body);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let after = live.wait_for(r#"id="invocations""#);
+    assert!(after.contains("datastar-patch-elements"), "{after}");
+}
