@@ -180,8 +180,10 @@ impl Engine {
         Client::new(self.inner.clone())
     }
 
-    /// Stops running invocations (they resume from their journal at the next open), commits
-    /// what was already sent to the writer, and releases the data file.
+    /// Stops running invocations (they resume from their journal at the next open) and commits
+    /// what was already sent to the writer. The data file is released once the engine and every
+    /// [`Client`] made from it are dropped: drop your clients before reopening the folder in the
+    /// same process.
     pub async fn shutdown(self) {
         self.inner.cancel.cancel();
         self.inner.tasks.close();
