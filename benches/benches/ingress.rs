@@ -12,45 +12,14 @@ use zeroapp_benches::report;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let settings = Settings::from_args(&args, std::env::var("BENCH_QUICK").ok().as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mode = if settings.quick { "quick" } else { "full" };
-    eprintln!("ingress bench, {mode} mode");
-    let report = match runtime.block_on(run(&settings, &mut |line| eprintln!("{line}"))) {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("bench failed: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!(
-        "\n{}\n{}\n\n{}",
-        table(&report),
-        counted(&report),
-        overhead(&report)
-    );
-    if settings.quick {
-        println!("(quick mode: figures not written to docs/benchmarks.md)");
-        return ExitCode::SUCCESS;
-    }
-    let section = section(&report, &report::today(), &report::machine());
-    let path = report::doc_path();
-    match report::update_section(&path, BEGIN, END, &section) {
-        Ok(()) => {
-            println!("wrote {}", path.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("cannot write {}: {e}", path.display());
-            ExitCode::FAILURE
-        }
-    }
+    report::bench_main(
+        "ingress",
+        settings.quick,
+        async { run(&settings, &mut |line| eprintln!("{line}")).await },
+        |r| format!("{}\n{}\n\n{}", table(r), counted(r), overhead(r)),
+        |r, path| {
+            let section = section(r, &report::today(), &report::machine());
+            report::update_section(path, BEGIN, END, &section)
+        },
+    )
 }

@@ -305,6 +305,55 @@ pub fn update_section(path: &Path, begin: &str, end: &str, section: &str) -> io:
     std::fs::write(path, updated)
 }
 
+/// The life of a bench binary once it knows its mode: start tokio, run `bench` (its progress on
+/// stderr), print `summary` of the report, and in full mode (not `quick`) write the report into
+/// docs/benchmarks.md with `write` (given the file's path). The exit code says whether all of it
+/// worked.
+pub fn bench_main<R>(
+    name: &str,
+    quick: bool,
+    bench: impl std::future::Future<Output = Result<R, String>>,
+    summary: impl FnOnce(&R) -> String,
+    write: impl FnOnce(&R, &Path) -> io::Result<()>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mode = if quick { "quick" } else { "full" };
+    eprintln!("{name} bench, {mode} mode");
+    let report = match runtime.block_on(bench) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("\n{}", summary(&report));
+    if quick {
+        println!("(quick mode: figures not written to docs/benchmarks.md)");
+        return ExitCode::SUCCESS;
+    }
+    let path = doc_path();
+    match write(&report, &path) {
+        Ok(()) => {
+            println!("wrote {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Whether a bench binary runs in full: only under `cargo bench` (which passes `--bench`),
 /// unless `--test` is passed too (`cargo bench -- --test`) or `BENCH_QUICK=1`.
 pub fn full_mode(args: &[String], bench_quick: Option<&str>) -> bool {
