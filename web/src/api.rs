@@ -47,16 +47,7 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
         }
         (["login"], &Method::POST) => login(shared, request).await,
         (["logout"], &Method::POST) => {
-            identity::same_origin(&request)?;
-            let who = identity::identify(&shared.app, &request).await?;
-            if let Some(token) = who.and_then(|w| w.session_token) {
-                shared
-                    .app
-                    .db()
-                    .call(move |c| auth::delete_session(c, &token))
-                    .await
-                    .map_err(internal)?;
-            }
+            identity::end_session(&shared.app, &request).await?;
             Ok(identity::clear_session_cookie(http::empty(
                 StatusCode::NO_CONTENT,
             )))

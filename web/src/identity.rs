@@ -88,6 +88,19 @@ pub async fn require(app: &App, request: &Request) -> Result<Identity, ApiError>
         .ok_or_else(|| ApiError::unauthorized("log in first (session cookie or Bearer API token)"))
 }
 
+/// Ends the caller's session, if it came with one (after the same-origin check); the caller
+/// then clears the cookie in its answer.
+pub async fn end_session(app: &App, request: &Request) -> Result<(), ApiError> {
+    same_origin(request)?;
+    if let Some(token) = identify(app, request).await?.and_then(|w| w.session_token) {
+        app.db()
+            .call(move |c| auth::delete_session(c, &token))
+            .await
+            .map_err(internal)?;
+    }
+    Ok(())
+}
+
 /// Refuses a state-changing request from another site: when the browser says where the request
 /// comes from (`Origin`), it must be this server. With the session cookie's SameSite=Strict,
 /// this keeps cross-site forms and scripts out.

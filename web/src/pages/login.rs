@@ -2,12 +2,11 @@
 //! session logic as `/api/login`.
 
 use hyper::StatusCode;
-use zeroapp_app::db::auth;
 use zeroapp_engine::http::{self, ApiError, Request, Response};
 
 use super::{html, layout, redirect};
 use crate::api;
-use crate::identity::{self, internal};
+use crate::identity;
 use crate::server::Shared;
 
 /// `GET /login`: the form; someone already logged in goes to the dashboard.
@@ -44,17 +43,6 @@ pub async fn submit(shared: &Shared, request: Request) -> Result<Response, ApiEr
 
 /// `POST /logout`: ends the session, clears the cookie, 303 to `/login`.
 pub async fn logout(shared: &Shared, request: Request) -> Result<Response, ApiError> {
-    identity::same_origin(&request)?;
-    if let Some(token) = identity::identify(&shared.app, &request)
-        .await?
-        .and_then(|w| w.session_token)
-    {
-        shared
-            .app
-            .db()
-            .call(move |c| auth::delete_session(c, &token))
-            .await
-            .map_err(internal)?;
-    }
+    identity::end_session(&shared.app, &request).await?;
     Ok(identity::clear_session_cookie(redirect("/login")))
 }
