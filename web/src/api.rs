@@ -13,7 +13,7 @@ use zeroapp_app::session::{self, AddItem, BasketLine, Checkout};
 use zeroapp_engine::http::{self, ApiError, Request, Response};
 use zeroapp_engine::{SendOptions, Target};
 
-use crate::identity::{self, Identity, internal, now_ms};
+use crate::identity::{self, Identity, now_ms};
 use crate::server::Shared;
 
 /// The header carrying the payment callback's signature: `sha256=<hex HMAC of the body>`.
@@ -24,12 +24,7 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
     let method = request.method().clone();
     match (rest, &method) {
         (["products"], &Method::GET) => {
-            let products = shared
-                .app
-                .db()
-                .call(|c| catalog::products(c))
-                .await
-                .map_err(internal)?;
+            let products = shared.query(|c| catalog::products(c)).await?;
             Ok(http::json(StatusCode::OK, &products))
         }
         (["products", id], &Method::GET) => {
@@ -37,11 +32,8 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
                 .parse()
                 .map_err(|_| ApiError::bad_request(format!("product id {id:?} is not a number")))?;
             let product = shared
-                .app
-                .db()
-                .call(move |c| catalog::product(c, id))
-                .await
-                .map_err(internal)?
+                .query(move |c| catalog::product(c, id))
+                .await?
                 .ok_or_else(|| ApiError::not_found(format!("no product {id}")))?;
             Ok(http::json(StatusCode::OK, &product))
         }
@@ -65,11 +57,8 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
             }
             let user = who.user.id.clone();
             let token = shared
-                .app
-                .db()
-                .call(move |c| auth::create_api_token(c, &user, &name.name, now_ms()))
-                .await
-                .map_err(internal)?;
+                .query(move |c| auth::create_api_token(c, &user, &name.name, now_ms()))
+                .await?;
             Ok(http::json(StatusCode::CREATED, &json!({ "token": token })))
         }
         (["me"], &Method::GET) => {
@@ -112,29 +101,21 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
             let who = identity::require(&shared.app, &request).await?;
             let user = who.user.clone();
             let list = shared
-                .app
-                .db()
-                .call(move |c| {
+                .query(move |c| {
                     if user.is_admin {
                         orders::all_orders(c, 500)
                     } else {
                         orders::orders_of(c, &user.id)
                     }
                 })
-                .await
-                .map_err(internal)?;
+                .await?;
             Ok(http::json(StatusCode::OK, &list))
         }
         (["orders", order_id], &Method::GET) => {
             let who = identity::require(&shared.app, &request).await?;
             let order_id = http::decode(order_id)?;
             let order = visible_order(shared, &who, &order_id).await?;
-            let history = shared
-                .app
-                .db()
-                .call(move |c| orders::history(c, &order_id))
-                .await
-                .map_err(internal)?;
+            let history = shared.query(move |c| orders::history(c, &order_id)).await?;
             Ok(http::json(
                 StatusCode::OK,
                 &json!({ "order": order, "history": history }),
@@ -144,17 +125,14 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
             let who = identity::require(&shared.app, &request).await?;
             let user = who.user.clone();
             let list = shared
-                .app
-                .db()
-                .call(move |c| {
+                .query(move |c| {
                     if user.is_admin {
                         notifications::for_admins(c, 100)
                     } else {
                         notifications::for_user(c, &user.id, 100)
                     }
                 })
-                .await
-                .map_err(internal)?;
+                .await?;
             Ok(http::json(StatusCode::OK, &list))
         }
         (["payment", "callback"], &Method::POST) => payment_callback(shared, request).await,
@@ -256,17 +234,14 @@ pub async fn open_session(
     password: String,
 ) -> Result<(catalog::User, auth::NewSession), ApiError> {
     let session = shared
-        .app
-        .db()
-        .call(move |c| {
+        .query(move |c| {
             let Some(user) = auth::verify_password(c, &user, &password)? else {
                 return Ok(None);
             };
             let session = auth::create_session(c, &user.id, identity::SESSION_TTL_MS, now_ms())?;
             Ok(Some((user, session)))
         })
-        .await
-        .map_err(internal)?;
+        .await?;
     session.ok_or_else(|| ApiError::unauthorized("unknown user or wrong password"))
 }
 
@@ -335,12 +310,7 @@ pub async fn start_checkout(
         ));
     }
     let code = zone.clone();
-    let known_zone = shared
-        .app
-        .db()
-        .call(move |c| catalog::zone(c, &code))
-        .await
-        .map_err(internal)?;
+    let known_zone = shared.query(move |c| catalog::zone(c, &code)).await?;
     if known_zone.is_none() {
         return Err(ApiError::bad_request(format!(
             "unknown shipping zone {zone:?}"
@@ -380,12 +350,7 @@ pub async fn visible_order(
     order_id: &str,
 ) -> Result<orders::Order, ApiError> {
     let id = order_id.to_owned();
-    let order = shared
-        .app
-        .db()
-        .call(move |c| orders::order(c, &id))
-        .await
-        .map_err(internal)?;
+    let order = shared.query(move |c| orders::order(c, &id)).await?;
     match order {
         Some(order) if who.user.is_admin || order.user_id == who.user.id => Ok(order),
         _ => Err(ApiError::not_found(format!("no order {order_id:?}"))),

@@ -22,6 +22,22 @@ pub struct Shared {
     pub callback_secret: Vec<u8>,
 }
 
+impl Shared {
+    /// Runs `f` on the database thread; a database failure is a 500 (logged).
+    pub async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, zeroapp_app::db::DbError>
+        + Send
+        + 'static,
+    ) -> Result<T, ApiError> {
+        self.app
+            .db()
+            .call(f)
+            .await
+            .map_err(crate::identity::internal)
+    }
+}
+
 /// The storefront's routes.
 pub fn routes(shared: Shared) -> Routes {
     let shared = Arc::new(shared);

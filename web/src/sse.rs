@@ -127,11 +127,8 @@ async fn workflow_stream(shared: &Shared, order_id: String) -> Result<Response, 
     let owner = {
         let id = order_id.clone();
         shared
-            .app
-            .db()
-            .call(move |c| zeroapp_app::db::orders::order(c, &id))
-            .await
-            .map_err(internal)?
+            .query(move |c| zeroapp_app::db::orders::order(c, &id))
+            .await?
             .map(|o| o.user_id)
             .ok_or_else(|| ApiError::not_found(format!("no order {order_id:?}")))?
     };

@@ -9,17 +9,11 @@ use zeroapp_engine::http::ApiError;
 
 use super::layout::{self, money};
 use super::{Page, View, encode};
-use crate::identity::internal;
 use crate::server::Shared;
 
 /// `/gateway`: every pending payment request, the auto-pay switch.
 pub async fn view(shared: &Shared) -> Result<View, ApiError> {
-    let pending: Vec<PaymentRequest> = shared
-        .app
-        .db()
-        .call(|c| payments::pending(c))
-        .await
-        .map_err(internal)?;
+    let pending: Vec<PaymentRequest> = shared.query(|c| payments::pending(c)).await?;
     let auto_pay = shared.app.auto_pay();
     let table = html! {
         div #payments .table-wrap {

@@ -9,7 +9,7 @@ use zeroapp_engine::http::ApiError;
 
 use super::{Page, View};
 use crate::assets::DATASTAR_JS_PATH;
-use crate::identity::{Identity, internal};
+use crate::identity::Identity;
 use crate::server::Shared;
 
 /// How many notifications the right pane shows.
@@ -249,17 +249,14 @@ pub async fn notifications(shared: &Shared, who: &Identity) -> Result<Markup, Ap
     let admin = who.user.is_admin;
     let user = who.user.id.clone();
     let list: Vec<Notification> = shared
-        .app
-        .db()
-        .call(move |c| {
+        .query(move |c| {
             if admin {
                 notifications::for_admins(c, SHOWN_NOTIFICATIONS)
             } else {
                 notifications::for_user(c, &user, SHOWN_NOTIFICATIONS)
             }
         })
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(html! {
         ul #notifications .notes aria-live="polite" {
             @for note in &list {

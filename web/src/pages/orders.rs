@@ -11,7 +11,7 @@ use zeroapp_engine::http::ApiError;
 use super::View;
 use super::layout::{self, badge, money};
 use super::shop::{orders_of, orders_table};
-use crate::identity::{Identity, internal};
+use crate::identity::Identity;
 use crate::server::Shared;
 
 /// `/orders`: the caller's orders (an admin's: all), and a count by status in Output.
@@ -59,12 +59,7 @@ async fn progress(shared: &Shared, order_id: &str) -> Option<Progress> {
 pub async fn detail(shared: &Shared, who: &Identity, order_id: &str) -> Result<View, ApiError> {
     let order = crate::api::visible_order(shared, who, order_id).await?;
     let id = order_id.to_owned();
-    let history: Vec<HistoryEntry> = shared
-        .app
-        .db()
-        .call(move |c| orders::history(c, &id))
-        .await
-        .map_err(internal)?;
+    let history: Vec<HistoryEntry> = shared.query(move |c| orders::history(c, &id)).await?;
     let progress = progress(shared, order_id).await;
     let steps = steps_card(&order, progress.as_ref());
     let history_table = history_card(&history);

@@ -12,7 +12,7 @@ use zeroapp_engine::http::ApiError;
 use super::layout::{self, badge, money};
 use super::{Page, View};
 use crate::api;
-use crate::identity::{Identity, internal};
+use crate::identity::Identity;
 use crate::server::Shared;
 
 /// The caller's basket.
@@ -37,9 +37,7 @@ fn subtotal(lines: &[BasketLine]) -> i64 {
 pub async fn orders_of(shared: &Shared, who: &Identity) -> Result<Vec<Order>, ApiError> {
     let user = who.user.clone();
     shared
-        .app
-        .db()
-        .call(move |c| {
+        .query(move |c| {
             if user.is_admin {
                 orders::all_orders(c, 200)
             } else {
@@ -47,7 +45,6 @@ pub async fn orders_of(shared: &Shared, who: &Identity) -> Result<Vec<Order>, Ap
             }
         })
         .await
-        .map_err(internal)
 }
 
 /// The basket as a table (the Output tab's cart summary), with `id`.
@@ -87,12 +84,7 @@ fn cart_table(id: &str, lines: &[BasketLine], removable: bool) -> Markup {
 pub async fn dashboard(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
     let lines = basket(shared, who).await?;
     let orders = orders_of(shared, who).await?;
-    let pending = shared
-        .app
-        .db()
-        .call(|c| payments::pending(c))
-        .await
-        .map_err(internal)?;
+    let pending = shared.query(|c| payments::pending(c)).await?;
     let open = orders
         .iter()
         .filter(|o| {
@@ -161,12 +153,7 @@ pub fn orders_table(id: &str, orders: &[Order]) -> Markup {
 
 /// `/products`: the catalog with a quantity and "Add to cart" each; the cart in Output.
 pub async fn products(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
-    let products: Vec<Product> = shared
-        .app
-        .db()
-        .call(|c| catalog::products(c))
-        .await
-        .map_err(internal)?;
+    let products: Vec<Product> = shared.query(|c| catalog::products(c)).await?;
     let lines = basket(shared, who).await?;
     let stock: Vec<Markup> = products.iter().map(stock_badge).collect();
     let cart = cart_table("cart-table", &lines, false);
@@ -215,12 +202,7 @@ fn stock_badge(product: &Product) -> Markup {
 /// `/cart`: the items, the shipping zone, the address, the total, checkout.
 pub async fn cart(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
     let lines = basket(shared, who).await?;
-    let zones: Vec<Zone> = shared
-        .app
-        .db()
-        .call(|c| catalog::zones(c))
-        .await
-        .map_err(internal)?;
+    let zones: Vec<Zone> = shared.query(|c| catalog::zones(c)).await?;
     let first_zone = zones.first().map(|z| z.code.clone()).unwrap_or_default();
     let costs: Map<String, Value> = zones
         .iter()
