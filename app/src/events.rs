@@ -7,7 +7,7 @@ use zeroapp_engine::prelude::*;
 use crate::db::notifications;
 use crate::db::orders;
 use crate::status::OrderStatus;
-use crate::{App, now_ms, step_error};
+use crate::{App, step_error};
 
 /// Records that `order_id` reached `status`, notifies its user (and the admins if `admins`),
 /// and publishes what was new.
@@ -31,10 +31,10 @@ pub(crate) async fn record(
         );
         async move {
             let key = format!("{order_id}/{}", status.as_str());
+            let now = app.now_ms();
             let published = app
                 .db()
                 .call(move |conn| {
-                    let now = now_ms();
                     orders::record_status(conn, &order_id, status.as_str(), &message, &key, now)?;
                     let mut new = Vec::new();
                     new.extend(notifications::add(

@@ -15,7 +15,7 @@ use crate::db::stock;
 use crate::error::DomainError;
 use crate::shipping::{self, ShipmentInfo};
 use crate::status::OrderStatus;
-use crate::{App, events, now_ms, step_error};
+use crate::{App, events, step_error};
 
 /// The workflow's name.
 pub const NAME: &str = "OrderFulfillment";
@@ -214,11 +214,12 @@ async fn fulfil(
         }
     });
     ctx.run("reserve stock", {
-        let (db, order_id, lines) = (app.db().clone(), order_id.clone(), order.lines.clone());
+        let (app, order_id, lines) = (app.clone(), order_id.clone(), order.lines.clone());
         move || {
-            let (db, order_id, lines) = (db.clone(), order_id.clone(), lines.clone());
+            let (db, order_id, lines) = (app.db().clone(), order_id.clone(), lines.clone());
+            let now = app.now_ms();
             async move {
-                db.call(move |conn| stock::reserve(conn, &order_id, &lines, now_ms()))
+                db.call(move |conn| stock::reserve(conn, &order_id, &lines, now))
                     .await
                     .map(drop)
                     .map_err(step_error)

@@ -17,7 +17,6 @@
 //!
 //! let app = App::open("./data".as_ref(), AppConfig::default()).await?;
 //! let engine = app.register(Engine::builder()).open("./data").await?;
-//! app.attach(&engine);
 //! # Ok(())
 //! # }
 //! ```
@@ -34,13 +33,11 @@ pub mod shipping;
 pub mod status;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use zeroapp_engine::{
-    Client, Clock, Engine, EngineBuilder, HandlerError, SystemClock, TerminalError,
-};
+use zeroapp_engine::{Clock, EngineBuilder, HandlerError, SystemClock, TerminalError};
 
 use crate::db::{Db, DbError};
 use crate::notify::Notifier;
@@ -90,12 +87,22 @@ pub(crate) struct AppInner {
     config: AppConfig,
     auto_pay: AtomicBool,
     pub(crate) carrier: Arc<shipping::Carrier>,
-    client: OnceLock<Client>,
+    clock: Arc<dyn Clock>,
 }
 
 impl App {
     /// Opens (or creates) the domain's database in `dir`, applying migrations.
     pub async fn open(dir: &Path, config: AppConfig) -> Result<App, DbError> {
+        Self::open_with_clock(dir, config, SystemClock).await
+    }
+
+    /// Like [`App::open`], with the timestamps it writes taken from `clock` — the engine's
+    /// virtual clock in tests, so that a run from scratch writes the same rows.
+    pub async fn open_with_clock(
+        dir: &Path,
+        config: AppConfig,
+        clock: impl Clock,
+    ) -> Result<App, DbError> {
         std::fs::create_dir_all(dir).map_err(|e| DbError::Open {
             path: dir.to_owned(),
             message: e.to_string(),
@@ -108,7 +115,7 @@ impl App {
                 auto_pay: AtomicBool::new(config.auto_pay),
                 config,
                 carrier: Arc::default(),
-                client: OnceLock::new(),
+                clock: Arc::new(clock),
             }),
         })
     }
@@ -120,17 +127,6 @@ impl App {
             .register(session::object(self))
             .register(payment::service(self))
             .register(fulfillment::workflow(self))
-    }
-
-    /// Connects the domain to its opened engine, for what starts invocations from outside
-    /// handlers (the payment simulator's buttons, approvals).
-    pub fn attach(&self, engine: &Engine) {
-        let _ = self.inner.client.set(engine.client());
-    }
-
-    /// The engine's client, once [`App::attach`] was called.
-    pub fn client(&self) -> Option<&Client> {
-        self.inner.client.get()
     }
 
     /// The database.
@@ -157,11 +153,12 @@ impl App {
     pub fn set_auto_pay(&self, on: bool) {
         self.inner.auto_pay.store(on, Ordering::Relaxed);
     }
-}
 
-/// Wall-clock milliseconds, for timestamps written inside `run` steps.
-pub(crate) fn now_ms() -> i64 {
-    i64::try_from(SystemClock.now_ms()).unwrap_or(i64::MAX)
+    /// Milliseconds since the epoch by the app's clock, for timestamps written inside `run`
+    /// steps.
+    pub(crate) fn now_ms(&self) -> i64 {
+        i64::try_from(self.inner.clock.now_ms()).unwrap_or(i64::MAX)
+    }
 }
 
 /// A database error inside a step: refusals by the data are terminal (with an HTTP-like code),

@@ -11,7 +11,7 @@ use zeroapp_engine::prelude::*;
 use crate::db::DbError;
 use crate::db::payments::{self, PaymentRequest};
 use crate::error::DomainError;
-use crate::{App, now_ms, step_error};
+use crate::{App, step_error};
 
 /// The service's name.
 pub const NAME: &str = "PaymentGateway";
@@ -61,16 +61,10 @@ pub(crate) async fn file_request(
     amount_cents: i64,
     awakeable_id: String,
 ) -> Result<bool, HandlerError> {
+    let now = app.now_ms();
     app.db()
         .call(move |conn| {
-            payments::request(
-                conn,
-                &order_id,
-                &user_id,
-                amount_cents,
-                &awakeable_id,
-                now_ms(),
-            )
+            payments::request(conn, &order_id, &user_id, amount_cents, &awakeable_id, now)
         })
         .await
         .map_err(step_error)?;
@@ -91,11 +85,12 @@ async fn decide(
             move || {
                 let db = app.db().clone();
                 let order_id = order_id.clone();
+                let now = app.now_ms();
                 async move {
                     let id = order_id.clone();
                     let decided = db
                         .call(move |conn| {
-                            match payments::decide(conn, &id, paid, now_ms()) {
+                            match payments::decide(conn, &id, paid, now) {
                                 // Decided the same way before (a retry of this step after a
                                 // crash): carry on with it.
                                 Err(DbError::AlreadyDecided { status, .. })

@@ -14,7 +14,7 @@ use crate::error::DomainError;
 use crate::fulfillment::{self, FulfillmentOrder};
 use crate::payment::{self, Receipt};
 use crate::status::OrderStatus;
-use crate::{App, events, now_ms, step_error};
+use crate::{App, events, step_error};
 
 /// The object's name.
 pub const NAME: &str = "UserSession";
@@ -215,8 +215,9 @@ async fn checkout_once(
                     address.clone(),
                 );
                 let db = app.db().clone();
+                let now = app.now_ms();
                 async move {
-                    db.call(move |conn| price(conn, &user, &lines, &checkout, &address))
+                    db.call(move |conn| price(conn, &user, &lines, &checkout, &address, now))
                         .await
                         .map_err(step_error)
                 }
@@ -317,6 +318,7 @@ fn price(
     lines: &[BasketLine],
     checkout: &Checkout,
     address: &str,
+    now_ms: i64,
 ) -> Result<Result<orders::Order, DomainError>, crate::db::DbError> {
     if catalog::user(conn, user)?.is_none() {
         return Ok(Err(DomainError::UnknownUser(user.to_owned())));
@@ -355,7 +357,7 @@ fn price(
             address: address.to_owned(),
             status: OrderStatus::AwaitingPayment.as_str().to_owned(),
         },
-        now_ms(),
+        now_ms,
     )?;
     if order.user_id != user {
         return Ok(Err(DomainError::OrderIdTaken(checkout.order_id.clone())));

@@ -3,7 +3,8 @@
 //! The carrier is simulated in-process: it refuses orders whose id contains `FAIL_SHIP`, fails
 //! transiently at a configurable rate (and always on the first two attempts for order ids
 //! containing `FLAKY_SHIP`, so tests can count retries), and records each shipment in SQLite by
-//! order id, which makes a retried request return the shipment it already made.
+//! order id with the attempts it took. A request for an order it already shipped (the step
+//! executed again after a crash) gets that shipment back, unchanged: the step is idempotent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,7 +15,7 @@ use zeroapp_engine::prelude::*;
 
 use crate::db::shipments;
 use crate::error::DomainError;
-use crate::{App, now_ms, step_error};
+use crate::{App, step_error};
 
 /// The service's name.
 pub const NAME: &str = "ShippingService";
@@ -67,18 +68,33 @@ pub(crate) fn service(app: &App) -> Service {
 }
 
 async fn initiate(app: App, ctx: Context, order_id: String) -> Result<ShipmentInfo, HandlerError> {
+    // Drawn through the journal, so a replay (and a test run with the engine's seed) sees the
+    // same number.
+    let tracking = format!("ZA{:010}", ctx.rand_u64().await? % 10_000_000_000);
     let info = ctx
         .run_with("carrier: ship", carrier_policy(), move || {
-            let app = app.clone();
-            let order_id = order_id.clone();
-            async move { ship_with_carrier(&app, order_id).await }
+            let (app, order_id, tracking) = (app.clone(), order_id.clone(), tracking.clone());
+            async move { ship_with_carrier(&app, order_id, tracking).await }
         })
         .await?;
     Ok(info)
 }
 
 /// One call to the simulated carrier.
-async fn ship_with_carrier(app: &App, order_id: String) -> Result<ShipmentInfo, HandlerError> {
+async fn ship_with_carrier(
+    app: &App,
+    order_id: String,
+    tracking: String,
+) -> Result<ShipmentInfo, HandlerError> {
+    let id = order_id.clone();
+    let shipped = app
+        .db()
+        .call(move |conn| shipments::shipment(conn, &id))
+        .await
+        .map_err(step_error)?;
+    if let Some(shipment) = shipped {
+        return Ok(ShipmentInfo::from(shipment));
+    }
     let carrier: &Arc<Carrier> = &app.inner.carrier;
     let attempts = carrier.attempt(&order_id);
     if order_id.contains("FAIL_SHIP") {
@@ -93,17 +109,23 @@ async fn ship_with_carrier(app: &App, order_id: String) -> Result<ShipmentInfo, 
             "the carrier is unavailable (attempt {attempts})"
         )));
     }
-    let tracking = format!("ZA{:010}", rand::random::<u32>());
+    let now = app.now_ms();
     let shipment = app
         .db()
-        .call(move |conn| shipments::create(conn, &order_id, "ZeroPost", &tracking, now_ms()))
+        .call(move |conn| shipments::create(conn, &order_id, "ZeroPost", &tracking, attempts, now))
         .await
         .map_err(step_error)?;
-    Ok(ShipmentInfo {
-        carrier: shipment.carrier,
-        tracking_number: shipment.tracking_number,
-        attempts,
-    })
+    Ok(ShipmentInfo::from(shipment))
+}
+
+impl From<shipments::Shipment> for ShipmentInfo {
+    fn from(shipment: shipments::Shipment) -> Self {
+        Self {
+            carrier: shipment.carrier,
+            tracking_number: shipment.tracking_number,
+            attempts: shipment.attempts,
+        }
+    }
 }
 
 async fn cancel_shipment(app: App, ctx: Context, order_id: String) -> Result<bool, HandlerError> {
@@ -111,8 +133,9 @@ async fn cancel_shipment(app: App, ctx: Context, order_id: String) -> Result<boo
         .run("carrier: cancel", move || {
             let db = app.db().clone();
             let order_id = order_id.clone();
+            let now = app.now_ms();
             async move {
-                db.call(move |conn| shipments::cancel(conn, &order_id, now_ms()))
+                db.call(move |conn| shipments::cancel(conn, &order_id, now))
                     .await
                     .map_err(step_error)
             }

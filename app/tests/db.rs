@@ -124,7 +124,7 @@ fn every_migration_file_is_embedded_in_order() {
         let on_disk = std::fs::read_to_string(folder.join(&embedded[index])).unwrap();
         assert_eq!(on_disk, migration.sql);
     }
-    assert_eq!(migrate::latest_version(), 3);
+    assert_eq!(migrate::latest_version(), 4);
 }
 
 /// Creates a database, changes it behind the layer's back with `sql`, and opens it again.
@@ -536,13 +536,13 @@ async fn a_payment_is_requested_once_and_decided_once() {
 #[tokio::test]
 async fn a_shipment_is_created_once_and_cancelled_once() {
     on_fresh_db(|conn| {
-        let shipment = shipments::create(conn, "o-1", "ZeroPost", "ZP-1", NOW)?;
+        let shipment = shipments::create(conn, "o-1", "ZeroPost", "ZP-1", 1, NOW)?;
         assert_eq!(shipment.status, ShipmentStatus::Active);
         assert_eq!(
-            shipments::create(conn, "o-1", "Other", "ZP-2", NOW + 1)?,
+            shipments::create(conn, "o-1", "Other", "ZP-2", 1, NOW + 1)?,
             shipment
         );
-        shipments::create(conn, "o-2", "ZeroPost", "ZP-3", NOW)?;
+        shipments::create(conn, "o-2", "ZeroPost", "ZP-3", 1, NOW)?;
         assert_eq!(shipments::count_active(conn)?, 2);
 
         assert!(shipments::cancel(conn, "o-1", NOW + 2)?);
@@ -556,7 +556,7 @@ async fn a_shipment_is_created_once_and_cancelled_once() {
         assert_eq!(shipments::count_active(conn)?, 1);
         // A replayed create after the cancellation does not revive it.
         assert_eq!(
-            shipments::create(conn, "o-1", "ZeroPost", "ZP-1", NOW)?,
+            shipments::create(conn, "o-1", "ZeroPost", "ZP-1", 1, NOW)?,
             cancelled
         );
         assert_eq!(shipments::shipment(conn, "o-9")?, None);

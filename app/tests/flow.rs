@@ -31,7 +31,6 @@ impl Shop {
             .open(dir.path())
             .await
             .unwrap();
-        app.attach(&engine);
         let client = engine.client();
         Shop {
             app,

@@ -52,7 +52,6 @@ fn config() -> AppConfig {
 async fn child(data: &Path, finish: bool) {
     let app = App::open(data, config()).await.unwrap();
     let engine = app.register(Engine::builder()).open(data).await.unwrap();
-    app.attach(&engine);
     let client = engine.client();
     for n in 0..ORDERS {
         let (id, user, product_id) = order(n);

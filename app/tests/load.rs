@@ -50,7 +50,6 @@ async fn a_thousand_orders_are_all_delivered_and_stock_balances() {
         .open(dir.path())
         .await
         .unwrap();
-    app.attach(&engine);
     let client = engine.client();
 
     let mut shoppers = Vec::new();

@@ -135,7 +135,6 @@ impl Storefront {
             .open(dir.path())
             .await
             .map_err(|e| e.to_string())?;
-        app.attach(&engine);
         let limits = HttpLimits {
             max_connections: 4096,
             ..HttpLimits::default()

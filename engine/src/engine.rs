@@ -18,7 +18,7 @@ use crate::retry::RetryPolicy;
 use crate::service::{Definition, Registry};
 use crate::store::Store;
 use crate::store::records::Outcome;
-use crate::store::writer::Effects;
+use crate::store::writer::{CrashHook, Effects};
 use crate::timers::{self, TimerSignal};
 
 /// Settings of an engine.
@@ -50,6 +50,10 @@ pub struct EngineBuilder {
     definitions: Vec<Definition>,
     config: EngineConfig,
     clock: SharedClock,
+    /// Halts the writer before the first command it matches (the testing module's crashes).
+    pub(crate) crash_hook: Option<CrashHook>,
+    /// Makes `rand_u64` and `uuid` a function of (seed, invocation, index) (the testing module).
+    pub(crate) random_seed: Option<u64>,
 }
 
 impl EngineBuilder {
@@ -123,9 +127,11 @@ impl EngineBuilder {
         }
         let dir = dir.to_owned();
         let retention_ms = u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX);
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir, retention_ms))
-            .await
-            .map_err(|_| OpenError::NoRuntime)??;
+        let crash_hook = self.crash_hook;
+        let store =
+            tokio::task::spawn_blocking(move || Store::open(&dir, retention_ms, crash_hook))
+                .await
+                .map_err(|_| OpenError::NoRuntime)??;
         let next_id = store.last_invocation_id()? + 1;
         Ok(Arc::new(EngineInner {
             registry,
@@ -139,6 +145,7 @@ impl EngineBuilder {
             tasks: TaskTracker::new(),
             timers: TimerSignal::default(),
             read_only,
+            random_seed: self.random_seed,
         }))
     }
 }
@@ -156,6 +163,8 @@ impl Engine {
             definitions: Vec::new(),
             config: EngineConfig::default(),
             clock: Arc::new(SystemClock),
+            crash_hook: None,
+            random_seed: None,
         }
     }
 
@@ -180,10 +189,10 @@ impl Engine {
         Client::new(self.inner.clone())
     }
 
-    /// Stops running invocations (they resume from their journal at the next open) and commits
-    /// what was already sent to the writer. The data file is released once the engine and every
-    /// [`Client`] made from it are dropped: drop your clients before reopening the folder in the
-    /// same process.
+    /// Stops running invocations (they resume from their journal at the next open), commits
+    /// what was already sent to the writer and releases the data file: the folder can be opened
+    /// again at once, even in the same process. [`Client`]s made from this engine then answer
+    /// [`StoreError::ShutDown`].
     pub async fn shutdown(self) {
         self.inner.cancel.cancel();
         self.inner.tasks.close();
@@ -295,6 +304,7 @@ pub(crate) struct EngineInner {
     pub(crate) timers: TimerSignal,
     /// Opened by [`Engine::inspect`]: refuses every request.
     read_only: bool,
+    pub(crate) random_seed: Option<u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -79,6 +79,8 @@
 //! * `invoker` — runs invocations: attempts, retries, suspension.
 //! * `timers` — fires durable timers by the engine's [`Clock`].
 //! * `http` (cargo feature `http`) — the Restate-compatible HTTP ingress and the admin API.
+//! * `testing` (cargo feature `testing`) — an engine with a virtual clock for tests, and the
+//!   crash-point checker.
 //!
 //! See docs/architecture.md in the repository for the write path and recovery, step by step.
 //!
@@ -100,6 +102,8 @@ mod journal;
 mod retry;
 mod service;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod timers;
 
 pub use crate::client::Client;

@@ -28,7 +28,6 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .open(&args.data_dir)
         .await
         .map_err(|e| format!("cannot open the engine in {}: {e}", args.data_dir.display()))?;
-    app.attach(&engine);
     let limits = HttpLimits {
         max_body_bytes: args.max_body_bytes,
         max_connections: args.max_connections,

@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "auth",
         sql: include_str!("../../../migrations/0003_auth.sql"),
     },
+    Migration {
+        version: 4,
+        name: "shipment_attempts",
+        sql: include_str!("../../../migrations/0004_shipment_attempts.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

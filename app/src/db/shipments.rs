@@ -32,6 +32,8 @@ pub struct Shipment {
     pub created_at_ms: i64,
     /// When it was cancelled, if it was.
     pub cancelled_at_ms: Option<i64>,
+    /// How many calls to the carrier it took.
+    pub attempts: u32,
 }
 
 from_row!(
@@ -43,7 +45,8 @@ from_row!(
         tracking_number,
         status,
         created_at_ms,
-        cancelled_at_ms
+        cancelled_at_ms,
+        attempts
     ]
 );
 
@@ -57,14 +60,15 @@ pub fn create(
     order_id: &str,
     carrier: &str,
     tracking_number: &str,
+    attempts: u32,
     now_ms: i64,
 ) -> Result<Shipment, DbError> {
     write(
         conn,
-        "INSERT INTO shipments (order_id, carrier, tracking_number, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO shipments (order_id, carrier, tracking_number, created_at_ms, attempts)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (order_id) DO NOTHING",
-        (order_id, carrier, tracking_number, now_ms),
+        (order_id, carrier, tracking_number, now_ms, attempts),
     )?;
     shipment(conn, order_id)?.ok_or_else(|| DbError::not_found("shipment", order_id))
 }

@@ -220,7 +220,7 @@ impl InvocationCore {
     async fn immediate(
         &self,
         op: Op,
-        execute: impl FnOnce() -> Result<Completion, Fatal>,
+        execute: impl FnOnce(u32) -> Result<Completion, Fatal>,
     ) -> Completion {
         match self.issue(&op) {
             Step::Replayed(_, entry) => match entry.completion {
@@ -232,7 +232,7 @@ impl InvocationCore {
             },
             Step::Live(index) => {
                 let _active = self.live.begin_operation();
-                let completion = match execute() {
+                let completion = match execute(index) {
                     Ok(completion) => completion,
                     Err(fatal) => return self.fail(fatal).await,
                 };
@@ -316,7 +316,7 @@ impl InvocationCore {
         let instance = self.instance();
         let store = &self.engine.store;
         let completion = self
-            .immediate(Op::GetState { key: key.clone() }, || {
+            .immediate(Op::GetState { key: key.clone() }, |_| {
                 let value = {
                     let written = self.written();
                     match written.values.get(&key) {
@@ -342,7 +342,7 @@ impl InvocationCore {
         let instance = self.instance();
         let store = &self.engine.store;
         let completion = self
-            .immediate(Op::GetStateKeys, || {
+            .immediate(Op::GetStateKeys, |_| {
                 match self.committed_keys(store, &instance) {
                     Ok(mut keys) => {
                         for (key, value) in &self.written().values {
@@ -547,23 +547,45 @@ impl InvocationCore {
         Ok(InvocationId(callee))
     }
 
+    /// A random number for the operation at `index`: from the OS, or with a seed (tests) a
+    /// function of (seed, invocation, index), so that a run from scratch draws the same numbers.
+    fn random_u64(&self, index: u32) -> u64 {
+        match self.engine.random_seed {
+            None => rand::random(),
+            Some(seed) => splitmix64(seed ^ splitmix64(self.id ^ (u64::from(index) << 40))),
+        }
+    }
+
+    fn random_u128(&self, index: u32) -> u128 {
+        match self.engine.random_seed {
+            None => rand::random(),
+            Some(_) => {
+                u128::from(self.random_u64(index)) << 64
+                    | u128::from(self.random_u64(index | 0x8000_0000))
+            }
+        }
+    }
+
     pub(crate) async fn rand_u64(self: Arc<Self>) -> Result<u64, TerminalError> {
         let completion = self
-            .immediate(Op::Rand, || json(&rand::random::<u64>()))
+            .immediate(Op::Rand, |index| json(&self.random_u64(index)))
             .await;
         decode_value(Some(completion), "rand")
     }
 
     pub(crate) async fn uuid(self: Arc<Self>) -> Result<uuid::Uuid, TerminalError> {
         let completion = self
-            .immediate(Op::Uuid, || json(&uuid::Uuid::new_v4()))
+            .immediate(Op::Uuid, |index| {
+                let bytes = self.random_u128(index).to_be_bytes();
+                json(&uuid::Builder::from_random_bytes(bytes).into_uuid())
+            })
             .await;
         decode_value(Some(completion), "uuid")
     }
 
     pub(crate) async fn now(self: Arc<Self>) -> Result<SystemTime, TerminalError> {
         let now = self.engine.clock.now_ms();
-        let completion = self.immediate(Op::Now, || json(&now)).await;
+        let completion = self.immediate(Op::Now, |_| json(&now)).await;
         decode_value::<u64>(Some(completion), "now").map(to_system_time)
     }
     /// Reports a journal mismatch found by an operation that returns without awaiting.
@@ -622,7 +644,10 @@ impl InvocationCore {
     }
 
     pub(crate) fn awakeable<T>(self: &Arc<Self>) -> (String, DurableFuture<T>) {
-        let secret: u128 = rand::random();
+        let secret = match self.engine.random_seed {
+            None => rand::random(),
+            Some(_) => self.random_u128(self.replay().next_index()),
+        };
         let (entry, future) = self.issue_durable(Op::Awakeable { secret }, Vec::new);
         let secret = match entry.map(|e| e.op) {
             Some(Op::Awakeable { secret }) => secret,
@@ -652,7 +677,7 @@ impl InvocationCore {
         let instance = self.instance();
         let store = &self.engine.store;
         let completion = self
-            .immediate(Op::PeekPromise { name: name.clone() }, || {
+            .immediate(Op::PeekPromise { name: name.clone() }, |_| {
                 match store.promise(&instance, &name) {
                     Ok(Some(completion)) => Ok(completion),
                     Ok(None) => Ok(Completion::Empty),
@@ -803,4 +828,12 @@ pub(crate) fn decode_value<T: DeserializeOwned>(
         Some(Completion::Failure(terminal)) => Err(terminal),
         None => Err(TerminalError::new(format!("{what} has no result"))),
     }
+}
+
+/// One step of SplitMix64: a well-mixed 64-bit function of its input.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

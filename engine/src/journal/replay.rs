@@ -54,6 +54,11 @@ impl Replay {
         }
     }
 
+    /// The index the next issued operation gets.
+    pub(crate) fn next_index(&self) -> u32 {
+        self.next
+    }
+
     /// Whether recorded entries remain ahead: the handler is still catching up.
     pub(crate) fn is_replaying(&self) -> bool {
         !self.recorded.is_empty()

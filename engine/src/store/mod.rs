@@ -9,10 +9,14 @@ pub(crate) mod tables;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{
+    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use self::records::InvocationRecord;
@@ -20,7 +24,7 @@ use self::tables::{
     FORMAT_VERSION, IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, META, OBJECT_LOCKS, OBJECT_QUEUE,
     PROMISE_WAITERS, PROMISES, STATE, TIMERS, WAITERS, WORKFLOWS,
 };
-use self::writer::{Command, Reply, Request, WriterStats};
+use self::writer::{Command, CrashHook, Reply, Request, WriterStats};
 use crate::error::{OpenError, StoreError};
 use crate::journal::entry::decode;
 use crate::journal::{Completion, Entry};
@@ -33,16 +37,28 @@ pub const DATA_FILE: &str = "engine.redb";
 
 /// The open database and the handle of its writer thread.
 pub(crate) struct Store {
-    db: Arc<Database>,
+    /// `None` once closed: the file is released when the writer has stopped, even while clients
+    /// of the engine are still alive (their reads then fail with [`StoreError::ShutDown`]).
+    db: RwLock<Option<Arc<Database>>>,
     requests: mpsc::UnboundedSender<Request>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Set by `Store::halt`: the writer commits nothing more, as if the process had died.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // only the testing module halts
+    halted: Arc<AtomicBool>,
     pub(crate) stats: Arc<WriterStats>,
 }
 
 impl Store {
     /// Opens (or creates) the data file in `dir` and starts the writer thread. Finished
     /// invocations are purged `retention_ms` after they finish.
-    pub(crate) fn open(dir: &Path, retention_ms: u64) -> Result<Self, OpenError> {
+    ///
+    /// `crash_hook` (tests) halts the writer right before the first command it matches: the
+    /// commands before it in the batch are committed, that one and everything after are refused.
+    pub(crate) fn open(
+        dir: &Path,
+        retention_ms: u64,
+        crash_hook: Option<CrashHook>,
+    ) -> Result<Self, OpenError> {
         std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
             path: dir.to_owned(),
             source,
@@ -70,21 +86,27 @@ impl Store {
         let db = Arc::new(db);
         let (requests, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(WriterStats::default());
+        let halted = Arc::new(AtomicBool::new(false));
         let writer = {
             let db = db.clone();
             let stats = stats.clone();
+            let halt = writer::Halt {
+                halted: halted.clone(),
+                crash_hook,
+            };
             std::thread::Builder::new()
                 .name("engine-writer".into())
-                .spawn(move || writer::run(&db, rx, &stats, retention_ms))
+                .spawn(move || writer::run(&db, rx, &stats, retention_ms, &halt))
                 .map_err(|source| OpenError::Io {
                     path: dir.to_owned(),
                     source,
                 })?
         };
         Ok(Self {
-            db,
+            db: RwLock::new(Some(db)),
             requests,
             writer: Mutex::new(Some(writer)),
+            halted,
             stats,
         })
     }
@@ -105,18 +127,37 @@ impl Store {
         answer
     }
 
-    /// Stops the writer after the commands already sent are committed, and waits for it.
+    /// Stops the writer after the commands already sent are committed, waits for it, and
+    /// releases the file.
     pub(crate) async fn close(&self) {
         let _ = self.requests.send(Request::Stop);
         let handle = self.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+        self.db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// Commits nothing more from now on: what is queued or sent later is refused, as if the
+    /// process had been killed. For tests that simulate a crash in-process.
+    #[cfg(feature = "testing")]
+    pub(crate) fn halt(&self) {
+        self.halted.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A read transaction on the committed state.
+    fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        let db = db.as_ref().ok_or(StoreError::ShutDown)?;
+        Ok(db.begin_read()?)
     }
 
     /// An invocation's record and its journal, read in one transaction.
     pub(crate) fn load(&self, inv: u64) -> Result<Option<(InvocationRecord, Journal)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let invocations = txn.open_table(INVOCATIONS)?;
         let Some(record) = invocations.get(inv)? else {
             return Ok(None);
@@ -133,7 +174,7 @@ impl Store {
 
     /// One invocation's record.
     pub(crate) fn record(&self, inv: u64) -> Result<Option<InvocationRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let invocations = txn.open_table(INVOCATIONS)?;
         invocations
             .get(inv)?
@@ -146,7 +187,7 @@ impl Store {
         &self,
         mut keep: impl FnMut(u64, InvocationRecord) -> bool,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let invocations = txn.open_table(INVOCATIONS)?;
         for row in invocations.iter()? {
             let (key, value) = row?;
@@ -159,7 +200,7 @@ impl Store {
 
     /// Invocations to run at start-up.
     pub(crate) fn inflight(&self) -> Result<Vec<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let inflight = txn.open_table(INFLIGHT)?;
         inflight
             .iter()?
@@ -169,7 +210,7 @@ impl Store {
 
     /// The highest invocation id ever written, or 0.
     pub(crate) fn last_invocation_id(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let invocations = txn.open_table(INVOCATIONS)?;
         Ok(invocations.last()?.map_or(0, |(key, _)| key.value()))
     }
@@ -180,14 +221,14 @@ impl Store {
         instance: &str,
         key: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let state = txn.open_table(STATE)?;
         Ok(state.get((instance, key))?.map(|v| v.value().to_vec()))
     }
 
     /// All state of an object or workflow instance, ordered by key.
     pub(crate) fn state_all(&self, instance: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let state = txn.open_table(STATE)?;
         let mut all = Vec::new();
         for row in state.range((instance, "")..)? {
@@ -203,14 +244,14 @@ impl Store {
 
     /// The deadline of the earliest timer, if any. Reads one row, whatever the number of timers.
     pub(crate) fn first_timer(&self) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let timers = txn.open_table(TIMERS)?;
         Ok(timers.first()?.map(|(key, _)| key.value().0))
     }
 
     /// Number of timers stored (sleeps, delayed starts, purges).
     pub(crate) fn timers_len(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         Ok(txn.open_table(TIMERS)?.len()?)
     }
 
@@ -220,7 +261,7 @@ impl Store {
         instance: &str,
         name: &str,
     ) -> Result<Option<Completion>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let promises = txn.open_table(PROMISES)?;
         promises
             .get((instance, name))?
@@ -230,7 +271,7 @@ impl Store {
 
     /// The invocation of a workflow instance's `run`, if it was submitted (and not purged).
     pub(crate) fn workflow_invocation(&self, instance: &str) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let workflows = txn.open_table(WORKFLOWS)?;
         Ok(workflows.get(instance)?.map(|g| g.value()))
     }
@@ -241,14 +282,14 @@ impl Store {
         target: &str,
         key: &str,
     ) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let idempotency = txn.open_table(IDEMPOTENCY)?;
         Ok(idempotency.get((target, key))?.map(|g| g.value()))
     }
 
     /// Number of rows in the journal table, for tests and statistics.
     pub(crate) fn journal_len(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         Ok(txn.open_table(JOURNAL)?.len()?)
     }
 }

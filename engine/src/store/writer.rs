@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
@@ -277,6 +277,7 @@ pub(crate) fn run(
     mut rx: mpsc::UnboundedReceiver<Request>,
     stats: &Arc<WriterStats>,
     retention_ms: u64,
+    halt: &Halt,
 ) {
     let mut stop = false;
     let mut poisoned: Option<String> = None;
@@ -297,9 +298,19 @@ pub(crate) fn run(
                 Err(_) => break,
             }
         }
-        let batch = next_batch(&mut queue);
+        let mut batch = next_batch(&mut queue);
         if batch.is_empty() {
             continue;
+        }
+        if halt.halted.load(Ordering::SeqCst) {
+            poisoned.get_or_insert_with(|| HALTED.to_owned());
+        }
+        // A crash point in the batch: commit what precedes it, then halt.
+        let mut crashed = Vec::new();
+        if poisoned.is_none() {
+            if let Some(at) = halt.crash_at(&batch) {
+                crashed = batch.split_off(at);
+            }
         }
         if let Some(reason) = &poisoned {
             for (_, reply) in batch {
@@ -311,9 +322,16 @@ pub(crate) fn run(
         }
         let started = Instant::now();
         let commands: Vec<&Command> = batch.iter().map(|(c, _)| c).collect();
-        match apply_batch(db, &commands, retention_ms) {
+        let applied = if commands.is_empty() {
+            Ok(Vec::new())
+        } else {
+            apply_batch(db, &commands, retention_ms)
+        };
+        match applied {
             Ok(results) => {
-                record_commit(stats, batch.len(), started);
+                if !batch.is_empty() {
+                    record_commit(stats, batch.len(), started);
+                }
                 for ((_, reply), result) in batch.into_iter().zip(results) {
                     let _ = reply.send(Ok(result));
                 }
@@ -325,6 +343,55 @@ pub(crate) fn run(
                     let _ = reply.send(Err(StoreError::Redb(error.to_string())));
                 }
             }
+        }
+        if !crashed.is_empty() {
+            halt.halted.store(true, Ordering::SeqCst);
+            poisoned = Some(HALTED.to_owned());
+            for (_, reply) in crashed {
+                let _ = reply.send(Err(StoreError::Redb(HALTED.to_owned())));
+            }
+        }
+    }
+}
+
+const HALTED: &str = "the engine was halted (a simulated crash)";
+
+/// Decides, for tests, whether the writer halts before a command. Called on the writer thread
+/// for each command in commit order, until it first answers `true`.
+pub(crate) type CrashHook = Arc<dyn Fn(&Command) -> bool + Send + Sync>;
+
+/// How the writer is stopped as if its process had died.
+pub(crate) struct Halt {
+    /// Set: nothing more is committed.
+    pub(crate) halted: Arc<AtomicBool>,
+    pub(crate) crash_hook: Option<CrashHook>,
+}
+
+impl Halt {
+    /// The position of the first command of `batch` the crash hook halts before.
+    fn crash_at(&self, batch: &[(Command, oneshot::Sender<Reply>)]) -> Option<usize> {
+        let hook = self.crash_hook.as_ref()?;
+        batch.iter().position(|(command, _)| hook(command))
+    }
+}
+
+impl Command {
+    /// The journal entry (invocation, index) this command writes, if it writes one.
+    #[cfg(feature = "testing")]
+    pub(crate) fn journal_entry(&self) -> Option<(u64, u32)> {
+        match self {
+            Command::Append { inv, index, .. } => Some((*inv, *index)),
+            Command::Complete {
+                by: Some((inv, index, _)),
+                ..
+            } => Some((*inv, *index)),
+            Command::DeliverCancel {
+                inv,
+                index,
+                entry: Some(_),
+                ..
+            } => Some((*inv, *index)),
+            _ => None,
         }
     }
 }
