@@ -68,6 +68,17 @@
 //! # }
 //! ```
 //!
+//! ## Examples and testing
+//!
+//! The repository's `examples/` folder has one program per idea — a greeter service, a counter
+//! object, a saga with compensations, an approval workflow with a deadline, durable reminders,
+//! an awakeable completed over HTTP — each run by `cargo run --example NAME` and by the tests.
+//! `docs/guide.md` goes from an empty project to a tested workflow.
+//!
+//! With the cargo feature `testing`, the `testing` module gives tests an engine with a
+//! virtual clock and a crash-point checker that crashes an invocation after each of its journal
+//! entries in turn and checks that every run ends the same.
+//!
 //! ## Modules
 //!
 //! * [`context`] — the contexts handed to handlers, typed by capability.

@@ -5,13 +5,11 @@
 //!
 //! Run it: `cargo run --example approval`
 
-mod common;
-
 use std::error::Error;
 use std::time::Duration;
 
-use common::Log;
 use zeroapp_engine::prelude::*;
+use zeroapp_examples::Log;
 
 /// Waits for a decision for at most `deadline_ms` milliseconds.
 async fn run(ctx: WorkflowContext, deadline_ms: u64) -> Result<String, HandlerError> {

@@ -5,13 +5,10 @@
 //!
 //! Run it: `cargo run --example awakeable_http`
 
-mod common;
-
 use std::error::Error;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use common::Log;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
@@ -19,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use zeroapp_engine::http::{self, HttpLimits};
 use zeroapp_engine::prelude::*;
+use zeroapp_examples::Log;
 
 /// Asks the bank to confirm a payment and waits for the bank's answer.
 fn payments(log: Log, bank: mpsc::UnboundedSender<String>) -> Service {

@@ -4,13 +4,11 @@
 //!
 //! Run it: `cargo run --example counter`
 
-mod common;
-
 use std::error::Error;
 use std::path::Path;
 
-use common::Log;
 use zeroapp_engine::prelude::*;
+use zeroapp_examples::Log;
 
 /// Exclusive: at most one `add` runs per key at a time, so read-modify-write is safe.
 async fn add(ctx: ObjectContext, amount: i64) -> Result<i64, HandlerError> {
@@ -43,8 +41,7 @@ async fn demo(log: &Log) -> Result<(), Box<dyn Error>> {
             .await?;
         log.say(format!("Counter/{key}/add({amount}) -> {total}"));
     }
-    // A client keeps the data file open: drop it before shutting down so it can be reopened.
-    drop(client);
+    // Shutting down releases the data file: the folder can be opened again at once.
     engine.shutdown().await;
     log.say("shut down; reopening the same folder");
 

@@ -5,14 +5,12 @@
 //!
 //! Run it: `cargo run --example greeter`
 
-mod common;
-
 use std::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::Log;
 use zeroapp_engine::prelude::*;
+use zeroapp_examples::Log;
 
 /// The greeter: counts visitors in a `run` step (a side effect outside the engine).
 fn greeter(log: Log) -> Service {

@@ -4,15 +4,13 @@
 //!
 //! Run it: `cargo run --example reminders`
 
-mod common;
-
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use common::Log;
 use tokio::sync::mpsc;
 use zeroapp_engine::SendOptions;
 use zeroapp_engine::prelude::*;
+use zeroapp_examples::Log;
 
 fn reminders(log: Log, start: Instant, fired: mpsc::UnboundedSender<()>) -> Service {
     let log2 = log.clone();

@@ -7,13 +7,11 @@
 //!
 //! Run it: `cargo run --example saga`
 
-mod common;
-
 use std::error::Error;
 use std::future::{Ready, ready};
 
-use common::Log;
 use zeroapp_engine::prelude::*;
+use zeroapp_examples::Log;
 
 /// A step or compensation for the demo: it only prints what it would do.
 fn print(
