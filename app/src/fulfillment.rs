@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use zeroapp_engine::prelude::*;
+use zeroapp_engine::{CallError, Client};
 
 use crate::db::stock;
 use crate::error::DomainError;
@@ -162,29 +163,32 @@ async fn run(
                 OrderStatus::Delivered,
                 "Nothing: the order was delivered",
             );
+            // Each event is recorded after the progress that shows it: pages refresh on the
+            // notification and read the progress.
             ctx.set(PROGRESS, &progress)?;
+            let message = format!("Order {} delivered", order.order_id);
+            let (id, user) = (&order.order_id, &order.user_id);
+            events::record(&app, &ctx, id, user, OrderStatus::Delivered, message, true).await?;
             Ok(progress)
         }
         Err(error) => {
             if let Some(step) = progress.active_step() {
                 progress.steps[step].1 = StepState::Failed;
             }
-            if progress.status != OrderStatus::Rejected {
-                progress.status = OrderStatus::Failed;
-                events::record(
-                    &app,
-                    &ctx,
-                    &order.order_id,
-                    &order.user_id,
-                    OrderStatus::Failed,
-                    format!("Order {} failed: {}", order.order_id, error.message()),
-                    true,
-                )
-                .await?;
-            }
+            let (status, message) = if progress.status == OrderStatus::Rejected {
+                let reason = progress.failure.take().unwrap_or_default();
+                let message = format!("Order {} rejected: {reason}", order.order_id);
+                (OrderStatus::Rejected, message)
+            } else {
+                let message = format!("Order {} failed: {}", order.order_id, error.message());
+                (OrderStatus::Failed, message)
+            };
+            progress.status = status;
             progress.failure = Some(error.message().to_owned());
             progress.next_action = "Nothing: stock was released and the order closed".into();
             ctx.set(PROGRESS, &progress)?;
+            let (id, user) = (&order.order_id, &order.user_id);
+            events::record(&app, &ctx, id, user, status, message, true).await?;
             Err(error.into())
         }
     }
@@ -275,19 +279,13 @@ async fn fulfil(
         let reason = decision
             .err()
             .unwrap_or_else(|| "rejected by an admin".into());
+        // Recorded by `run` once the compensations ran and the progress says so.
         progress.status = OrderStatus::Rejected;
-        events::record(
-            app,
-            ctx,
-            &order_id,
-            user_id,
-            OrderStatus::Rejected,
-            format!("Order {order_id} rejected: {reason}"),
-            true,
-        )
-        .await?;
+        progress.failure = Some(reason.clone());
         return Err(DomainError::Rejected(reason).into());
     }
+    progress.enter(3, OrderStatus::Approved, "The carrier picks the parcel up");
+    ctx.set(PROGRESS, progress)?;
     events::record(
         app,
         ctx,
@@ -298,9 +296,6 @@ async fn fulfil(
         false,
     )
     .await?;
-
-    progress.enter(3, OrderStatus::Approved, "The carrier picks the parcel up");
-    ctx.set(PROGRESS, progress)?;
     let shipment: ShipmentInfo = ctx
         .call(
             Target::service(shipping::NAME, "initiate_shipment"),
@@ -315,6 +310,8 @@ async fn fulfil(
     progress.shipping_attempts = shipment.attempts;
     progress.carrier = Some(shipment.carrier.clone());
     progress.tracking_number = Some(shipment.tracking_number.clone());
+    progress.enter(4, OrderStatus::Shipped, "The parcel is on its way");
+    ctx.set(PROGRESS, progress)?;
     events::record(
         app,
         ctx,
@@ -328,20 +325,7 @@ async fn fulfil(
         false,
     )
     .await?;
-
-    progress.enter(4, OrderStatus::Shipped, "The parcel is on its way");
-    ctx.set(PROGRESS, progress)?;
     ctx.sleep(app.config().delivery_delay).await?;
-    events::record(
-        app,
-        ctx,
-        &order_id,
-        user_id,
-        OrderStatus::Delivered,
-        format!("Order {order_id} delivered"),
-        true,
-    )
-    .await?;
     Ok(())
 }
 
@@ -362,6 +346,24 @@ async fn approve(ctx: SharedWorkflowContext, approved: bool) -> Result<(), Handl
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The order's progress as last committed, read without an invocation (so it is answered while
+/// the engine refuses writes, and polling it costs no journal); `None` before the workflow
+/// started. The elapsed time of an unfinished order is brought up to date by the app's clock.
+pub async fn progress(
+    app: &App,
+    client: &Client,
+    order_id: &str,
+) -> Result<Option<Progress>, CallError> {
+    let now_ms = u64::try_from(app.now_ms()).unwrap_or(0);
+    let progress: Option<Progress> = client.state(NAME, order_id, PROGRESS).await?;
+    Ok(progress.map(|mut progress| {
+        if progress.finished_at_ms.is_none() {
+            progress.elapsed_ms = now_ms.saturating_sub(progress.started_at_ms);
+        }
+        progress
+    }))
 }
 
 /// The order's progress, with the time elapsed so far.

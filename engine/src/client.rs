@@ -503,4 +503,25 @@ impl Client {
     pub fn journal(&self, id: InvocationId) -> Result<Option<Vec<JournalEntryInfo>>, StoreError> {
         self.engine.journal(id)
     }
+
+    /// One committed state value (JSON) of an object or workflow instance, read without an
+    /// invocation: nothing is written, so it is answered while the disk is full, and it costs a
+    /// trip through the writer's queue and one point lookup. It sees every state write a
+    /// handler made before this call (committed, or refused and to be made again by a retry) —
+    /// as a shared handler invoked at this moment would.
+    pub async fn state<T: DeserializeOwned>(
+        &self,
+        service: &str,
+        key: &str,
+        name: &str,
+    ) -> Result<Option<T>, CallError> {
+        self.engine.check_open()?;
+        let _ = self.engine.store.submit(Command::Barrier).await?;
+        self.engine
+            .state_value(service, key, name)?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|e| CallError::Codec(e.to_string()))
+            })
+            .transpose()
+    }
 }

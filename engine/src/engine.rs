@@ -362,7 +362,7 @@ impl EngineInner {
     }
 
     pub(crate) fn register_live(&self, id: u64) -> Arc<Live> {
-        let live = Arc::new(Live::default());
+        let live = Arc::new(Live::new(self.store.generation()));
         lock(&self.live).insert(id, live.clone());
         live
     }

@@ -186,32 +186,80 @@ pub enum StoreError {
     /// The engine was opened for inspection only; it accepts no requests.
     #[error("the engine is open for inspection only")]
     ReadOnly,
+    /// The disk (or the file-size limit) is full: nothing was written. Reads go on; writes are
+    /// accepted again once space is freed.
+    #[error("no space left for the engine's data file ({0}); writes resume once space is freed")]
+    StorageFull(String),
 }
 
 impl StoreError {
     /// Whether the same operation may succeed later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Redb(_))
+        matches!(self, Self::Redb(_) | Self::StorageFull(_))
     }
 }
 
-macro_rules! redb_errors {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(error: $t) -> Self {
-                Self::Redb(error.to_string())
-            }
-        }
-    )*};
+/// Whether an I/O error says the disk, or the process's file-size limit, is full.
+fn is_full(io: &std::io::Error) -> bool {
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
+    )
 }
-redb_errors!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+
+impl From<redb::StorageError> for StoreError {
+    fn from(error: redb::StorageError) -> Self {
+        match error {
+            redb::StorageError::Io(io) if is_full(&io) => Self::StorageFull(io.to_string()),
+            other => Self::Redb(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::CommitError> for StoreError {
+    fn from(error: redb::CommitError) -> Self {
+        match error {
+            redb::CommitError::Storage(storage) => storage.into(),
+            other => Self::Redb(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::TransactionError> for StoreError {
+    fn from(error: redb::TransactionError) -> Self {
+        match error {
+            redb::TransactionError::Storage(storage) => storage.into(),
+            other => Self::Redb(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::TableError> for StoreError {
+    fn from(error: redb::TableError) -> Self {
+        match error {
+            redb::TableError::Storage(storage) => storage.into(),
+            other => Self::Redb(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(error: redb::DatabaseError) -> Self {
+        match error {
+            redb::DatabaseError::Storage(storage) => storage.into(),
+            other => Self::Redb(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(error: redb::Error) -> Self {
+        match error {
+            redb::Error::Io(io) if is_full(&io) => Self::StorageFull(io.to_string()),
+            other => Self::Redb(other.to_string()),
+        }
+    }
+}
 
 /// A call, send or attach through the [`Client`](crate::Client) failed.
 #[derive(Debug, thiserror::Error)]

@@ -301,6 +301,15 @@ impl EngineInner {
         self.store.state_all(&instance_key(service, key))
     }
 
+    pub(crate) fn state_value(
+        &self,
+        service: &str,
+        key: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.state_get(&instance_key(service, key), name)
+    }
+
     pub(crate) fn count_invocations(&self) -> Result<Vec<(InvocationStatus, u64)>, StoreError> {
         let mut counts = InvocationStatus::ALL.map(|status| (status, 0));
         self.store.scan_invocations(|id, record| {

@@ -51,6 +51,9 @@ pub(crate) struct Live {
     detached: AtomicUsize,
     /// Woken when `detached` drops to zero.
     drained: Notify,
+    /// The store's generation when the attempt started: its commands are refused once the
+    /// store has been reopened after a failed commit (see `Store::submit_as`).
+    pub(crate) generation: u64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -58,6 +61,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Live {
+    /// The live state of an attempt starting while the store is at `generation`.
+    pub(crate) fn new(generation: u64) -> Self {
+        Self {
+            generation,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn deliver(&self, index: u32, completion: Completion) {
         lock(&self.completions).insert(index, completion);
         self.completed.notify_waiters();
@@ -247,7 +258,7 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
         Ok(handler) => handler,
         Err(error) => {
             let outcome = Err(TerminalError::with_code(404, error.to_string()));
-            return finish(engine, id, outcome).await;
+            return finish(engine, live, id, outcome).await;
         }
     };
     let attempt_number = record.attempt + 1;
@@ -267,11 +278,11 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
                 let fatal = lock(&live.fatal).take();
                 if let Some(fatal) = fatal {
                     drop(task);
-                    return abandon(engine, id, &record, fatal).await;
+                    return abandon(engine, live, id, &record, fatal).await;
                 }
                 if let Some(awaiting) = live.suspendable() {
                     let command = Command::Suspend { inv: id, awaiting, at_ms: engine.clock.now_ms() };
-                    if let Ok(Ok(effects)) = engine.store.submit(command).await {
+                    if let Ok(Ok(effects)) = engine.store.submit_as(live.generation, command).await {
                         if effects.suspended {
                             tracing::debug!(invocation = id, "suspended");
                             return AttemptEnd::Done;
@@ -285,15 +296,16 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
     // write that fails to commit poisons the writer, so the outcome cannot commit after it.
     let fatal = lock(&live.fatal).take();
     if let Some(fatal) = fatal {
-        return abandon(engine, id, &record, fatal).await;
+        return abandon(engine, live, id, &record, fatal).await;
     }
     match joined {
-        Ok(Ok(output)) => finish(engine, id, Ok(output)).await,
+        Ok(Ok(output)) => finish(engine, live, id, Ok(output)).await,
         Ok(Err(error)) => match error.into_terminal() {
-            Ok(terminal) => finish(engine, id, Err(terminal)).await,
+            Ok(terminal) => finish(engine, live, id, Err(terminal)).await,
             Err(retryable) => {
                 back_off(
                     engine,
+                    live,
                     id,
                     record.attempt,
                     record.created_ms,
@@ -307,7 +319,7 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
                 Ok(payload) => panic_message(payload.as_ref()),
                 Err(other) => other.to_string(),
             };
-            back_off(engine, id, record.attempt, record.created_ms, message).await
+            back_off(engine, live, id, record.attempt, record.created_ms, message).await
         }
     }
 }
@@ -316,6 +328,7 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
 /// store failure retries it.
 async fn abandon(
     engine: &Arc<EngineInner>,
+    live: &Live,
     id: u64,
     record: &InvocationRecord,
     fatal: Fatal,
@@ -324,10 +337,10 @@ async fn abandon(
         Fatal::Mismatch(message) => {
             tracing::error!(invocation = id, %message, "non-determinism");
             let error = TerminalError::with_code(TerminalError::JOURNAL_MISMATCH, message);
-            finish(engine, id, Err(error)).await
+            finish(engine, live, id, Err(error)).await
         }
         Fatal::Store(message) => {
-            back_off(engine, id, record.attempt, record.created_ms, message).await
+            back_off(engine, live, id, record.attempt, record.created_ms, message).await
         }
         Fatal::Killed => {
             tracing::info!(invocation = id, "killed");
@@ -345,13 +358,13 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     format!("the handler panicked: {text}")
 }
 
-async fn finish(engine: &Arc<EngineInner>, id: u64, outcome: Outcome) -> AttemptEnd {
+async fn finish(engine: &Arc<EngineInner>, live: &Live, id: u64, outcome: Outcome) -> AttemptEnd {
     let command = Command::Finish {
         inv: id,
         outcome,
         at_ms: engine.clock.now_ms(),
     };
-    match engine.store.submit(command).await {
+    match engine.store.submit_as(live.generation, command).await {
         Ok(Ok(effects)) => {
             engine.apply_effects(effects);
             AttemptEnd::Done
@@ -370,6 +383,7 @@ async fn finish(engine: &Arc<EngineInner>, id: u64, outcome: Outcome) -> Attempt
 
 async fn back_off(
     engine: &Arc<EngineInner>,
+    live: &Live,
     id: u64,
     failed_before: u32,
     created_ms: u64,
@@ -380,7 +394,7 @@ async fn back_off(
     let elapsed = Duration::from_millis(now.saturating_sub(created_ms));
     let Some(delay) = engine.config.retry_policy.next_delay(failed, elapsed) else {
         let message = format!("gave up after {failed} attempts: {error}");
-        return finish(engine, id, Err(TerminalError::new(message))).await;
+        return finish(engine, live, id, Err(TerminalError::new(message))).await;
     };
     tracing::warn!(invocation = id, attempt = failed, %error, ?delay, "attempt failed; retrying");
     let command = Command::BackOff {
@@ -390,7 +404,7 @@ async fn back_off(
         error,
         at_ms: now,
     };
-    match engine.store.submit(command).await {
+    match engine.store.submit_as(live.generation, command).await {
         Ok(Ok(_)) => AttemptEnd::RetryAfter(delay),
         Ok(Err(_)) => AttemptEnd::Done,
         Err(_) => AttemptEnd::RetryAfter(delay.max(Duration::from_secs(1))),

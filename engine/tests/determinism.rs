@@ -84,12 +84,20 @@ async fn unchanged_code_resumes_after_a_restart_without_rerunning_finished_steps
         .send(Target::service("Resumable", "go"), &())
         .await
         .unwrap();
+    // Wait for the step's result to be committed, not just for its closure to have run: a
+    // shutdown between the two would rightly run the step again.
+    let client = engine.client();
     assert!(
-        common::eventually(std::time::Duration::from_secs(10), || runs
-            .load(Ordering::SeqCst)
-            == 1)
+        common::eventually(std::time::Duration::from_secs(10), || {
+            client.journal(id).unwrap().is_some_and(|journal| {
+                journal
+                    .iter()
+                    .any(|entry| entry.kind == "run" && entry.result.is_some())
+            })
+        })
         .await
     );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
     engine.shutdown().await;
 
     let engine = common::open(

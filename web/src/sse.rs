@@ -14,8 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use zeroapp_app::db::notifications;
-use zeroapp_app::fulfillment::{self, Progress};
-use zeroapp_engine::Target;
+use zeroapp_app::fulfillment;
 use zeroapp_engine::http::{self, ApiError, Request, Response};
 
 use crate::identity::{self, Identity, internal};
@@ -133,19 +132,16 @@ async fn workflow_stream(shared: &Shared, order_id: String) -> Result<Response, 
             .ok_or_else(|| ApiError::not_found(format!("no order {order_id:?}")))?
     };
     let mut live = shared.app.notifier().subscribe_user(&owner);
-    let client = shared.client.clone();
+    let (app, client) = (shared.app.clone(), shared.client.clone());
     let progress = {
         let order_id = order_id.clone();
         move || {
-            let (client, order_id) = (client.clone(), order_id.clone());
+            let (app, client, order_id) = (app.clone(), client.clone(), order_id.clone());
             async move {
-                client
-                    .call::<_, Progress>(
-                        Target::workflow(fulfillment::NAME, &order_id, "status"),
-                        &(),
-                    )
+                fulfillment::progress(&app, &client, &order_id)
                     .await
                     .ok()
+                    .flatten()
             }
         }
     };

@@ -115,7 +115,12 @@ impl InvocationCore {
     /// Submits a command of this invocation and waits for its commit; then acts on what the
     /// commit changed. A refusal or a store failure abandons the attempt.
     async fn commit(&self, command: Command) -> Committed {
-        match self.engine.store.submit(command).await {
+        match self
+            .engine
+            .store
+            .submit_as(self.live.generation, command)
+            .await
+        {
             Ok(Ok(mut effects)) => {
                 let committed = Committed {
                     journaled: effects.journaled.take(),
@@ -143,12 +148,15 @@ impl InvocationCore {
 
     /// Appends without waiting: a later command of this invocation commits after it.
     fn append_detached(&self, index: u32, entry: Entry, actions: Vec<Action>) {
-        let answer = self.engine.store.enqueue(Command::Append {
-            inv: self.id,
-            index,
-            entry,
-            actions,
-        });
+        let answer = self.engine.store.enqueue_as(
+            self.live.generation,
+            Command::Append {
+                inv: self.id,
+                index,
+                entry,
+                actions,
+            },
+        );
         let live = self.live.clone();
         let engine = self.engine.clone();
         live.detached_started();

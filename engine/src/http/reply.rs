@@ -78,6 +78,7 @@ impl From<CallError> for ApiError {
             CallError::Conflict(_) | CallError::AlreadyCompleted(_) => 409,
             CallError::NotFinished(_) => NOT_READY,
             CallError::Store(StoreError::ShutDown | StoreError::ReadOnly) => 503,
+            CallError::Store(StoreError::StorageFull(_)) => 507,
             CallError::Store(_) => 500,
         };
         Self::new(status, error.to_string())

@@ -9,7 +9,7 @@ pub(crate) mod tables;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
@@ -24,7 +24,7 @@ use self::tables::{
     FORMAT_VERSION, IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, META, OBJECT_LOCKS, OBJECT_QUEUE,
     PROMISE_WAITERS, PROMISES, STATE, TIMERS, WAITERS, WORKFLOWS,
 };
-use self::writer::{Command, CrashHook, Reply, Request, WriterStats};
+use self::writer::{Command, CrashHook, DbSlot, Reply, Request, WriterStats};
 use crate::error::{OpenError, StoreError};
 use crate::journal::entry::decode;
 use crate::journal::{Completion, Entry};
@@ -38,8 +38,11 @@ pub const DATA_FILE: &str = "engine.redb";
 /// The open database and the handle of its writer thread.
 pub(crate) struct Store {
     /// `None` once closed: the file is released when the writer has stopped, even while clients
-    /// of the engine are still alive (their reads then fail with [`StoreError::ShutDown`]).
-    db: RwLock<Option<Arc<Database>>>,
+    /// of the engine are still alive (their reads then fail with [`StoreError::ShutDown`]). The
+    /// writer replaces it when it reopens the file after a failed commit.
+    db: DbSlot,
+    /// How many times the writer reopened the file after a failed commit.
+    generation: Arc<AtomicU64>,
     requests: mpsc::UnboundedSender<Request>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Set by `Store::halt`: the writer commits nothing more, as if the process had died.
@@ -82,13 +85,18 @@ impl Store {
             }
             Err(other) => return Err(OpenError::Store(other.into())),
         };
-        check_format(&db, path)?;
-        let db = Arc::new(db);
+        check_format(&db, path.clone())?;
+        let db: DbSlot = Arc::new(RwLock::new(Some(Arc::new(db))));
+        let generation = Arc::new(AtomicU64::new(0));
         let (requests, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(WriterStats::default());
         let halted = Arc::new(AtomicBool::new(false));
         let writer = {
-            let db = db.clone();
+            let file = writer::File {
+                db: db.clone(),
+                path,
+                generation: generation.clone(),
+            };
             let stats = stats.clone();
             let halt = writer::Halt {
                 halted: halted.clone(),
@@ -96,14 +104,15 @@ impl Store {
             };
             std::thread::Builder::new()
                 .name("engine-writer".into())
-                .spawn(move || writer::run(&db, rx, &stats, retention_ms, &halt))
+                .spawn(move || writer::run(&file, rx, &stats, retention_ms, &halt))
                 .map_err(|source| OpenError::Io {
                     path: dir.to_owned(),
                     source,
                 })?
         };
         Ok(Self {
-            db: RwLock::new(Some(db)),
+            db,
+            generation,
             requests,
             writer: Mutex::new(Some(writer)),
             halted,
@@ -113,18 +122,44 @@ impl Store {
 
     /// Sends a command to the writer and waits until it is committed (or refused).
     pub(crate) async fn submit(&self, command: Command) -> Reply {
-        self.enqueue(command)
-            .await
-            .map_err(|_| StoreError::ShutDown)?
+        Self::answer(self.enqueue(command)).await
+    }
+
+    /// Like [`Store::submit`], for a command of an invocation attempt that started when the
+    /// store was at `generation`: refused if the store was reopened since. A failed commit may
+    /// have lost an earlier command of that attempt (a state write it did not wait for), so
+    /// nothing more of the attempt may commit; its next attempt replays what was committed.
+    pub(crate) async fn submit_as(&self, generation: u64, command: Command) -> Reply {
+        Self::answer(self.enqueue_as(generation, command)).await
+    }
+
+    async fn answer(answer: oneshot::Receiver<Reply>) -> Reply {
+        answer.await.map_err(|_| StoreError::ShutDown)?
     }
 
     /// Queues a command without waiting. Commands queued by one task are committed in the order
     /// they were queued, each in the same commit as its successors or an earlier one.
     pub(crate) fn enqueue(&self, command: Command) -> oneshot::Receiver<Reply> {
+        self.send(None, command)
+    }
+
+    /// [`Store::enqueue`] for a command of an attempt; see [`Store::submit_as`].
+    pub(crate) fn enqueue_as(&self, generation: u64, command: Command) -> oneshot::Receiver<Reply> {
+        self.send(Some(generation), command)
+    }
+
+    fn send(&self, generation: Option<u64>, command: Command) -> oneshot::Receiver<Reply> {
         let (reply, answer) = oneshot::channel();
         // If the writer is gone, `reply` is dropped and the receiver reports it.
-        let _ = self.requests.send(Request::Apply(Box::new(command), reply));
+        let _ = self
+            .requests
+            .send(Request::Apply(Box::new(command), reply, generation));
         answer
+    }
+
+    /// How many times the file was reopened after a failed commit.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Stops the writer after the commands already sent are committed, waits for it, and
@@ -145,7 +180,7 @@ impl Store {
     /// process had been killed. For tests that simulate a crash in-process.
     #[cfg(feature = "testing")]
     pub(crate) fn halt(&self) {
-        self.halted.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.halted.store(true, Ordering::SeqCst);
     }
 
     /// A read transaction on the committed state.

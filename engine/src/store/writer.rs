@@ -9,9 +9,10 @@
 //! command that is rejected leaves no trace in the shared transaction.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
@@ -140,6 +141,9 @@ pub(crate) enum Command {
     },
     /// Remove a finished invocation now, as its retention timer would.
     Purge { inv: u64 },
+    /// Write nothing; answered once every command sent before it is committed or refused, so a
+    /// read after it sees them (the queue is FIFO).
+    Barrier,
 }
 
 /// What a committed command changed that running code must act on.
@@ -198,7 +202,9 @@ pub(crate) enum Rejected {
 pub(crate) type Reply = Result<Result<Effects, Rejected>, StoreError>;
 
 pub(crate) enum Request {
-    Apply(Box<Command>, oneshot::Sender<Reply>),
+    /// A command, where to answer, and for a command of an invocation attempt the store
+    /// generation the attempt started in.
+    Apply(Box<Command>, oneshot::Sender<Reply>, Option<u64>),
     Stop,
 }
 
@@ -267,88 +273,237 @@ impl Buckets {
     }
 }
 
+/// The shared handle on the open database: the store reads through it, the writer replaces it
+/// when it reopens the file after a failed commit. `None` once the store is closed.
+pub(crate) type DbSlot = Arc<RwLock<Option<Arc<Database>>>>;
+
+/// The data file, as the writer sees it.
+pub(crate) struct File {
+    pub(crate) db: DbSlot,
+    pub(crate) path: PathBuf,
+    /// Counts reopenings; attempts that started before one may commit nothing more.
+    pub(crate) generation: Arc<AtomicU64>,
+}
+
+/// How long the writer refuses commands after a failed commit before it reopens the file.
+const REOPEN_AFTER: Duration = Duration::from_millis(250);
+
+impl File {
+    fn current(&self) -> Option<Arc<Database>> {
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Closes and reopens the file: redb refuses every write after a failed commit until then.
+    /// Reads wait for the swap. Readers still holding a transaction keep the old file open for
+    /// a moment, so an "already open" answer is retried.
+    fn reopen(&self, held: Arc<Database>) -> Result<(), StoreError> {
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        slot.take();
+        drop(held);
+        let mut tries = 0;
+        let db = loop {
+            match Database::create(&self.path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        *slot = Some(Arc::new(db));
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A command waiting in the writer's queue.
+struct Pending {
+    command: Command,
+    reply: oneshot::Sender<Reply>,
+    /// For a command of an invocation attempt: the store generation the attempt started in.
+    generation: Option<u64>,
+}
+
+impl Pending {
+    /// Answers with `error`; a barrier is answered Ok, as what precedes it is settled.
+    fn refuse(self, error: StoreError) {
+        let answer = match self.command {
+            Command::Barrier => Ok(Ok(Effects::default())),
+            _ => Err(error),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Why the writer refuses commands for now.
+struct Failure {
+    error: String,
+    /// The disk (or the file-size limit) is full.
+    full: bool,
+    since: Instant,
+}
+
+impl Failure {
+    fn of(error: &StoreError) -> Self {
+        Self {
+            error: match error {
+                StoreError::StorageFull(message) => message.clone(),
+                other => other.to_string(),
+            },
+            full: matches!(error, StoreError::StorageFull(_)),
+            since: Instant::now(),
+        }
+    }
+
+    fn error(&self) -> StoreError {
+        if self.full {
+            StoreError::StorageFull(self.error.clone())
+        } else {
+            StoreError::Redb(format!(
+                "a commit failed ({}); the data file is being reopened",
+                self.error
+            ))
+        }
+    }
+}
+
 /// The writer thread's loop. Returns when a `Stop` arrives or every sender is gone.
 ///
-/// After a failed batch the writer refuses everything that follows, as redb refuses further
-/// write transactions after a failed commit: commands queued after a lost one must never commit
-/// without it. Reopening the engine recovers.
+/// After a failed batch — a full disk, an I/O error — redb refuses every later write until the
+/// file is reopened. The writer refuses everything for [`REOPEN_AFTER`], then reopens the file
+/// (reads go on meanwhile) and takes commands again. A failed commit may have lost a command
+/// that a later command of the same invocation attempt depends on (a state write the handler
+/// did not wait for), so commands of attempts that started before the reopening are refused:
+/// those attempts end, and their invocations replay what was committed.
 pub(crate) fn run(
-    db: &Database,
+    file: &File,
     mut rx: mpsc::UnboundedReceiver<Request>,
     stats: &Arc<WriterStats>,
     retention_ms: u64,
     halt: &Halt,
 ) {
     let mut stop = false;
-    let mut poisoned: Option<String> = None;
+    let mut failure: Option<Failure> = None;
     // Everything received and not yet applied, in arrival order.
-    let mut queue: VecDeque<(Command, oneshot::Sender<Reply>)> = VecDeque::new();
+    let mut queue: VecDeque<Pending> = VecDeque::new();
+    let pending = |command: Box<Command>, reply, generation| Pending {
+        command: *command,
+        reply,
+        generation,
+    };
     while !stop || !queue.is_empty() {
         if queue.is_empty() {
             match rx.blocking_recv() {
-                Some(Request::Apply(command, reply)) => queue.push_back((*command, reply)),
+                Some(Request::Apply(command, reply, generation)) => {
+                    queue.push_back(pending(command, reply, generation));
+                }
                 Some(Request::Stop) | None => break,
             }
         }
         // Nothing sent after `Stop` is taken.
         while !stop {
             match rx.try_recv() {
-                Ok(Request::Apply(command, reply)) => queue.push_back((*command, reply)),
+                Ok(Request::Apply(command, reply, generation)) => {
+                    queue.push_back(pending(command, reply, generation));
+                }
                 Ok(Request::Stop) => stop = true,
                 Err(_) => break,
             }
         }
-        let mut batch = next_batch(&mut queue);
+        let batch = next_batch(&mut queue);
         if batch.is_empty() {
             continue;
         }
-        if halt.halted.load(Ordering::SeqCst) {
-            poisoned.get_or_insert_with(|| HALTED.to_owned());
-        }
-        // A crash point in the batch: commit what precedes it, then halt.
-        let mut crashed = Vec::new();
-        if poisoned.is_none() {
-            if let Some(at) = halt.crash_at(&batch) {
-                crashed = batch.split_off(at);
-            }
-        }
-        if let Some(reason) = &poisoned {
-            for (_, reply) in batch {
-                let _ = reply.send(Err(StoreError::Redb(format!(
-                    "the writer stopped after an earlier failure ({reason}); reopen the engine"
-                ))));
+        if batch.iter().all(|p| matches!(p.command, Command::Barrier)) {
+            // Everything before them is settled: no transaction needed.
+            for barrier in batch {
+                let _ = barrier.reply.send(Ok(Ok(Effects::default())));
             }
             continue;
         }
-        let started = Instant::now();
-        let commands: Vec<&Command> = batch.iter().map(|(c, _)| c).collect();
-        let applied = if commands.is_empty() {
-            Ok(Vec::new())
-        } else {
-            apply_batch(db, &commands, retention_ms)
-        };
-        match applied {
-            Ok(results) => {
-                if !batch.is_empty() {
-                    record_commit(stats, batch.len(), started);
-                }
-                for ((_, reply), result) in batch.into_iter().zip(results) {
-                    let _ = reply.send(Ok(result));
-                }
+        if halt.halted.load(Ordering::SeqCst) {
+            for refused in batch {
+                refused.refuse(StoreError::Redb(HALTED.to_owned()));
             }
-            Err(error) => {
-                tracing::error!(%error, "commit failed; {} requests get the error", batch.len());
-                poisoned = Some(error.to_string());
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(StoreError::Redb(error.to_string())));
+            continue;
+        }
+        let Some(db) = file.current() else {
+            for refused in batch {
+                refused.refuse(StoreError::ShutDown);
+            }
+            continue;
+        };
+        let db = match failure.take() {
+            None => db,
+            Some(failed) if failed.since.elapsed() < REOPEN_AFTER => {
+                for refused in batch {
+                    refused.refuse(failed.error());
+                }
+                failure = Some(failed);
+                continue;
+            }
+            Some(failed) => match file.reopen(db).map(|()| file.current()) {
+                Ok(Some(db)) => {
+                    tracing::info!(after = %failed.error, "data file reopened; writes resume");
+                    db
+                }
+                Ok(None) | Err(_) => {
+                    for refused in batch {
+                        refused.refuse(failed.error());
+                    }
+                    failure = Some(Failure {
+                        since: Instant::now(),
+                        ..failed
+                    });
+                    continue;
+                }
+            },
+        };
+        let current = file.generation.load(Ordering::SeqCst);
+        let (batch, stale): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|p| p.generation.is_none_or(|g| g == current));
+        for refused in stale {
+            refused.refuse(StoreError::Redb(
+                "the invocation attempt started before the data file was reopened after a failed \
+                 commit; it is retried from its journal"
+                    .to_owned(),
+            ));
+        }
+        // A crash point in the batch: commit what precedes it, then halt.
+        let mut batch = batch;
+        let crashed = match halt.crash_at(&batch) {
+            Some(at) => batch.split_off(at),
+            None => Vec::new(),
+        };
+        if !batch.is_empty() {
+            let started = Instant::now();
+            let commands: Vec<&Command> = batch.iter().map(|p| &p.command).collect();
+            match apply_batch(&db, &commands, retention_ms) {
+                Ok(results) => {
+                    record_commit(stats, batch.len(), started);
+                    for (done, result) in batch.into_iter().zip(results) {
+                        let _ = done.reply.send(Ok(result));
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "commit failed; {} requests get the error", batch.len());
+                    let failed = Failure::of(&error);
+                    for refused in batch {
+                        refused.refuse(failed.error());
+                    }
+                    failure = Some(failed);
                 }
             }
         }
         if !crashed.is_empty() {
             halt.halted.store(true, Ordering::SeqCst);
-            poisoned = Some(HALTED.to_owned());
-            for (_, reply) in crashed {
-                let _ = reply.send(Err(StoreError::Redb(HALTED.to_owned())));
+            for refused in crashed {
+                refused.refuse(StoreError::Redb(HALTED.to_owned()));
             }
         }
     }
@@ -369,9 +524,9 @@ pub(crate) struct Halt {
 
 impl Halt {
     /// The position of the first command of `batch` the crash hook halts before.
-    fn crash_at(&self, batch: &[(Command, oneshot::Sender<Reply>)]) -> Option<usize> {
+    fn crash_at(&self, batch: &[Pending]) -> Option<usize> {
         let hook = self.crash_hook.as_ref()?;
-        batch.iter().position(|(command, _)| hook(command))
+        batch.iter().position(|p| hook(&p.command))
     }
 }
 
@@ -399,17 +554,12 @@ impl Command {
 /// Takes the next batch: every queued `FireTimers` first, then the oldest other commands, up to
 /// [`MAX_BATCH`]. Firing timers may overtake other commands — it only touches timers already
 /// committed — so a deadline is never late by more than the batch being applied when it came due.
-fn next_batch(
-    queue: &mut VecDeque<(Command, oneshot::Sender<Reply>)>,
-) -> Vec<(Command, oneshot::Sender<Reply>)> {
+fn next_batch(queue: &mut VecDeque<Pending>) -> Vec<Pending> {
     let mut batch = Vec::with_capacity(queue.len().min(MAX_BATCH));
-    if queue
-        .iter()
-        .any(|(c, _)| matches!(c, Command::FireTimers { .. }))
-    {
-        let (timers, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(queue)
-            .into_iter()
-            .partition(|(c, _)| matches!(c, Command::FireTimers { .. }));
+    let is_timers = |p: &Pending| matches!(p.command, Command::FireTimers { .. });
+    if queue.iter().any(is_timers) {
+        let (timers, rest): (VecDeque<_>, VecDeque<_>) =
+            std::mem::take(queue).into_iter().partition(is_timers);
         batch.extend(timers);
         *queue = rest;
     }
@@ -492,6 +642,7 @@ impl<'t> Tables<'t> {
     fn apply(&mut self, command: &Command) -> Result<Result<Effects, Rejected>, StoreError> {
         let mut fx = Effects::default();
         let outcome = match command {
+            Command::Barrier => Ok(()),
             Command::Create(new) => self.create_checked(new, &mut fx)?,
             Command::Append {
                 inv,

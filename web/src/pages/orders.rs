@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use maud::{Markup, html};
 use zeroapp_app::db::orders::{self, HistoryEntry, Order};
 use zeroapp_app::fulfillment::{self, Progress, STEPS, StepState};
-use zeroapp_engine::Target;
 use zeroapp_engine::http::ApiError;
 
 use super::View;
@@ -47,11 +46,10 @@ pub async fn list(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
 
 /// The workflow's progress, or `None` before it started (not paid yet).
 async fn progress(shared: &Shared, order_id: &str) -> Option<Progress> {
-    shared
-        .client
-        .call::<_, Progress>(Target::workflow(fulfillment::NAME, order_id, "status"), &())
+    fulfillment::progress(&shared.app, &shared.client, order_id)
         .await
         .ok()
+        .flatten()
 }
 
 /// `/orders/{id}`: the steps, elapsed time, carrier attempts, next action, tracking number and
