@@ -292,8 +292,9 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
             }
         }
     };
-    // A journal mismatch found by a state write (which returns at once) surfaces here. A state
-    // write that fails to commit poisons the writer, so the outcome cannot commit after it.
+    // A journal mismatch found by a state write (which returns at once) surfaces here. After a
+    // state write fails to commit, the writer refuses this attempt's later commands (see
+    // `Store::submit_as`), so the outcome cannot commit without it.
     let fatal = lock(&live.fatal).take();
     if let Some(fatal) = fatal {
         return abandon(engine, live, id, &record, fatal).await;
