@@ -18,6 +18,9 @@
 //! * [`storefront`] — the `storefront` bench: cart adds with sessions over HTTP, and one
 //!   notification broadcast to many open event streams.
 //! * [`waiting`] — the `waiting` bench: suspended invocations, restarts, timers, awakeables.
+//! * [`restate`] — the `restate` bench: the same workloads on the engine (HTTP and
+//!   in-process) and on a real Restate server, side by side.
+//! * [`micro`] — the `micro` bench: journal append, replay after a reopen, timer firing.
 //! * [`report`] — tables, ratios against the targets, and `docs/benchmarks.md`.
 
 #![deny(missing_docs)]
@@ -28,8 +31,10 @@ pub mod http_load;
 pub mod ingress;
 pub mod invocations;
 pub mod load;
+pub mod micro;
 pub mod raw;
 pub mod report;
+pub mod restate;
 pub mod stats;
 pub mod storefront;
 pub mod waiting;

@@ -1,0 +1,752 @@
+//! The `restate` bench: the engine side by side with a real Restate server, on the same
+//! workloads ([`Workload`]), driven by the same closed-loop load generator over the same HTTP
+//! paths.
+//!
+//! Three sides are measured at every point (workload × concurrency), in each repetition, one
+//! right after the other, the order of the two HTTP sides alternating between repetitions
+//! (A B, then B A) so that drift hits both:
+//!
+//! * **ZeroApp HTTP**: the engine's Restate-compatible ingress in a child process
+//!   (`zeroapp-bench-server`, this crate's binary), its resident memory read from
+//!   `/proc/<pid>/status`.
+//! * **Restate HTTP**: `restate-server` (npm `@restatedev/restate-server-linux-x64`) with the
+//!   handlers written on `restate-sdk` (`benches/restate-services/`) in a second child process;
+//!   memory is the sum of both.
+//! * **ZeroApp in-process**: the same handlers through the engine's `Client` in the bench's own
+//!   process; memory is the bench process's (it includes the load generator).
+//!
+//! Quick mode (tests, `-- --test`) skips Restate (it needs the npm registry and a release
+//! build of the SDK project) and says so, unless `ZEROAPP_BENCH_RESTATE=1`.
+
+pub mod client;
+pub mod server;
+pub mod services;
+pub mod workloads;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use zeroapp_engine::{Engine, WriterStatistics};
+
+use crate::load::{Sample, Window, Worker, closed_loop_workers};
+use crate::report::{ms, verdict};
+use crate::stats::{median, median_duration};
+use server::{RESTATE_VERSION, RestateServer, ZeroAppServer};
+pub use workloads::Workload;
+use workloads::{ClientWorker, HttpWorker, Keys};
+
+/// The command that runs the bench in full mode and rewrites its section.
+pub const COMMAND: &str = "cargo bench -p zeroapp-benches --bench restate";
+/// Where the bench's section starts in `docs/benchmarks.md`.
+pub const BEGIN: &str = "<!-- restate:begin -->";
+/// Where it ends.
+pub const END: &str = "<!-- restate:end -->";
+/// W1 at this concurrency is held to the throughput and p99 targets.
+pub const W1_TARGET_AT: usize = 64;
+/// W1: ZeroApp's throughput must be at least this multiple of Restate's.
+pub const W1_THROUGHPUT_TARGET: f64 = 10.0;
+/// W1: ZeroApp's p99 must be at most this fraction of Restate's.
+pub const W1_P99_TARGET: f64 = 0.1;
+/// W3: ZeroApp's p50 must be at most this fraction of Restate's.
+pub const W3_P50_TARGET: f64 = 0.2;
+/// Longest time one operation may take before the run fails (a hung server).
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the bench runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Quick mode proves the bench works; its figures are not written down.
+    pub quick: bool,
+    /// Warm-up and measurement of each point.
+    pub window: Window,
+    /// Repetitions of every point; figures are medians over them.
+    pub repetitions: usize,
+    /// Numbers of concurrent callers (HTTP: connections).
+    pub concurrencies: Vec<usize>,
+    /// The workloads, in order.
+    pub workloads: Vec<Workload>,
+    /// Whether to start Restate and measure it.
+    pub restate: bool,
+    /// The `zeroapp-bench-server` binary.
+    pub zeroapp_server: PathBuf,
+}
+
+impl Settings {
+    /// The real run: 3 s per point after 0.5 s of warm-up, 3 repetitions, Restate included.
+    pub fn full(zeroapp_server: PathBuf) -> Self {
+        Self {
+            quick: false,
+            window: Window {
+                warmup: Duration::from_millis(500),
+                measure: Duration::from_secs(3),
+            },
+            repetitions: 3,
+            concurrencies: vec![1, 16, 64],
+            workloads: Workload::ALL.to_vec(),
+            restate: true,
+            zeroapp_server,
+        }
+    }
+
+    /// About 150 ms per point, once; Restate only if `restate` (see [`Settings::from_args`]).
+    pub fn quick(zeroapp_server: PathBuf, restate: bool) -> Self {
+        Self {
+            quick: true,
+            window: Window {
+                warmup: Duration::from_millis(20),
+                measure: Duration::from_millis(150),
+            },
+            repetitions: 1,
+            restate,
+            ..Self::full(zeroapp_server)
+        }
+    }
+
+    /// Full mode only under `cargo bench` (which passes `--bench`), unless `--test` is passed
+    /// too or `BENCH_QUICK=1`; quick mode measures Restate only if `ZEROAPP_BENCH_RESTATE=1`.
+    pub fn from_args(
+        args: &[String],
+        bench_quick: Option<&str>,
+        with_restate: Option<&str>,
+        zeroapp_server: PathBuf,
+    ) -> Self {
+        if crate::report::full_mode(args, bench_quick) {
+            Self::full(zeroapp_server)
+        } else {
+            Self::quick(zeroapp_server, with_restate == Some("1"))
+        }
+    }
+}
+
+/// Which side a figure is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The engine's ingress in a child process.
+    ZeroAppHttp,
+    /// Restate's ingress.
+    RestateHttp,
+    /// The engine's `Client` in the bench's process.
+    InProcess,
+}
+
+impl Side {
+    /// Its name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::ZeroAppHttp => "ZeroApp HTTP",
+            Side::RestateHttp => "Restate HTTP",
+            Side::InProcess => "ZeroApp in-process",
+        }
+    }
+}
+
+/// One run of one point on one side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    /// Successful operations per second.
+    pub per_second: f64,
+    /// Latency percentiles (less the workload's [`Workload::latency_offset`]).
+    pub p50: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Failed operations in the measured window.
+    pub errors: u64,
+    /// The server's resident memory right after the load, MiB.
+    pub rss_mib: f64,
+    /// In-process only: what the engine's writer did per operation.
+    pub writer: Option<WriterFigures>,
+}
+
+/// The engine writer's work per operation (in-process side, warm-up included).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WriterFigures {
+    /// Transactions committed (each an fsync) per operation.
+    pub commits_per_op: f64,
+    /// Writer commands per operation.
+    pub commands_per_op: f64,
+    /// Average time to apply and commit one transaction.
+    pub commit_time: Duration,
+}
+
+impl WriterFigures {
+    fn between(before: &WriterStatistics, after: &WriterStatistics, operations: u64) -> Self {
+        let commits = after.commits.saturating_sub(before.commits);
+        let commands = after.commands.saturating_sub(before.commands);
+        let micros = after.commit_micros.saturating_sub(before.commit_micros);
+        let ops = operations.max(1) as f64;
+        Self {
+            commits_per_op: commits as f64 / ops,
+            commands_per_op: commands as f64 / ops,
+            commit_time: Duration::from_micros(micros / commits.max(1)),
+        }
+    }
+
+    fn median_of(runs: &[WriterFigures]) -> Self {
+        Self {
+            commits_per_op: median(runs.iter().map(|w| w.commits_per_op)),
+            commands_per_op: median(runs.iter().map(|w| w.commands_per_op)),
+            commit_time: median_duration(runs.iter().map(|w| w.commit_time)),
+        }
+    }
+}
+
+impl Measured {
+    fn of(sample: &Sample, offset: Duration, rss_kib: u64) -> Self {
+        let at = |p: f64| sample.latencies.percentile(p).saturating_sub(offset);
+        Self {
+            per_second: sample.per_second(),
+            p50: at(50.0),
+            p90: at(90.0),
+            p99: at(99.0),
+            errors: sample.errors,
+            rss_mib: rss_kib as f64 / 1024.0,
+            writer: None,
+        }
+    }
+
+    /// The medians of repetitions (errors: their sum).
+    pub fn median_of(runs: &[Measured]) -> Self {
+        Self {
+            per_second: median(runs.iter().map(|m| m.per_second)),
+            p50: median_duration(runs.iter().map(|m| m.p50)),
+            p90: median_duration(runs.iter().map(|m| m.p90)),
+            p99: median_duration(runs.iter().map(|m| m.p99)),
+            errors: runs.iter().map(|m| m.errors).sum(),
+            rss_mib: median(runs.iter().map(|m| m.rss_mib)),
+            writer: {
+                let w: Vec<WriterFigures> = runs.iter().filter_map(|m| m.writer).collect();
+                (!w.is_empty()).then(|| WriterFigures::median_of(&w))
+            },
+        }
+    }
+}
+
+/// One point's figures, medians over the repetitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The workload.
+    pub workload: Workload,
+    /// Concurrent callers.
+    pub concurrency: usize,
+    /// The engine over HTTP.
+    pub zeroapp: Measured,
+    /// Restate over HTTP, if it was measured.
+    pub restate: Option<Measured>,
+    /// The engine in-process.
+    pub in_process: Measured,
+}
+
+/// ZeroApp HTTP ÷ Restate HTTP for one figure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratios {
+    /// Throughput ratio (higher is better for ZeroApp).
+    pub throughput: f64,
+    /// p50 ratio (lower is better).
+    pub p50: f64,
+    /// p99 ratio.
+    pub p99: f64,
+    /// Memory ratio.
+    pub rss: f64,
+}
+
+impl Row {
+    /// ZeroApp HTTP ÷ Restate HTTP, if Restate was measured.
+    pub fn ratios(&self) -> Option<Ratios> {
+        let r = self.restate?;
+        let z = self.zeroapp;
+        let div = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        Some(Ratios {
+            throughput: div(z.per_second, r.per_second),
+            p50: div(z.p50.as_secs_f64(), r.p50.as_secs_f64()),
+            p99: div(z.p99.as_secs_f64(), r.p99.as_secs_f64()),
+            rss: div(z.rss_mib, r.rss_mib),
+        })
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// How it ran.
+    pub settings: Settings,
+    /// One row per workload and concurrency.
+    pub rows: Vec<Row>,
+    /// Why Restate was not measured, if it was not.
+    pub restate_skipped: Option<String>,
+}
+
+/// The servers of one run.
+struct Sides {
+    zeroapp: ZeroAppServer,
+    restate: Option<RestateServer>,
+    engine: Engine,
+    _engine_dir: tempfile::TempDir,
+}
+
+/// Starts both servers and the in-process engine, then runs every point
+/// `settings.repetitions` times, interleaved (see the module docs). `log` hears about
+/// progress. Every child process is stopped when this returns, also on error.
+pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
+    let restate_skipped = (!settings.restate).then(|| {
+        "quick mode: Restate needs the npm registry and a release build of \
+         benches/restate-services (set ZEROAPP_BENCH_RESTATE=1 to include it)"
+            .to_owned()
+    });
+    if let Some(why) = &restate_skipped {
+        log(format!("Restate skipped — {why}"));
+    }
+    let restate = if settings.restate {
+        let binary = tokio::task::spawn_blocking(server::restate_server_binary)
+            .await
+            .map_err(|e| format!("fetching Restate died: {e}"))??;
+        let services = tokio::task::spawn_blocking(server::restate_services_binary)
+            .await
+            .map_err(|e| format!("building the services died: {e}"))??;
+        log(format!("starting restate-server {RESTATE_VERSION}"));
+        Some(RestateServer::start(&binary, &services).await?)
+    } else {
+        None
+    };
+    log("starting zeroapp-bench-server".to_owned());
+    let zeroapp = ZeroAppServer::start(&settings.zeroapp_server).await?;
+    let engine_dir = crate::invocations::temp_dir()?;
+    let engine = services::open_engine(engine_dir.path()).await?;
+    let sides = Sides {
+        zeroapp,
+        restate,
+        engine,
+        _engine_dir: engine_dir,
+    };
+    let rows = measure_all(settings, &sides, log).await;
+    sides.engine.shutdown().await;
+    Ok(Report {
+        settings: settings.clone(),
+        rows: rows?,
+        restate_skipped,
+    })
+}
+
+async fn measure_all(
+    settings: &Settings,
+    sides: &Sides,
+    log: &mut dyn FnMut(String),
+) -> Result<Vec<Row>, String> {
+    let points: Vec<(Workload, usize)> = settings
+        .workloads
+        .iter()
+        .flat_map(|&w| settings.concurrencies.iter().map(move |&c| (w, c)))
+        .collect();
+    let mut runs: Vec<[Vec<Measured>; 3]> = vec![Default::default(); points.len()];
+    let total = settings.repetitions * points.len();
+    let mut done = 0;
+    for repetition in 1..=settings.repetitions {
+        for (i, &(workload, concurrency)) in points.iter().enumerate() {
+            let order = if repetition % 2 == 1 {
+                [Side::ZeroAppHttp, Side::RestateHttp, Side::InProcess]
+            } else {
+                [Side::RestateHttp, Side::ZeroAppHttp, Side::InProcess]
+            };
+            let mut line = format!(
+                "[{}/{total}] rep {repetition} {workload} c={concurrency}:",
+                done + 1
+            );
+            for side in order {
+                let prefix = format!("r{repetition}c{concurrency}{side:?}");
+                let Some(m) =
+                    measure(settings, sides, side, workload, concurrency, &prefix).await?
+                else {
+                    continue;
+                };
+                let _ = write!(
+                    line,
+                    " | {} {:.0}/s p50 {} p99 {}{}",
+                    side.name(),
+                    m.per_second,
+                    ms(m.p50),
+                    ms(m.p99),
+                    if m.errors > 0 {
+                        format!(" ({} errors)", m.errors)
+                    } else {
+                        String::new()
+                    }
+                );
+                let slot = match side {
+                    Side::ZeroAppHttp => 0,
+                    Side::RestateHttp => 1,
+                    Side::InProcess => 2,
+                };
+                runs[i][slot].push(m);
+            }
+            done += 1;
+            log(line);
+        }
+    }
+    Ok(points
+        .iter()
+        .zip(&runs)
+        .map(|(&(workload, concurrency), [z, r, i])| Row {
+            workload,
+            concurrency,
+            zeroapp: Measured::median_of(z),
+            restate: (!r.is_empty()).then(|| Measured::median_of(r)),
+            in_process: Measured::median_of(i),
+        })
+        .collect())
+}
+
+/// One side at one point; `None` for Restate when it is not running.
+async fn measure(
+    settings: &Settings,
+    sides: &Sides,
+    side: Side,
+    workload: Workload,
+    concurrency: usize,
+    prefix: &str,
+) -> Result<Option<Measured>, String> {
+    let keys = |worker| Keys {
+        prefix: prefix.to_owned(),
+        worker,
+        count: 0,
+    };
+    let window = settings.window;
+    let offset = workload.latency_offset();
+    let (sample, rss) = match side {
+        Side::ZeroAppHttp | Side::RestateHttp => {
+            let address = match (side, &sides.restate) {
+                (Side::ZeroAppHttp, _) => &sides.zeroapp.address,
+                (_, Some(restate)) => &restate.address,
+                (_, None) => return Ok(None),
+            };
+            let mut workers = Vec::with_capacity(concurrency);
+            for worker in 0..concurrency {
+                let w = HttpWorker::open(workload, address, keys(worker)).await?;
+                workers.push(Timed(w));
+            }
+            let sample = closed_loop_workers(window, workers).await?;
+            let rss = match (side, &sides.restate) {
+                (Side::ZeroAppHttp, _) => sides.zeroapp.rss_kib().unwrap_or(0),
+                (_, Some(restate)) => {
+                    let (server, services) = restate.rss_kib();
+                    server.unwrap_or(0) + services.unwrap_or(0)
+                }
+                (_, None) => 0,
+            };
+            (sample, rss)
+        }
+        Side::InProcess => {
+            let client = sides.engine.client();
+            let workers = (0..concurrency)
+                .map(|worker| Timed(ClientWorker::new(workload, client.clone(), keys(worker))))
+                .collect();
+            let before = sides.engine.writer_statistics();
+            let sample = closed_loop_workers(window, workers).await?;
+            let after = sides.engine.writer_statistics();
+            let rss = server::rss_kib("/proc/self/status").unwrap_or(0);
+            return Ok(Some(Measured {
+                writer: Some(WriterFigures::between(&before, &after, sample.total)),
+                ..Measured::of(&sample, offset, rss)
+            }));
+        }
+    };
+    Ok(Some(Measured::of(&sample, offset, rss)))
+}
+
+/// A worker whose every operation must finish within [`OPERATION_TIMEOUT`].
+struct Timed<W>(W);
+
+impl<W: Worker> Worker for Timed<W> {
+    async fn call(&mut self) -> Result<crate::load::Outcome, String> {
+        tokio::time::timeout(OPERATION_TIMEOUT, self.0.call())
+            .await
+            .map_err(|_| format!("an operation took longer than {OPERATION_TIMEOUT:?}"))?
+    }
+}
+
+fn mib(m: f64) -> String {
+    format!("{m:.0} MiB")
+}
+
+fn ratio(r: f64) -> String {
+    if r.is_finite() {
+        format!("{r:.2}×")
+    } else {
+        "–".to_owned()
+    }
+}
+
+/// The figures as Markdown: one table per workload (a row per concurrency and side), then the
+/// ratios.
+pub fn tables(report: &Report) -> String {
+    let mut out = String::new();
+    for &workload in &report.settings.workloads {
+        let rows: Vec<&Row> = report
+            .rows
+            .iter()
+            .filter(|r| r.workload == workload)
+            .collect();
+        let latency = if workload == Workload::Sleep {
+            "lateness"
+        } else {
+            "latency"
+        };
+        let _ = write!(
+            out,
+            "**{workload}** ({latency})\n\n\
+             | callers | side | ops/s | p50 | p90 | p99 | errors | RSS | ops/s ZeroApp ÷ Restate \
+             | p50 ZeroApp ÷ Restate | p99 ZeroApp ÷ Restate |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        );
+        for row in rows {
+            let ratios = row.ratios();
+            let sides = [
+                (Side::ZeroAppHttp, Some(row.zeroapp)),
+                (Side::RestateHttp, row.restate),
+                (Side::InProcess, Some(row.in_process)),
+            ];
+            for (side, m) in sides {
+                let Some(m) = m else { continue };
+                let ratio_cells = match (side, ratios) {
+                    (Side::ZeroAppHttp, Some(r)) => format!(
+                        "**{}** | **{}** | **{}**",
+                        ratio(r.throughput),
+                        ratio(r.p50),
+                        ratio(r.p99)
+                    ),
+                    _ => " | | ".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {ratio_cells} |",
+                    row.concurrency,
+                    side.name(),
+                    m.per_second,
+                    ms(m.p50),
+                    ms(m.p90),
+                    ms(m.p99),
+                    m.errors,
+                    mib(m.rss_mib),
+                );
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The engine's writer per operation, in-process, at every point: commits (each an fsync)
+/// and writer commands per operation, and the time of one commit, next to the p50.
+pub fn writer_table(report: &Report) -> String {
+    let mut out = String::from(
+        "| workload | callers | in-process p50 | commits/op | writer commands/op | time/commit \
+         |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for row in &report.rows {
+        let Some(w) = row.in_process.writer else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.2} | {:.2} | {} |",
+            row.workload,
+            row.concurrency,
+            ms(row.in_process.p50),
+            w.commits_per_op,
+            w.commands_per_op,
+            ms(w.commit_time),
+        );
+    }
+    out
+}
+
+/// The targets, as a Markdown list with a pass/miss word each (or why there is no verdict).
+pub fn targets(report: &Report) -> String {
+    let mut out = String::new();
+    if let Some(why) = &report.restate_skipped {
+        let _ = writeln!(out, "- No verdicts: Restate was not measured ({why}).");
+        return out;
+    }
+    let find = |w: Workload, c: usize| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.workload == w && r.concurrency == c)
+    };
+    if let Some(r) = find(Workload::ThreeSteps, W1_TARGET_AT).and_then(Row::ratios) {
+        let _ = writeln!(
+            out,
+            "- W1 at {W1_TARGET_AT} callers over HTTP: throughput ZeroApp ÷ Restate = \
+             **{:.2}×**; target ≥ {W1_THROUGHPUT_TARGET}×: {}.",
+            r.throughput,
+            verdict(r.throughput >= W1_THROUGHPUT_TARGET)
+        );
+        let _ = writeln!(
+            out,
+            "- W1 at {W1_TARGET_AT} callers over HTTP: p99 ZeroApp ÷ Restate = **{:.3}×**; \
+             target ≤ {W1_P99_TARGET}×: {}.",
+            r.p99,
+            verdict(r.p99 <= W1_P99_TARGET)
+        );
+    }
+    for &c in &report.settings.concurrencies {
+        if let Some(r) = find(Workload::Awakeable, c).and_then(Row::ratios) {
+            let _ = writeln!(
+                out,
+                "- W3 at {c} {}: p50 ZeroApp ÷ Restate = **{:.3}×**; target ≤ {W3_P50_TARGET}×: \
+                 {}.",
+                crate::report::callers(c),
+                r.p50,
+                verdict(r.p50 <= W3_P50_TARGET)
+            );
+        }
+    }
+    out
+}
+
+/// The report as JSON (every median, per workload, concurrency and side).
+pub fn json(report: &Report, date: &str, machine: &str) -> String {
+    let side = |m: &Measured| {
+        serde_json::json!({
+            "ops_per_s": m.per_second,
+            "p50_ms": m.p50.as_secs_f64() * 1e3,
+            "p90_ms": m.p90.as_secs_f64() * 1e3,
+            "p99_ms": m.p99.as_secs_f64() * 1e3,
+            "errors": m.errors,
+            "rss_mib": m.rss_mib,
+            "writer": m.writer.map(|w| serde_json::json!({
+                "commits_per_op": w.commits_per_op,
+                "commands_per_op": w.commands_per_op,
+                "commit_ms": w.commit_time.as_secs_f64() * 1e3,
+            })),
+        })
+    };
+    let rows: Vec<_> = report
+        .rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "workload": r.workload.id(),
+                "concurrency": r.concurrency,
+                "zeroapp_http": side(&r.zeroapp),
+                "restate_http": r.restate.as_ref().map(side),
+                "zeroapp_in_process": side(&r.in_process),
+                "zeroapp_over_restate": r.ratios().map(|x| serde_json::json!({
+                    "throughput": x.throughput,
+                    "p50": x.p50,
+                    "p99": x.p99,
+                    "rss": x.rss,
+                })),
+            })
+        })
+        .collect();
+    let s = &report.settings;
+    let value = serde_json::json!({
+        "command": COMMAND,
+        "date": date,
+        "machine": machine,
+        "restate_version": RESTATE_VERSION,
+        "restate_settings": server::RESTATE_SETTINGS,
+        "restate_skipped": report.restate_skipped,
+        "warmup_s": s.window.warmup.as_secs_f64(),
+        "measure_s": s.window.measure.as_secs_f64(),
+        "repetitions": s.repetitions,
+        "rows": rows,
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default()
+}
+
+/// Where a full run writes its JSON: `docs/benchmarks/restate.json`.
+pub fn json_path() -> PathBuf {
+    server::workspace_root()
+        .join("docs")
+        .join("benchmarks")
+        .join("restate.json")
+}
+
+/// The bench's whole section of `docs/benchmarks.md`, markers included.
+pub fn section(report: &Report, date: &str, machine: &str) -> String {
+    let s = &report.settings;
+    format!(
+        "{BEGIN}\n\
+## restate: the engine side by side with Restate {RESTATE_VERSION}\n\n\
+Command: `{COMMAND}` (a quick check without Restate: add `-- --test`). It fetches \
+`@restatedev/restate-server-linux-x64@{RESTATE_VERSION}` with `npm pack` into \
+`target/restate-server/` and builds `benches/restate-services/` (the same handlers on \
+`restate-sdk` 0.13) the first time. Figures also in `docs/benchmarks/restate.json`.\n\
+Run on {date}: {machine}. Each point runs {:.1} s after {:.1} s of warm-up; every figure is \
+the median of {} repetitions (errors: the sum over them). In each repetition the three sides \
+of a point run back to back, ZeroApp HTTP and Restate HTTP alternating which goes first.\n\n\
+* **ZeroApp HTTP**: the engine's ingress (`zeroapp_engine::http`, default limits) in a child \
+process, `zeroapp-bench-server` (this crate's binary), on 127.0.0.1; RSS is that process's \
+`VmRSS` right after the point.\n\
+* **Restate HTTP**: `restate-server` {RESTATE_VERSION}: {}. The handlers run in a second \
+child process (`benches/restate-services`, restate-sdk's HTTP/2 server), registered with \
+`POST /deployments`; RSS is the sum of both processes.\n\
+* **ZeroApp in-process**: the same handlers through `Client` in the bench's process; RSS is \
+the bench process's own (load generator included).\n\
+* Durability: both sides fsync before answering — the engine commits each group of writer \
+commands with redb's default durability (fsync); Restate acknowledges once its log-server's \
+RocksDB WAL write is fsynced.\n\
+* Load: N workers, each with one keep-alive HTTP/1.1 connection (hyper client, \
+`TCP_NODELAY`), one operation at a time; the same requests on the same paths for both HTTP \
+sides. Servers and load generator share the machine's cores. Both servers run for the whole \
+bench, so their data grows from point to point.\n\
+* Workloads: **W1** `POST /Bench/three_steps` (three `run` steps returning small strings); \
+**W2** `POST /Counter/{{key}}/add` (an exclusive handler reading and writing the key's state) \
+on one key, and on 1,000 keys in turn; **W3** an awakeable round trip in four requests: \
+`POST /AwakeFlow/{{key}}/run/send` (the workflow creates an awakeable and resolves its \
+durable promise `id` with the awakeable's id), `POST /AwakeFlow/{{key}}/awakeable_id` (a \
+shared handler awaiting that promise: the client learns the id as soon as it exists, without \
+polling), `POST /restate/awakeables/{{id}}/resolve`, then `GET \
+/restate/workflow/AwakeFlow/{{key}}/attach` for the result; **W4** `POST \
+/Approval/{{key}}/run/send` (the workflow awaits its promise `approval`), `POST \
+/Approval/{{key}}/approve` (a shared handler resolving it), then attach; **W5** `POST \
+/Sleeper/sleep` (a durable 100 ms sleep): its figures are lateness, the latency less 100 ms. \
+Latency is one whole operation, all its requests included; workflow keys are fresh for each \
+operation.\n\n\
+{}\
+### Where the engine's time goes\n\n\
+The engine's writer during each in-process point (warm-up included): transactions committed \
+per operation — each one fsync, and an operation waits for the ones on its path — writer \
+commands per operation, and the average time to apply and commit one transaction.\n\n\
+{}\n\
+### Against the targets\n\n{}\
+{END}\n",
+        s.window.measure.as_secs_f64(),
+        s.window.warmup.as_secs_f64(),
+        s.repetitions,
+        server::RESTATE_SETTINGS,
+        tables(report),
+        writer_table(report),
+        targets(report),
+    )
+}
+
+/// Writes the section into `doc` and the JSON next to it (`docs/benchmarks/restate.json`).
+pub fn write(report: &Report, doc: &Path) -> std::io::Result<()> {
+    let (date, machine) = (crate::report::today(), crate::report::machine());
+    crate::report::update_section(doc, BEGIN, END, &section(report, &date, &machine))?;
+    let path = json_path();
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)?;
+    }
+    std::fs::write(path, json(report, &date, &machine) + "\n")
+}
+
+/// [`run`], stopped early by SIGINT or SIGTERM: dropping the run stops every child process
+/// (their guards kill and reap them) before the error is returned.
+pub async fn run_until_signal(
+    settings: &Settings,
+    log: &mut dyn FnMut(String),
+) -> Result<Report, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    tokio::select! {
+        report = run(settings, log) => report,
+        _ = tokio::signal::ctrl_c() => Err("interrupted (SIGINT); child processes stopped".to_owned()),
+        _ = terminate.recv() => Err("terminated (SIGTERM); child processes stopped".to_owned()),
+    }
+}
