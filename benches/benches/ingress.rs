@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use zeroapp_benches::ingress::{BEGIN, END, Settings, counted, overhead, run, section, table};
 use zeroapp_benches::report;
+use zeroapp_benches::report::Modes;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();

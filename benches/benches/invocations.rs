@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use zeroapp_benches::invocations::{Settings, run};
 use zeroapp_benches::report;
+use zeroapp_benches::report::Modes;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();

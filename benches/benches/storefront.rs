@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 use zeroapp_benches::report;
+use zeroapp_benches::report::Modes;
 use zeroapp_benches::storefront::{BEGIN, END, Settings, run, section};
 
 fn main() -> ExitCode {

@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 use zeroapp_benches::report;
+use zeroapp_benches::report::Modes;
 use zeroapp_benches::waiting::{BEGIN, END, Settings, run, section, table, targets};
 
 fn main() -> ExitCode {

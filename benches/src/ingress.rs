@@ -20,7 +20,7 @@ use crate::engine::{
 use crate::http_load::{self as load, HttpTarget};
 use crate::invocations::{EngineFigures, engine_figures, temp_dir};
 use crate::load::{SampleMedians, Window};
-use crate::report::{callers, ms};
+use crate::report::{Modes, callers, ms};
 
 /// The command that runs the bench in full mode and rewrites its section.
 pub const COMMAND: &str = "cargo bench -p zeroapp-benches --bench ingress";
@@ -44,9 +44,9 @@ pub struct Settings {
     pub concurrencies: Vec<usize>,
 }
 
-impl Settings {
+impl Modes for Settings {
     /// The real run: 3 s per point after 0.5 s of warm-up, 5 repetitions (about two minutes).
-    pub fn full() -> Self {
+    fn full() -> Self {
         Self {
             quick: false,
             window: Window {
@@ -59,7 +59,7 @@ impl Settings {
     }
 
     /// About 100 ms per point, once: proves that every point runs.
-    pub fn quick() -> Self {
+    fn quick() -> Self {
         Self {
             quick: true,
             window: Window {
@@ -68,16 +68,6 @@ impl Settings {
             },
             repetitions: 1,
             ..Self::full()
-        }
-    }
-
-    /// Full mode only under `cargo bench` (which passes `--bench`), unless `--test` is passed
-    /// too (`cargo bench -- --test`) or `BENCH_QUICK=1`.
-    pub fn from_args(args: &[String], bench_quick: Option<&str>) -> Self {
-        if crate::report::full_mode(args, bench_quick) {
-            Self::full()
-        } else {
-            Self::quick()
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `invocations` bench: the engine against the raw ceiling and the disk's fdatasync rate, at
 //! several concurrencies, each point repeated and reduced to its median.
 
+use crate::report::Modes;
 use std::time::Duration;
 
 use crate::engine::{EnginePoint, engine_point};
@@ -24,9 +25,9 @@ pub struct Settings {
     pub concurrencies: Vec<usize>,
 }
 
-impl Settings {
+impl Modes for Settings {
     /// The real run: 3 s per point after 0.5 s of warm-up, 3 repetitions.
-    pub fn full() -> Self {
+    fn full() -> Self {
         Self {
             quick: false,
             window: Window {
@@ -40,7 +41,7 @@ impl Settings {
     }
 
     /// About 100 ms per point, once: proves that every point runs.
-    pub fn quick() -> Self {
+    fn quick() -> Self {
         Self {
             quick: true,
             window: Window {
@@ -50,16 +51,6 @@ impl Settings {
             sync_for: Duration::from_millis(100),
             repetitions: 1,
             ..Self::full()
-        }
-    }
-
-    /// Full mode only under `cargo bench` (which passes `--bench`), unless `--test` is passed
-    /// too (`cargo bench -- --test`) or `BENCH_QUICK=1`.
-    pub fn from_args(args: &[String], bench_quick: Option<&str>) -> Self {
-        if crate::report::full_mode(args, bench_quick) {
-            Self::full()
-        } else {
-            Self::quick()
         }
     }
 }

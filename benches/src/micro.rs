@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zeroapp_engine::prelude::*;
 use zeroapp_engine::{Context, InvocationId};
 
+use crate::report::Modes;
 use crate::report::ms;
 use crate::stats::{Latencies, median, median_duration};
 
@@ -46,9 +47,9 @@ pub struct Settings {
     pub repetitions: usize,
 }
 
-impl Settings {
+impl Modes for Settings {
     /// The real run: 1,000 steps, 2,000 timers, 3 repetitions.
-    pub fn full() -> Self {
+    fn full() -> Self {
         Self {
             quick: false,
             steps: 1_000,
@@ -60,7 +61,7 @@ impl Settings {
     }
 
     /// A second or so: 20 steps, 50 timers, once.
-    pub fn quick() -> Self {
+    fn quick() -> Self {
         Self {
             quick: true,
             steps: 20,
@@ -68,16 +69,6 @@ impl Settings {
             timer_lead: Duration::from_millis(500),
             repetitions: 1,
             ..Self::full()
-        }
-    }
-
-    /// Full mode only under `cargo bench` (which passes `--bench`), unless `--test` is passed
-    /// too or `BENCH_QUICK=1`.
-    pub fn from_args(args: &[String], bench_quick: Option<&str>) -> Self {
-        if crate::report::full_mode(args, bench_quick) {
-            Self::full()
-        } else {
-            Self::quick()
         }
     }
 }

@@ -37,6 +37,25 @@ pub fn doc_path() -> PathBuf {
         .join("benchmarks.md")
 }
 
+/// A bench's settings in its two modes.
+pub trait Modes: Sized {
+    /// The real run, whose figures are written to `docs/benchmarks.md`.
+    fn full() -> Self;
+
+    /// A quick run that proves the bench works; its figures are not written down.
+    fn quick() -> Self;
+
+    /// Full mode only under `cargo bench` (which passes `--bench`), unless `--test` is passed
+    /// too (`cargo bench -- --test`) or `BENCH_QUICK=1`.
+    fn from_args(args: &[String], bench_quick: Option<&str>) -> Self {
+        if full_mode(args, bench_quick) {
+            Self::full()
+        } else {
+            Self::quick()
+        }
+    }
+}
+
 /// A duration in milliseconds, two decimals.
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)

@@ -18,7 +18,7 @@ use zeroapp_web::server::{self, Shared};
 
 use crate::http_load::{HttpTarget, closed_loop_each};
 use crate::load::{Sample, Window};
-use crate::report::{ms, verdict};
+use crate::report::{Modes, ms, verdict};
 use crate::stats::{Latencies, median, median_duration};
 
 /// The markers around this bench's section of docs/benchmarks.md.
@@ -43,9 +43,9 @@ pub struct Settings {
     pub broadcasts: usize,
 }
 
-impl Settings {
+impl Modes for Settings {
     /// The real run: 64 shoppers for 3 s, 1,000 subscribers and 20 broadcasts, 5 times.
-    pub fn full() -> Self {
+    fn full() -> Self {
         Self {
             quick: false,
             window: Window {
@@ -60,7 +60,7 @@ impl Settings {
     }
 
     /// A few hundred milliseconds with 8 shoppers and 20 subscribers: proves it runs.
-    pub fn quick() -> Self {
+    fn quick() -> Self {
         Self {
             quick: true,
             window: Window {
@@ -71,15 +71,6 @@ impl Settings {
             shoppers: 8,
             subscribers: 20,
             broadcasts: 3,
-        }
-    }
-
-    /// Full mode only under `cargo bench`, unless `--test` or `BENCH_QUICK=1`.
-    pub fn from_args(args: &[String], bench_quick: Option<&str>) -> Self {
-        if crate::report::full_mode(args, bench_quick) {
-            Self::full()
-        } else {
-            Self::quick()
         }
     }
 }

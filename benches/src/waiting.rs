@@ -23,6 +23,7 @@ pub mod round_trip;
 pub mod suspended;
 pub mod timers;
 
+use crate::report::Modes;
 use std::time::{Duration, Instant};
 
 pub use self::common::{bytes_written, load_average, memory_status};
@@ -81,11 +82,11 @@ pub struct Settings {
     pub repetitions: usize,
 }
 
-impl Settings {
+impl Modes for Settings {
     /// The real run: a million suspended invocations resolved at 10,000/s, once; then 100,000
     /// in flight at a restart, 100,000 timers within one second, and 3 s of round trips, each
     /// repeated 3 times.
-    pub fn full() -> Self {
+    fn full() -> Self {
         Self {
             quick: false,
             suspended: 1_000_000,
@@ -106,7 +107,7 @@ impl Settings {
     }
 
     /// A few thousand invocations per point, once: proves that every point runs.
-    pub fn quick() -> Self {
+    fn quick() -> Self {
         Self {
             quick: true,
             suspended: 2_000,
@@ -120,16 +121,6 @@ impl Settings {
             senders: 64,
             repetitions: 1,
             ..Self::full()
-        }
-    }
-
-    /// Full mode only under `cargo bench` (which passes `--bench`), unless `--test` is passed
-    /// too (`cargo bench -- --test`) or `BENCH_QUICK=1`.
-    pub fn from_args(args: &[String], bench_quick: Option<&str>) -> Self {
-        if crate::report::full_mode(args, bench_quick) {
-            Self::full()
-        } else {
-            Self::quick()
         }
     }
 }

@@ -5,6 +5,7 @@
 use zeroapp_benches::engine::{COMMANDS_PER_INVOCATION, STEPS, engine_point};
 use zeroapp_benches::invocations::{Settings, run};
 use zeroapp_benches::report;
+use zeroapp_benches::report::Modes;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

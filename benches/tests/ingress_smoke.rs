@@ -8,6 +8,7 @@ use zeroapp_benches::ingress::{
     BEGIN, END, IngressServer, Settings, bench_target, ingress_point, run, section,
 };
 use zeroapp_benches::load::Window;
+use zeroapp_benches::report::Modes;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

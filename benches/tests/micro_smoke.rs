@@ -2,6 +2,7 @@
 //! appends, a replay after a reopen, and timers firing at once.
 
 use zeroapp_benches::micro::{BEGIN, END, Settings, run, section};
+use zeroapp_benches::report::Modes;
 
 #[test]
 fn quick_run_measures_append_replay_and_timers() {

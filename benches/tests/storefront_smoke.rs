@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
+use zeroapp_benches::report::Modes;
 use zeroapp_benches::storefront::{Settings, run, section};
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use zeroapp_benches::report::Modes;
 use zeroapp_benches::waiting::{BEGIN, END, Settings, Sleeping, memory_status, run, section};
 
 fn runtime() -> tokio::runtime::Runtime {
