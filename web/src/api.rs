@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use zeroapp_app::db::{auth, catalog, notifications, orders};
-use zeroapp_app::fulfillment::{self, Progress};
+use zeroapp_app::fulfillment;
 use zeroapp_app::payment::{self, Decline};
 use zeroapp_app::payment_signature;
 use zeroapp_app::session::{self, AddItem, BasketLine, Checkout};
@@ -160,13 +160,11 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
             let who = identity::require(&shared.app, &request).await?;
             let order_id = http::decode(order_id)?;
             visible_order(shared, &who, &order_id).await?;
-            let progress: Progress = shared
-                .client
-                .call(
-                    Target::workflow(fulfillment::NAME, &order_id, "status"),
-                    &(),
-                )
-                .await?;
+            let progress = fulfillment::progress(&shared.app, &shared.client, &order_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("order {order_id:?} is not being fulfilled yet"))
+                })?;
             Ok(http::json(StatusCode::OK, &progress))
         }
         (
@@ -206,8 +204,11 @@ pub async fn json_body<T: DeserializeOwned>(
     request: Request,
 ) -> Result<T, ApiError> {
     let bytes = http::read_body(request, shared.limits.max_body_bytes).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("bad request body: {e}")))
+    // serde_json skips the bytes of an ignored field's string without checking them: refuse
+    // a body that is not UTF-8 as a whole first.
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("bad request body: not UTF-8: {e}")))?;
+    serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("bad request body: {e}")))
 }
 
 async fn login(shared: &Shared, request: Request) -> Result<Response, ApiError> {
@@ -324,7 +325,13 @@ pub async fn start_checkout(
         )
         .await?;
     if lines.is_empty() {
-        return Err(ApiError::bad_request("the basket is empty"));
+        // A paid checkout empties the basket: a retry of it (same order id, same user) must
+        // still answer that checkout, not "empty".
+        let (id, user) = (order_id.clone(), who.user.id.clone());
+        let placed = shared.query(move |c| orders::order(c, &id)).await?;
+        if placed.is_none_or(|order| order.user_id != user) {
+            return Err(ApiError::bad_request("the basket is empty"));
+        }
     }
     let checkout = Checkout {
         order_id: order_id.clone(),

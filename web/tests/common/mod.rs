@@ -1,5 +1,7 @@
 //! Helpers shared by the tests that run the real `zeroapp` binary: start it on free ports,
-//! raw HTTP/1.1 requests, logins, signed callbacks, event streams read as bytes.
+//! raw HTTP/1.1 requests, logins, signed callbacks, event streams read as bytes. Submodules:
+//! [`client`] (requests that may go unanswered), [`snapshot`] (both databases, to show a request
+//! changed nothing), [`supervisor`] (a server to SIGKILL and start again).
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 #![allow(dead_code)] // each test file uses some of these
@@ -12,9 +14,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod client;
+pub mod snapshot;
+pub mod supervisor;
+
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The engine's ingress and admin listeners.
+    pub ingress: String,
+    pub admin: String,
     pub _dir: tempfile::TempDir,
     pub data: std::path::PathBuf,
 }
@@ -52,16 +61,24 @@ pub fn start() -> Server {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut ingress, mut admin) = (String::new(), String::new());
     let addr = loop {
         let line = lines.next().expect("zeroapp exited early").unwrap();
-        if line.contains("storefront listening") {
-            break line.rsplit("http://").next().unwrap().to_owned();
+        let bound = line.rsplit("http://").next().unwrap().to_owned();
+        if line.contains("ingress listening") {
+            ingress = bound;
+        } else if line.contains("admin listening") {
+            admin = bound;
+        } else if line.contains("storefront listening") {
+            break bound;
         }
     };
     std::thread::spawn(move || for _ in lines {});
     Server {
         child,
         addr,
+        ingress,
+        admin,
         _dir: dir,
         data,
     }
