@@ -163,6 +163,7 @@ fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers_when_space_is_fre
         "{}",
         refused.body
     );
+    eprintln!("disk full: {accepted} sends accepted after the filler, then 507");
     // Through the storefront's API too.
     let cart = add_to_cart(&addrs, &alice, 3);
     assert_eq!(cart.status, 507, "{}", cart.body);
@@ -184,10 +185,15 @@ fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers_when_space_is_fre
 
     // Space is freed: the same process takes writes again and runs a whole order.
     disk.free();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let freed = Instant::now();
+    let deadline = freed + Duration::from_secs(20);
     loop {
         let reply = add_to_cart(&addrs, &alice, 3);
         if reply.status == 200 {
+            eprintln!(
+                "disk full: writes resumed {:?} after the space was freed",
+                freed.elapsed()
+            );
             break;
         }
         assert!(
