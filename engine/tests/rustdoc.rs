@@ -12,7 +12,14 @@ fn cargo_doc_is_clean_with_every_feature() {
     // A target folder of its own: the one of the running `cargo test` may be locked.
     let target = root.join("target").join("doc-check");
     let output = Command::new(env!("CARGO"))
-        .args(["doc", "--no-deps", "--locked", "-p", "zeroapp-engine", "--all-features"])
+        .args([
+            "doc",
+            "--no-deps",
+            "--locked",
+            "-p",
+            "zeroapp-engine",
+            "--all-features",
+        ])
         .env("RUSTDOCFLAGS", "-D warnings")
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(root)

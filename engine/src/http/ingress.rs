@@ -123,6 +123,14 @@ impl Ingress {
                 "cannot use the delay query parameter with calls; use /send",
             ));
         }
+        let execution_time = match delay {
+            None => None,
+            Some(delay) => Some(execution_time(self.client.now(), delay).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "bad delay query parameter: {delay:?} from now is past the year 9999"
+                ))
+            })?),
+        };
         let body = read_body(request, self.max_body).await?;
         check_json(&body)?;
         let options = SendOptions {
@@ -138,11 +146,8 @@ impl Ingress {
                 "invocationId": accepted.id.to_string(),
                 "status": if accepted.previously_accepted { "PreviouslyAccepted" } else { "Accepted" },
             });
-            if let (Some(delay), false) = (delay, accepted.previously_accepted) {
-                answer["executionTime"] =
-                    humantime::format_rfc3339_millis(self.client.now() + delay)
-                        .to_string()
-                        .into();
+            if let (Some(execution_time), false) = (execution_time, accepted.previously_accepted) {
+                answer["executionTime"] = execution_time.into();
             }
             let response = reply::json(StatusCode::ACCEPTED, &answer);
             return Ok(with_invocation_id(response, accepted.id));
@@ -317,6 +322,21 @@ fn query_param(request: &Request, name: &str) -> Option<String> {
         .map(|(_, value)| value)
 }
 
+/// When a send delayed by `delay` starts, in RFC 3339; `None` if that is past what RFC 3339 can
+/// write (the year 9999) or what `SystemTime` can hold. `?delay=P9999999D` used to panic here
+/// after the invocation was created (found by fuzz/fuzz_targets/ingress.rs).
+fn execution_time(now: std::time::SystemTime, delay: Duration) -> Option<String> {
+    use std::fmt::Write;
+    let mut text = String::new();
+    write!(
+        text,
+        "{}",
+        humantime::format_rfc3339_millis(now.checked_add(delay)?)
+    )
+    .ok()?;
+    Some(text)
+}
+
 /// Parses `?delay=`: a friendly duration (`10s`, `500ms`, `1h 30m`) or an ISO 8601 one
 /// (`PT10S`, `P1DT2H`).
 fn parse_delay(value: &str) -> Result<Duration, ApiError> {
@@ -390,5 +410,14 @@ mod tests {
         assert_eq!(ok("P1M"), None, "months have no fixed length");
         assert_eq!(ok("1000"), None, "a number needs a unit");
         assert_eq!(ok("soon"), None);
+    }
+
+    #[test]
+    fn delays_past_the_year_9999_have_no_execution_time() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ok = |s: &str| execution_time(now, parse_delay(s).unwrap());
+        assert_eq!(ok("PT1S").as_deref(), Some("2023-11-14T22:13:21.000Z"));
+        assert_eq!(ok("P9999999D"), None);
+        assert_eq!(ok("P150000000000000D"), None, "overflows SystemTime");
     }
 }

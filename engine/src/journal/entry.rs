@@ -151,8 +151,34 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a record written by [`encode`].
+///
+/// Corrupted bytes must give an error, never a huge allocation: bincode sizes a string's buffer
+/// from its length prefix before reading it, so eleven bytes claiming a 6 EB string aborted the
+/// process (found by fuzz/fuzz_targets/journal_decode.rs). bincode bounds what one decode may
+/// claim only by a limit fixed at compile time, so the limit here is the smallest of a ladder of
+/// them that is at least 16 × the input: one input byte never decodes into more than 16 claimed
+/// bytes (a one-byte varint `u128`), so no valid record is refused, and no length prefix can
+/// claim more than 64 × the input.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    bincode::serde::decode_from_slice(bytes, CONFIG)
+    let budget = bytes.len().saturating_mul(16);
+    macro_rules! within_the_smallest_limit {
+        ($($bits:literal)*) => {
+            $(
+                if budget <= 1 << $bits {
+                    return decode_within::<T, { 1 << $bits }>(bytes);
+                }
+            )*
+        };
+    }
+    within_the_smallest_limit!(12 14 16 18 20 22 24 26 28 30 32 34 36 38 40);
+    decode_within::<T, { usize::MAX }>(bytes)
+}
+
+/// [`decode`] refusing to claim more than `LIMIT` bytes.
+fn decode_within<T: serde::de::DeserializeOwned, const LIMIT: usize>(
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    bincode::serde::decode_from_slice(bytes, CONFIG.with_limit::<LIMIT>())
         .map(|(value, _)| value)
         .map_err(|e| StoreError::Corrupted(e.to_string()))
 }
@@ -176,6 +202,31 @@ mod tests {
         assert_eq!(decode::<Entry>(&bytes).unwrap(), entry);
         assert!(decode::<Entry>(&[0xff, 0xff, 0xff]).is_err());
         assert!(decode::<Entry>(&bytes[..bytes.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn a_corrupted_length_is_an_error_not_an_allocation() {
+        // CompleteAwakeable { id } whose id claims 0xc9fe_edfe_... bytes (fuzz/regressions/).
+        let bytes = [0x0d, 0xfd, 0xc9, 0xfe, 0xed, 0x01, 0x06, 0x01, 0x01, 0x61];
+        assert!(decode::<Entry>(&bytes).is_err());
+        // Records whose bytes claim the most (one-byte varints decoding into a u128 and u64s)
+        // and large ones still decode.
+        let entry = Entry {
+            op: Op::Awakeable { secret: 1 },
+            at_ms: 0,
+            attempt: 0,
+            completion: Some(Completion::Empty),
+        };
+        assert_eq!(decode::<Entry>(&encode(&entry)).unwrap(), entry);
+        let big = Entry {
+            op: Op::Run {
+                name: "x".repeat(100_000),
+            },
+            at_ms: 1,
+            attempt: 1,
+            completion: Some(Completion::Value(vec![7; 300_000])),
+        };
+        assert_eq!(decode::<Entry>(&encode(&big)).unwrap(), big);
     }
 
     #[test]

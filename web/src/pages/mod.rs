@@ -259,12 +259,7 @@ async fn command(
         who.require_admin()?;
     }
     let body = http::read_body(request, shared.limits.max_body_bytes).await?;
-    let signals: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("bad signals: {e}")))?
-    };
+    let signals = parse_signals(&body)?;
     let outcome = match segments {
         ["cart", "add", id] => shop::add(shared, &who, id, &signals).await,
         ["cart", "remove", id] => shop::remove(shared, &who, id).await,
@@ -292,6 +287,15 @@ async fn command(
         Ok(Some(flash)) => sse_once(stream::patch_elements(&flash)),
         Err(error) => sse_once(stream::patch_elements(&layout::error_box(&error.message))),
     })
+}
+
+/// The Datastar signals a command's body carries: a JSON object (an empty or blank body is no
+/// signals), else 400 naming the problem. Fuzzed by `fuzz/fuzz_targets/datastar_signals.rs`.
+pub fn parse_signals(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad signals: {e}")))
 }
 
 /// A finished event stream of one event.
