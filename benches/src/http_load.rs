@@ -95,77 +95,79 @@ impl Endpoint {
             .map_err(|e| format!("bad path {:?}: {e}", target.path))?;
         Ok(Self { address, host, uri })
     }
-
-    /// Opens a keep-alive connection; a task drives it until its sender is dropped.
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
-        let stream = TcpStream::connect(&self.address)
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", self.address))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP handshake with {} failed: {e}", self.address))?;
-        tokio::spawn(async move {
-            // Ends when the sender is dropped or the server closes; a request in flight then
-            // reports the error.
-            let _ = connection.await;
-        });
-        Ok(sender)
-    }
 }
 
-/// One keep-alive connection to a target, one request at a time: a [`Worker`].
-pub struct Connection {
-    endpoint: Endpoint,
-    body: Bytes,
-    expect: Option<Bytes>,
-    headers: Vec<(String, String)>,
+/// One keep-alive HTTP/1.1 connection that sends any request (method, path, headers, JSON body)
+/// and reads the whole answer; the transport under [`Connection`], and what workloads of several
+/// requests per operation use directly.
+pub struct HttpConnection {
+    address: String,
+    host: HeaderValue,
     sender: SendRequest<Full<Bytes>>,
 }
 
-impl Connection {
-    /// Connects to `target`'s server.
-    pub async fn open(target: &HttpTarget) -> Result<Self, String> {
-        let endpoint = Endpoint::of(target)?;
-        let sender = endpoint.connect().await?;
+impl HttpConnection {
+    /// Connects to `address` (`host:port`).
+    pub async fn open(address: &str) -> Result<Self, String> {
+        let host = HeaderValue::from_str(address).map_err(|e| format!("bad address: {e}"))?;
+        Self::open_as(address, host).await
+    }
+
+    async fn open_as(address: &str, host: HeaderValue) -> Result<Self, String> {
+        let sender = connect(address).await?;
         Ok(Self {
-            endpoint,
-            body: target.body.clone(),
-            expect: target.expect.clone(),
-            headers: target.headers.clone(),
+            address: address.to_owned(),
+            host,
             sender,
         })
     }
 
-    /// Sends the request and reads the whole answer: its status and body. A connection that
-    /// the server closed between two requests is opened again first; a connection that fails
+    /// `POST path` with a JSON body.
+    pub async fn post(&mut self, path: &str, body: &str) -> Result<(StatusCode, Bytes), String> {
+        let body = Bytes::copy_from_slice(body.as_bytes());
+        self.request(Method::POST, path, &[], body).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&mut self, path: &str) -> Result<(StatusCode, Bytes), String> {
+        self.request(Method::GET, path, &[], Bytes::new()).await
+    }
+
+    /// Sends one request (a non-empty body as `application/json`) and reads the whole answer. A
+    /// connection the server closed between two requests is opened again first; one that fails
     /// during a request is an error.
-    pub async fn post(&mut self) -> Result<(StatusCode, Bytes), String> {
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), String> {
         if self.sender.is_closed() {
-            self.sender = self.endpoint.connect().await?;
+            self.sender = connect(&self.address).await?;
         }
         self.sender
             .ready()
             .await
-            .map_err(|e| format!("connection to {} lost: {e}", self.endpoint.address))?;
+            .map_err(|e| format!("connection to {} lost: {e}", self.address))?;
         let mut request = hyper::Request::builder()
-            .method(Method::POST)
-            .uri(self.endpoint.uri.clone())
-            .header(HOST, self.endpoint.host.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        for (name, value) in &self.headers {
+            .method(method)
+            .uri(path)
+            .header(HOST, self.host.clone());
+        if !body.is_empty() {
+            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        for (name, value) in headers {
             request = request.header(name.as_str(), value.as_str());
         }
         let request = request
-            .body(Full::new(self.body.clone()))
-            .map_err(|e| format!("cannot build the request: {e}"))?;
+            .body(Full::new(body))
+            .map_err(|e| format!("cannot build a request for {path}: {e}"))?;
         let response = self
             .sender
             .send_request(request)
             .await
-            .map_err(|e| format!("request to {} failed: {e}", self.endpoint.address))?;
+            .map_err(|e| format!("request to {} failed: {e}", self.address))?;
         let status = response.status();
         let body = response
             .into_body()
@@ -174,6 +176,55 @@ impl Connection {
             .map_err(|e| format!("cannot read an answer's body: {e}"))?
             .to_bytes();
         Ok((status, body))
+    }
+}
+
+/// Opens a keep-alive connection; a task drives it until its sender is dropped.
+async fn connect(address: &str) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = TcpStream::connect(address)
+        .await
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {address} failed: {e}"))?;
+    tokio::spawn(async move {
+        // Ends when the sender is dropped or the server closes; a request in flight then
+        // reports the error.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// One keep-alive connection to a target, one request at a time: a [`Worker`].
+pub struct Connection {
+    http: HttpConnection,
+    path: String,
+    body: Bytes,
+    expect: Option<Bytes>,
+    headers: Vec<(String, String)>,
+}
+
+impl Connection {
+    /// Connects to `target`'s server.
+    pub async fn open(target: &HttpTarget) -> Result<Self, String> {
+        let endpoint = Endpoint::of(target)?;
+        Ok(Self {
+            http: HttpConnection::open_as(&endpoint.address, endpoint.host).await?,
+            path: endpoint.uri.to_string(),
+            body: target.body.clone(),
+            expect: target.expect.clone(),
+            headers: target.headers.clone(),
+        })
+    }
+
+    /// Sends the request and reads the whole answer: its status and body.
+    pub async fn post(&mut self) -> Result<(StatusCode, Bytes), String> {
+        self.http
+            .request(Method::POST, &self.path, &self.headers, self.body.clone())
+            .await
     }
 }
 

@@ -18,7 +18,6 @@
 //! Quick mode (tests, `-- --test`) skips Restate (it needs the npm registry and a release
 //! build of the SDK project) and says so, unless `ZEROAPP_BENCH_RESTATE=1`.
 
-pub mod client;
 pub mod server;
 pub mod services;
 pub mod workloads;

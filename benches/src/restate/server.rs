@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 
-use super::client::HttpConnection;
+use crate::http_load::HttpConnection;
 
 /// The Restate server release the bench downloads (npm package
 /// `@restatedev/restate-server-linux-x64`).

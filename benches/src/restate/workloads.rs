@@ -8,9 +8,9 @@ use std::time::Duration;
 use hyper::StatusCode;
 use zeroapp_engine::{Client, Target};
 
-use super::client::HttpConnection;
 use super::services::{APPROVAL, AWAKE_FLOW, BENCH, COUNTER, SLEEP, SLEEPER};
 use crate::engine::{HANDLER, expected_output};
+use crate::http_load::HttpConnection;
 use crate::load::{Outcome, Worker};
 
 /// Keys W2 spreads its calls over.
