@@ -62,14 +62,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
 async fn greets_each_caller_with_a_journaled_number() -> Result<(), Box<dyn Error>> {
     let log = Log::default();
     demo(&log).await?;
-    let lines = log.lines();
-    assert!(
-        lines.contains(&"-> Hello, Ada! You are visitor #1.".to_owned()),
-        "{lines:?}"
-    );
-    assert!(
-        lines.contains(&"-> Hello, Grace! You are visitor #2.".to_owned()),
-        "{lines:?}"
-    );
+    log.assert_said(&[
+        "-> Hello, Ada! You are visitor #1.",
+        "-> Hello, Grace! You are visitor #2.",
+    ]);
     Ok(())
 }

@@ -47,4 +47,15 @@ impl Log {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    /// Panics, naming the line and everything said, unless each of `expected` was said.
+    pub fn assert_said(&self, expected: &[&str]) {
+        let lines = self.lines();
+        for line in expected {
+            assert!(
+                lines.iter().any(|said| said == line),
+                "{line:?} in {lines:?}"
+            );
+        }
+    }
 }
