@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::context::InvocationCore;
+use crate::context::backend::Backend;
 use crate::engine::EngineInner;
 use crate::error::TerminalError;
 use crate::journal::Completion;
@@ -262,7 +263,7 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
         }
     };
     let attempt_number = record.attempt + 1;
-    let core = Arc::new(InvocationCore::new(
+    let core: Arc<dyn Backend> = Arc::new(InvocationCore::new(
         engine.clone(),
         id,
         record.target.clone(),

@@ -136,7 +136,7 @@ pub use crate::introspect::{
     Cancellation, InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo,
 };
 pub use crate::retry::RetryPolicy;
-pub use crate::service::{Definition, Service, VirtualObject, Workflow};
+pub use crate::service::{Definition, HandlerFuture, Service, VirtualObject, Workflow};
 pub use crate::store::DATA_FILE;
 
 /// Everything a handler module usually needs.

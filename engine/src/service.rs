@@ -13,16 +13,17 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::context::backend::Backend;
 use crate::context::{
-    Context, InvocationCore, ObjectContext, SharedObjectContext, SharedWorkflowContext,
-    WorkflowContext,
+    Context, ObjectContext, SharedObjectContext, SharedWorkflowContext, WorkflowContext,
 };
 use crate::error::{CallError, HandlerError, TerminalError};
 use crate::ids::{HandlerKind, ServiceKind, Target};
 
-type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, HandlerError>> + Send>>;
+/// A running handler: its output as JSON bytes, or its error.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, HandlerError>> + Send>>;
 pub(crate) type ErasedHandler =
-    Arc<dyn Fn(Arc<InvocationCore>, Vec<u8>) -> HandlerFuture + Send + Sync>;
+    Arc<dyn Fn(Arc<dyn Backend>, Vec<u8>) -> HandlerFuture + Send + Sync>;
 
 struct HandlerDef {
     kind: HandlerKind,
@@ -64,7 +65,7 @@ impl Definition {
         mut self,
         handler: &str,
         kind: HandlerKind,
-        make_context: fn(Arc<InvocationCore>) -> C,
+        make_context: fn(Arc<dyn Backend>) -> C,
         f: F,
     ) -> Self
     where
@@ -117,6 +118,50 @@ impl Definition {
     }
 }
 
+/// What another execution engine reads of a definition to serve it (the `zeroapp-restate`
+/// crate, for one): its name, kind and handlers, and a way to run a handler on a
+/// [`Backend`].
+impl Definition {
+    /// The service, object or workflow name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What kind of thing it is.
+    pub fn kind(&self) -> ServiceKind {
+        self.kind
+    }
+
+    /// Its handlers with how each runs, sorted by name.
+    pub fn handlers(&self) -> Vec<(&str, HandlerKind)> {
+        let mut handlers: Vec<_> = self
+            .handlers
+            .iter()
+            .map(|(name, handler)| (name.as_str(), handler.kind))
+            .collect();
+        handlers.sort_unstable_by_key(|&(name, _)| name);
+        handlers
+    }
+
+    /// Whether `input` (JSON; empty means `null`) decodes as the handler's input type; why not
+    /// if it does not. `None` if there is no such handler.
+    pub fn check_input(&self, handler: &str, input: &[u8]) -> Option<Result<(), String>> {
+        self.handlers.get(handler).map(|h| (h.check_input)(input))
+    }
+
+    /// Runs `handler` with `input` (JSON; empty means `null`) on `backend`, which executes its
+    /// durable operations; the future yields the output as JSON. `None` if there is no such
+    /// handler.
+    pub fn invoke(
+        &self,
+        handler: &str,
+        backend: Arc<dyn Backend>,
+        input: Vec<u8>,
+    ) -> Option<HandlerFuture> {
+        self.handlers.get(handler).map(|h| (h.run)(backend, input))
+    }
+}
+
 /// A service: stateless handlers, any number running at once.
 pub struct Service(Definition);
 
@@ -135,7 +180,10 @@ impl Service {
         F: Fn(Context, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
-        Self(self.0.add(name, HandlerKind::Stateless, Context::new, f))
+        Self(
+            self.0
+                .add(name, HandlerKind::Stateless, Context::from_backend, f),
+        )
     }
 }
 
@@ -160,7 +208,7 @@ impl VirtualObject {
     {
         Self(
             self.0
-                .add(name, HandlerKind::Exclusive, ObjectContext::new, f),
+                .add(name, HandlerKind::Exclusive, ObjectContext::from_backend, f),
         )
     }
 
@@ -173,10 +221,12 @@ impl VirtualObject {
         F: Fn(SharedObjectContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
-        Self(
-            self.0
-                .add(name, HandlerKind::Shared, SharedObjectContext::new, f),
-        )
+        Self(self.0.add(
+            name,
+            HandlerKind::Shared,
+            SharedObjectContext::from_backend,
+            f,
+        ))
     }
 }
 
@@ -201,10 +251,12 @@ impl Workflow {
         F: Fn(WorkflowContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
-        Self(
-            self.0
-                .add(Self::RUN, HandlerKind::WorkflowRun, WorkflowContext::new, f),
-        )
+        Self(self.0.add(
+            Self::RUN,
+            HandlerKind::WorkflowRun,
+            WorkflowContext::from_backend,
+            f,
+        ))
     }
 
     /// Adds a shared handler (reads committed state; runs concurrently with `run`).
@@ -216,10 +268,12 @@ impl Workflow {
         F: Fn(SharedWorkflowContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
-        Self(
-            self.0
-                .add(name, HandlerKind::Shared, SharedWorkflowContext::new, f),
-        )
+        Self(self.0.add(
+            name,
+            HandlerKind::Shared,
+            SharedWorkflowContext::from_backend,
+            f,
+        ))
     }
 }
 

@@ -6,17 +6,16 @@
 //! invoker then drops the handler's future.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::backend::{Backend, BoxFuture, Handle, Outcome, RunAction};
 use crate::clock::to_system_time;
-use crate::context::future::{DurableFuture, FutureState};
 use crate::engine::EngineInner;
-use crate::error::{HandlerError, TerminalError};
+use crate::error::TerminalError;
 use crate::ids::{InvocationId, Target, awakeable_id, parse_awakeable_id};
 use crate::invoker::{Fatal, Live};
 use crate::journal::{Completion, Entry, Op, Replay, Step};
@@ -252,22 +251,15 @@ impl InvocationCore {
         }
     }
 
-    pub(crate) async fn run<T, F, Fut>(
+    async fn run(
         self: Arc<Self>,
         name: String,
         policy: RetryPolicy,
-        mut action: F,
-    ) -> Result<T, TerminalError>
-    where
-        T: Serialize + DeserializeOwned + Send + 'static,
-        F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, HandlerError>> + Send,
-    {
+        mut action: RunAction,
+    ) -> Outcome {
         let op = Op::Run { name: name.clone() };
         let index = match self.issue(&op) {
-            Step::Replayed(_, entry) => {
-                return decode_value(entry.completion, &format!("run {name:?}"));
-            }
+            Step::Replayed(_, entry) => return outcome(entry.completion, &format!("run {name:?}")),
             Step::Live(index) => index,
             step @ Step::Mismatch { .. } => return self.fail_mismatch(step).await,
         };
@@ -299,28 +291,16 @@ impl InvocationCore {
                 },
             }
         };
-        // A value that cannot be encoded is journaled, and returned, as a terminal failure.
-        let (completion, result) = match result {
-            Ok(value) => match serde_json::to_vec(&value) {
-                Ok(bytes) => (Completion::Value(bytes), Ok(value)),
-                Err(e) => {
-                    let terminal = TerminalError::new(format!(
-                        "the result of run {name:?} cannot be encoded: {e}"
-                    ));
-                    (Completion::Failure(terminal.clone()), Err(terminal))
-                }
-            },
-            Err(terminal) => (Completion::Failure(terminal.clone()), Err(terminal)),
+        let completion = match &result {
+            Ok(bytes) => Completion::Value(bytes.clone()),
+            Err(terminal) => Completion::Failure(terminal.clone()),
         };
         self.append(index, self.entry(op, Some(completion)), vec![])
             .await;
         result
     }
 
-    pub(crate) async fn get_state<T: DeserializeOwned>(
-        self: Arc<Self>,
-        key: String,
-    ) -> Result<Option<T>, TerminalError> {
+    async fn get_state(self: Arc<Self>, key: String) -> Result<Option<Vec<u8>>, TerminalError> {
         let instance = self.instance();
         let store = &self.engine.store;
         let completion = self
@@ -342,11 +322,11 @@ impl InvocationCore {
             .await;
         match completion {
             Completion::Empty => Ok(None),
-            other => decode_value(Some(other), &format!("state {key:?}")).map(Some),
+            other => outcome(Some(other), &format!("state {key:?}")).map(Some),
         }
     }
 
-    pub(crate) async fn state_keys(self: Arc<Self>) -> Result<Vec<String>, TerminalError> {
+    async fn state_keys(self: Arc<Self>) -> Result<Vec<String>, TerminalError> {
         let instance = self.instance();
         let store = &self.engine.store;
         let completion = self
@@ -369,7 +349,7 @@ impl InvocationCore {
                 }
             })
             .await;
-        decode_value(Some(completion), "state keys")
+        decode_value(outcome(Some(completion), "state keys"), "state keys")
     }
 
     fn written(&self) -> MutexGuard<'_, StateOverlay> {
@@ -391,7 +371,7 @@ impl InvocationCore {
             .collect())
     }
 
-    pub(crate) fn set_state(&self, key: &str, value: Option<Vec<u8>>) {
+    fn set_state(&self, key: &str, value: Option<Vec<u8>>) {
         self.written().values.insert(key.to_owned(), value.clone());
         let instance = self.instance();
         let (op, state) = match value {
@@ -418,7 +398,7 @@ impl InvocationCore {
         self.write_state(op, state);
     }
 
-    pub(crate) fn clear_all_state(&self) {
+    fn clear_all_state(&self) {
         {
             let mut written = self.written();
             written.cleared_all = true;
@@ -460,16 +440,10 @@ impl InvocationCore {
     async fn spawn_callee(
         &self,
         target: Target,
-        input: Result<Vec<u8>, serde_json::Error>,
+        input: Vec<u8>,
         wait: bool,
         delay: Option<Duration>,
     ) -> Result<(u32, u64, Option<Completion>), TerminalError> {
-        let input = input.map_err(|e| {
-            TerminalError::with_code(
-                400,
-                format!("the input for {target} cannot be encoded: {e}"),
-            )
-        })?;
         let kind = self
             .engine
             .registry
@@ -531,28 +505,24 @@ impl InvocationCore {
         }
     }
 
-    pub(crate) async fn call<O: DeserializeOwned>(
-        self: Arc<Self>,
-        target: Target,
-        input: Result<Vec<u8>, serde_json::Error>,
-    ) -> Result<O, TerminalError> {
+    async fn call(self: Arc<Self>, target: Target, input: Vec<u8>) -> Outcome {
         let what = format!("the result of {target}");
         let (index, _, recorded) = self.spawn_callee(target, input, true, None).await?;
         let completion = match recorded {
             Some(completion) => completion,
             None => self.completion(index).await,
         };
-        decode_value(Some(completion), &what)
+        outcome(Some(completion), &what)
     }
 
-    pub(crate) async fn send(
+    async fn send(
         self: Arc<Self>,
         target: Target,
-        input: Result<Vec<u8>, serde_json::Error>,
+        input: Vec<u8>,
         delay: Option<Duration>,
-    ) -> Result<InvocationId, TerminalError> {
+    ) -> Result<String, TerminalError> {
         let (_, callee, _) = self.spawn_callee(target, input, false, delay).await?;
-        Ok(InvocationId(callee))
+        Ok(InvocationId(callee).to_string())
     }
 
     /// A random number for the operation at `index`: from the OS, or with a seed (tests) a
@@ -574,27 +544,27 @@ impl InvocationCore {
         }
     }
 
-    pub(crate) async fn rand_u64(self: Arc<Self>) -> Result<u64, TerminalError> {
+    async fn rand_u64(self: Arc<Self>) -> Result<u64, TerminalError> {
         let completion = self
             .immediate(Op::Rand, |index| json(&self.random_u64(index)))
             .await;
-        decode_value(Some(completion), "rand")
+        decode_value(outcome(Some(completion), "rand"), "rand")
     }
 
-    pub(crate) async fn uuid(self: Arc<Self>) -> Result<uuid::Uuid, TerminalError> {
+    async fn uuid(self: Arc<Self>) -> Result<uuid::Uuid, TerminalError> {
         let completion = self
             .immediate(Op::Uuid, |index| {
                 let bytes = self.random_u128(index).to_be_bytes();
                 json(&uuid::Builder::from_random_bytes(bytes).into_uuid())
             })
             .await;
-        decode_value(Some(completion), "uuid")
+        decode_value(outcome(Some(completion), "uuid"), "uuid")
     }
 
-    pub(crate) async fn now(self: Arc<Self>) -> Result<SystemTime, TerminalError> {
+    async fn now(self: Arc<Self>) -> Result<SystemTime, TerminalError> {
         let now = self.engine.clock.now_ms();
         let completion = self.immediate(Op::Now, |_| json(&now)).await;
-        decode_value::<u64>(Some(completion), "now").map(to_system_time)
+        decode_value::<u64>(outcome(Some(completion), "now"), "now").map(to_system_time)
     }
     /// Reports a journal mismatch found by an operation that returns without awaiting.
     fn report_mismatch(&self, step: Step) {
@@ -612,59 +582,58 @@ impl InvocationCore {
     }
 
     /// Issues an operation whose completion arrives later; a live one is appended (without
-    /// waiting) with `actions`.
-    fn issue_durable<T>(
+    /// waiting) with `actions`. Returns the entry at its index, and its handle.
+    fn issue_durable(
         self: &Arc<Self>,
         op: Op,
         actions: impl FnOnce() -> Vec<Action>,
-    ) -> (Option<Entry>, DurableFuture<T>) {
+    ) -> (Option<Entry>, Handle) {
         match self.issue(&op) {
             Step::Replayed(index, entry) => {
-                let state = match &entry.completion {
-                    Some(completion) => FutureState::Recorded(completion.clone()),
-                    None => FutureState::Waiting,
+                let ready = entry
+                    .completion
+                    .clone()
+                    .map(|completion| outcome(Some(completion), "a durable future's result"));
+                let handle = Handle {
+                    token: u64::from(index),
+                    ready,
                 };
-                (Some(entry), DurableFuture::new(self.clone(), index, state))
+                (Some(entry), handle)
             }
             Step::Live(index) => {
                 let entry = self.entry(op, None);
                 self.append_detached(index, entry.clone(), actions());
-                (
-                    Some(entry),
-                    DurableFuture::new(self.clone(), index, FutureState::Waiting),
-                )
+                (Some(entry), Handle::pending(u64::from(index)))
             }
             step @ Step::Mismatch { .. } => {
                 self.report_mismatch(step);
-                (
-                    None,
-                    DurableFuture::new(self.clone(), u32::MAX, FutureState::Broken),
-                )
+                (None, Handle::pending(BROKEN))
             }
         }
     }
 
-    pub(crate) fn sleep_until(self: &Arc<Self>, wake_at_ms: u64) -> DurableFuture<()> {
+    fn sleep_until_ms(self: &Arc<Self>, wake_at_ms: u64) -> Handle {
         self.issue_durable(Op::Sleep { wake_at_ms }, || {
             vec![Action::Timer { due_ms: wake_at_ms }]
         })
         .1
     }
 
-    pub(crate) fn awakeable<T>(self: &Arc<Self>) -> (String, DurableFuture<T>) {
+    fn new_awakeable(self: &Arc<Self>) -> (String, Handle) {
         let secret = match self.engine.random_seed {
             None => rand::random(),
             Some(_) => self.random_u128(self.replay().next_index()),
         };
-        let (entry, future) = self.issue_durable(Op::Awakeable { secret }, Vec::new);
+        let (entry, handle) = self.issue_durable(Op::Awakeable { secret }, Vec::new);
         let secret = match entry.map(|e| e.op) {
             Some(Op::Awakeable { secret }) => secret,
             _ => secret,
         };
-        (awakeable_id(self.id, future.index, secret), future)
+        let index = u32::try_from(handle.token).unwrap_or(u32::MAX);
+        (awakeable_id(self.id, index, secret), handle)
     }
 
-    pub(crate) fn promise<T>(self: &Arc<Self>, name: &str) -> DurableFuture<T> {
+    fn new_promise(self: &Arc<Self>, name: &str) -> Handle {
         let instance = self.instance();
         let op = Op::GetPromise {
             name: name.to_owned(),
@@ -678,10 +647,19 @@ impl InvocationCore {
         .1
     }
 
-    pub(crate) async fn peek_promise<T: DeserializeOwned>(
-        self: Arc<Self>,
-        name: String,
-    ) -> Result<Option<T>, TerminalError> {
+    /// Waits for the completion of a pending durable future.
+    async fn await_handle(self: Arc<Self>, token: u64) -> Outcome {
+        let Some(index) = u32::try_from(token).ok().filter(|&i| i != u32::MAX) else {
+            // Replay found another operation here (already reported): wait to be dropped.
+            return std::future::pending().await;
+        };
+        outcome(
+            Some(self.completion(index).await),
+            "a durable future's result",
+        )
+    }
+
+    async fn peek_promise(self: Arc<Self>, name: String) -> Result<Option<Vec<u8>>, TerminalError> {
         let instance = self.instance();
         let store = &self.engine.store;
         let completion = self
@@ -695,12 +673,12 @@ impl InvocationCore {
             .await;
         match completion {
             Completion::Empty => Ok(None),
-            other => decode_value(Some(other), &format!("promise {name:?}")).map(Some),
+            other => outcome(Some(other), &format!("promise {name:?}")).map(Some),
         }
     }
 
     /// Completes an awakeable or a promise from this handler; the outcome is journaled.
-    pub(crate) async fn complete(
+    async fn complete(
         self: Arc<Self>,
         op: Op,
         what: Completable,
@@ -727,7 +705,7 @@ impl InvocationCore {
         }
     }
 
-    pub(crate) async fn complete_awakeable(
+    async fn complete_awakeable(
         self: Arc<Self>,
         id: String,
         completion: Completion,
@@ -743,7 +721,7 @@ impl InvocationCore {
             .await
     }
 
-    pub(crate) async fn complete_promise(
+    async fn complete_promise(
         self: Arc<Self>,
         name: String,
         completion: Completion,
@@ -758,19 +736,22 @@ impl InvocationCore {
 
     /// Waits for the first of several durable futures; the winner is journaled, so replay picks
     /// the same one.
-    pub(crate) async fn select(
-        self: Arc<Self>,
-        candidates: Vec<(u32, bool)>,
-    ) -> Result<usize, TerminalError> {
-        if candidates.iter().any(|&(index, _)| index == u32::MAX) {
+    async fn select(self: Arc<Self>, candidates: Vec<(u64, bool)>) -> Result<usize, TerminalError> {
+        let Some(of) = candidates
+            .iter()
+            .map(|&(token, _)| u32::try_from(token).ok().filter(|&i| i != u32::MAX))
+            .collect::<Option<Vec<u32>>>()
+        else {
             // A candidate hit a journal mismatch, already reported: wait to be dropped.
             return std::future::pending().await;
-        }
-        let of: Vec<u32> = candidates.iter().map(|&(index, _)| index).collect();
+        };
         let op = Op::Select { of: of.clone() };
         let index = match self.issue(&op) {
             Step::Replayed(_, entry) => {
-                return decode_value(entry.completion, "the winner of a select");
+                return decode_value(
+                    outcome(entry.completion, "the winner of a select"),
+                    "the winner of a select",
+                );
             }
             Step::Live(index) => index,
             step @ Step::Mismatch { .. } => return self.fail_mismatch(step).await,
@@ -781,7 +762,10 @@ impl InvocationCore {
             None => match self.wait_any(&of, index, Some(&entry)).await {
                 Waited::Ready(position) => position,
                 Waited::Journaled(completion) => {
-                    return decode_value(Some(completion), "the winner of a select");
+                    return decode_value(
+                        outcome(Some(completion), "the winner of a select"),
+                        "the winner of a select",
+                    );
                 }
             },
         };
@@ -821,20 +805,159 @@ fn json<T: Serialize>(value: &T) -> Result<Completion, Fatal> {
         .map_err(|e| Fatal::Store(e.to_string()))
 }
 
-/// Turns a journaled completion into the value the handler expects.
-pub(crate) fn decode_value<T: DeserializeOwned>(
-    completion: Option<Completion>,
-    what: &str,
-) -> Result<T, TerminalError> {
+/// A journaled completion as the seam's outcome: a value's bytes (`null` for an empty one), or
+/// its failure.
+fn outcome(completion: Option<Completion>, what: &str) -> Outcome {
     match completion {
-        Some(Completion::Value(bytes)) => serde_json::from_slice(&bytes).map_err(|e| {
-            TerminalError::new(format!("{what} does not decode as the expected type: {e}"))
-        }),
-        Some(Completion::Empty) => serde_json::from_slice(b"null").map_err(|e| {
-            TerminalError::new(format!("{what} is empty, the handler expects a value: {e}"))
-        }),
+        Some(Completion::Value(bytes)) => Ok(bytes),
+        Some(Completion::Empty) => Ok(b"null".to_vec()),
         Some(Completion::Failure(terminal)) => Err(terminal),
         None => Err(TerminalError::new(format!("{what} has no result"))),
+    }
+}
+
+/// Decodes a value the engine journaled itself (state keys, random numbers, time, a winner).
+fn decode_value<T: DeserializeOwned>(outcome: Outcome, what: &str) -> Result<T, TerminalError> {
+    super::decode_value(outcome, what)
+}
+
+/// The token of a durable future whose operation did not match the journal.
+const BROKEN: u64 = u32::MAX as u64;
+
+impl Backend for InvocationCore {
+    fn invocation_id(&self) -> String {
+        InvocationId(self.id).to_string()
+    }
+
+    fn key(&self) -> Option<&str> {
+        self.target.key.as_deref()
+    }
+
+    fn is_replaying(&self) -> bool {
+        InvocationCore::is_replaying(self)
+    }
+
+    fn run(
+        self: Arc<Self>,
+        name: String,
+        policy: RetryPolicy,
+        action: RunAction,
+    ) -> BoxFuture<Outcome> {
+        Box::pin(InvocationCore::run(self, name, policy, action))
+    }
+
+    fn get_state(
+        self: Arc<Self>,
+        key: String,
+    ) -> BoxFuture<Result<Option<Vec<u8>>, TerminalError>> {
+        Box::pin(InvocationCore::get_state(self, key))
+    }
+
+    fn state_keys(self: Arc<Self>) -> BoxFuture<Result<Vec<String>, TerminalError>> {
+        Box::pin(InvocationCore::state_keys(self))
+    }
+
+    fn set_state(&self, key: &str, value: Option<Vec<u8>>) {
+        InvocationCore::set_state(self, key, value);
+    }
+
+    fn clear_all_state(&self) {
+        InvocationCore::clear_all_state(self);
+    }
+
+    fn call(self: Arc<Self>, target: Target, input: Vec<u8>) -> BoxFuture<Outcome> {
+        Box::pin(InvocationCore::call(self, target, input))
+    }
+
+    fn send(
+        self: Arc<Self>,
+        target: Target,
+        input: Vec<u8>,
+        delay: Option<Duration>,
+    ) -> BoxFuture<Result<String, TerminalError>> {
+        Box::pin(InvocationCore::send(self, target, input, delay))
+    }
+
+    fn sleep(self: Arc<Self>, duration: Duration) -> Handle {
+        let now = self.engine.clock.now_ms();
+        self.sleep_until_ms(now.saturating_add(millis(duration)))
+    }
+
+    fn sleep_until(self: Arc<Self>, deadline: SystemTime) -> Handle {
+        let at = deadline
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        self.sleep_until_ms(millis(at))
+    }
+
+    fn awakeable(self: Arc<Self>) -> (String, Handle) {
+        self.new_awakeable()
+    }
+
+    fn complete_awakeable(
+        self: Arc<Self>,
+        id: String,
+        outcome: Outcome,
+    ) -> BoxFuture<Result<(), TerminalError>> {
+        Box::pin(InvocationCore::complete_awakeable(
+            self,
+            id,
+            completion(outcome),
+        ))
+    }
+
+    fn promise(self: Arc<Self>, name: String) -> Handle {
+        self.new_promise(&name)
+    }
+
+    fn peek_promise(
+        self: Arc<Self>,
+        name: String,
+    ) -> BoxFuture<Result<Option<Vec<u8>>, TerminalError>> {
+        Box::pin(InvocationCore::peek_promise(self, name))
+    }
+
+    fn complete_promise(
+        self: Arc<Self>,
+        name: String,
+        outcome: Outcome,
+    ) -> BoxFuture<Result<(), TerminalError>> {
+        Box::pin(InvocationCore::complete_promise(
+            self,
+            name,
+            completion(outcome),
+        ))
+    }
+
+    fn await_handle(self: Arc<Self>, token: u64) -> BoxFuture<Outcome> {
+        Box::pin(InvocationCore::await_handle(self, token))
+    }
+
+    fn select(
+        self: Arc<Self>,
+        handles: Vec<(u64, bool)>,
+    ) -> BoxFuture<Result<usize, TerminalError>> {
+        Box::pin(InvocationCore::select(self, handles))
+    }
+
+    fn rand_u64(self: Arc<Self>) -> BoxFuture<Result<u64, TerminalError>> {
+        Box::pin(InvocationCore::rand_u64(self))
+    }
+
+    fn uuid(self: Arc<Self>) -> BoxFuture<Result<uuid::Uuid, TerminalError>> {
+        Box::pin(InvocationCore::uuid(self))
+    }
+
+    fn now(self: Arc<Self>) -> BoxFuture<Result<SystemTime, TerminalError>> {
+        Box::pin(InvocationCore::now(self))
+    }
+}
+
+/// A completion from outside the journal: a value, or a failure.
+fn completion(outcome: Outcome) -> Completion {
+    match outcome {
+        Ok(bytes) => Completion::Value(bytes),
+        Err(terminal) => Completion::Failure(terminal),
     }
 }
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::core::{InvocationCore, decode_value};
+use super::backend::{Backend, Handle};
+use super::decode_value;
 use crate::error::TerminalError;
-use crate::journal::Completion;
 
 /// The result of a durable operation that completes later. Await it for the value; until then
 /// it costs a journal entry, and (after the inactivity timeout) no memory at all: the invocation
@@ -20,28 +20,16 @@ use crate::journal::Completion;
 /// and [`promise`](super::ContextPromises::promise).
 #[must_use = "a durable future does nothing unless awaited or raced"]
 pub struct DurableFuture<T> {
-    core: Arc<InvocationCore>,
-    pub(crate) index: u32,
-    state: FutureState,
+    backend: Arc<dyn Backend>,
+    handle: Handle,
     _value: PhantomData<fn() -> T>,
 }
 
-/// What the future knows at creation.
-pub(crate) enum FutureState {
-    /// Replayed with its completion.
-    Recorded(Completion),
-    /// The completion is still to come.
-    Waiting,
-    /// Replay found another operation here (already reported): never completes.
-    Broken,
-}
-
 impl<T> DurableFuture<T> {
-    pub(crate) fn new(core: Arc<InvocationCore>, index: u32, state: FutureState) -> Self {
+    pub(crate) fn new(backend: Arc<dyn Backend>, handle: Handle) -> Self {
         Self {
-            core,
-            index,
-            state,
+            backend,
+            handle,
             _value: PhantomData,
         }
     }
@@ -52,14 +40,16 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for DurableFuture<T> {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let completion = match self.state {
-                FutureState::Recorded(completion) => completion,
-                FutureState::Waiting => self.core.completion(self.index).await,
-                FutureState::Broken => return std::future::pending().await,
-            };
-            decode_value(Some(completion), "a durable future's result")
-        })
+        match self.handle.ready {
+            Some(outcome) => Box::pin(std::future::ready(decode_value(
+                outcome,
+                "a durable future's result",
+            ))),
+            None => {
+                let outcome = self.backend.await_handle(self.handle.token);
+                Box::pin(async move { decode_value(outcome.await, "a durable future's result") })
+            }
+        }
     }
 }
 
@@ -69,19 +59,15 @@ mod sealed {
 
 /// A durable future of any value type, as [`select`](super::ContextBase::select) takes it.
 pub trait Selectable: sealed::Sealed + Sync {
-    /// The journal index of the operation, and whether its completion is already recorded.
+    /// The backend's token for the operation, and whether its result is already known.
     #[doc(hidden)]
-    fn candidate(&self) -> (u32, bool);
+    fn candidate(&self) -> (u64, bool);
 }
 
 impl<T> sealed::Sealed for DurableFuture<T> {}
 
 impl<T> Selectable for DurableFuture<T> {
-    fn candidate(&self) -> (u32, bool) {
-        match self.state {
-            FutureState::Recorded(_) => (self.index, true),
-            FutureState::Waiting => (self.index, false),
-            FutureState::Broken => (u32::MAX, false),
-        }
+    fn candidate(&self) -> (u64, bool) {
+        (self.handle.token, self.handle.ready.is_some())
     }
 }

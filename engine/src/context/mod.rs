@@ -37,30 +37,32 @@
 //! Every operation is journaled: the first time it runs, its result is committed to the journal
 //! before the handler sees it; on replay, the recorded result is returned and nothing runs again.
 
+pub mod backend;
 mod core;
 mod future;
 mod saga;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use self::backend::{Backend, RunAction};
 pub(crate) use self::core::InvocationCore;
 pub(crate) use self::core::millis;
 pub use self::future::{DurableFuture, Selectable};
 pub use self::saga::Saga;
 use crate::error::{HandlerError, TerminalError};
-use crate::ids::{InvocationId, Target};
-use crate::journal::Completion;
+use crate::ids::Target;
 use crate::retry::RetryPolicy;
 
 pub(crate) mod sealed {
-    /// Gives the capability traits access to the invocation behind a context.
+    /// Gives the capability traits access to the backend behind a context.
     pub trait Sealed {
-        fn core(&self) -> &std::sync::Arc<super::InvocationCore>;
+        fn backend(&self) -> &std::sync::Arc<dyn super::Backend>;
     }
 }
 
@@ -68,18 +70,21 @@ macro_rules! context_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         pub struct $name {
-            core: std::sync::Arc<InvocationCore>,
+            backend: Arc<dyn Backend>,
         }
 
         impl $name {
-            pub(crate) fn new(core: std::sync::Arc<InvocationCore>) -> Self {
-                Self { core }
+            /// A context whose operations go to `backend`: for execution engines that run
+            /// handlers ([`Definition::invoke`](crate::Definition::invoke)), not for handler
+            /// code.
+            pub fn from_backend(backend: Arc<dyn Backend>) -> Self {
+                Self { backend }
             }
         }
 
         impl sealed::Sealed for $name {
-            fn core(&self) -> &std::sync::Arc<InvocationCore> {
-                &self.core
+            fn backend(&self) -> &Arc<dyn Backend> {
+                &self.backend
             }
         }
 
@@ -117,16 +122,47 @@ impl ContextWriteState for WorkflowContext {}
 impl ContextPromises for WorkflowContext {}
 impl ContextPromises for SharedWorkflowContext {}
 
+/// Encodes a value for the backend; a value that cannot be encoded is a terminal error (400).
+fn encode<T: Serialize + ?Sized>(
+    value: &T,
+    what: impl FnOnce() -> String,
+) -> Result<Vec<u8>, TerminalError> {
+    serde_json::to_vec(value)
+        .map_err(|e| TerminalError::with_code(400, format!("{} cannot be encoded: {e}", what())))
+}
+
+/// Turns a `run` action returning `T` into one returning its JSON bytes.
+fn erase_action<T, F, Fut>(name: &str, mut action: F) -> RunAction
+where
+    T: Serialize + Send + 'static,
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, HandlerError>> + Send + 'static,
+{
+    let name = name.to_owned();
+    Box::new(move || {
+        let step = action();
+        let name = name.clone();
+        Box::pin(async move {
+            let value = step.await?;
+            serde_json::to_vec(&value).map_err(|e| {
+                TerminalError::new(format!("the result of run {name:?} cannot be encoded: {e}"))
+                    .into()
+            })
+        })
+    })
+}
+
 /// Operations every context offers.
 pub trait ContextBase: sealed::Sealed {
-    /// This invocation's id.
-    fn invocation_id(&self) -> InvocationId {
-        InvocationId(self.core().id)
+    /// This invocation's id, in the format of the engine running it (`inv_` and 16 hex digits
+    /// on the embedded engine).
+    fn invocation_id(&self) -> String {
+        self.backend().invocation_id()
     }
 
     /// The key of the object or workflow this handler runs on (`None` for services).
     fn key(&self) -> Option<&str> {
-        self.core().target.key.as_deref()
+        self.backend().key()
     }
 
     /// Runs a side effect once and journals its result: on replay the closure does not run, the
@@ -140,11 +176,9 @@ pub trait ContextBase: sealed::Sealed {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, HandlerError>> + Send,
+        Fut: Future<Output = Result<T, HandlerError>> + Send + 'static,
     {
-        self.core()
-            .clone()
-            .run(name.to_owned(), RetryPolicy::default(), action)
+        self.run_with(name, RetryPolicy::default(), action)
     }
 
     /// [`run`](ContextBase::run) with an explicit retry policy. When the policy gives up, the
@@ -158,9 +192,14 @@ pub trait ContextBase: sealed::Sealed {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, HandlerError>> + Send,
+        Fut: Future<Output = Result<T, HandlerError>> + Send + 'static,
     {
-        self.core().clone().run(name.to_owned(), policy, action)
+        let what = format!("run {name:?}");
+        let step = self
+            .backend()
+            .clone()
+            .run(name.to_owned(), policy, erase_action(name, action));
+        async move { decode_value(step.await, &what) }
     }
 
     /// Calls a handler and waits for its result. The callee's invocation is created atomically
@@ -170,7 +209,10 @@ pub trait ContextBase: sealed::Sealed {
         target: Target,
         input: &I,
     ) -> impl Future<Output = Result<O, TerminalError>> + Send {
-        self.core().clone().call(target, serde_json::to_vec(input))
+        let what = format!("the result of {target}");
+        let call = encode(input, || format!("the input for {target}"))
+            .map(|input| self.backend().clone().call(target, input));
+        async move { decode_value(call?.await, &what) }
     }
 
     /// Sends a one-way request to a handler; returns the id of the invocation it created.
@@ -178,10 +220,10 @@ pub trait ContextBase: sealed::Sealed {
         &self,
         target: Target,
         input: &I,
-    ) -> impl Future<Output = Result<InvocationId, TerminalError>> + Send {
-        self.core()
-            .clone()
-            .send(target, serde_json::to_vec(input), None)
+    ) -> impl Future<Output = Result<String, TerminalError>> + Send {
+        let send = encode(input, || format!("the input for {target}"))
+            .map(|input| self.backend().clone().send(target, input, None));
+        async move { send?.await }
     }
 
     /// Sends a one-way request that starts after `delay`: a durable timer, so it survives
@@ -191,26 +233,23 @@ pub trait ContextBase: sealed::Sealed {
         target: Target,
         input: &I,
         delay: Duration,
-    ) -> impl Future<Output = Result<InvocationId, TerminalError>> + Send {
-        self.core()
-            .clone()
-            .send(target, serde_json::to_vec(input), Some(delay))
+    ) -> impl Future<Output = Result<String, TerminalError>> + Send {
+        let send = encode(input, || format!("the input for {target}"))
+            .map(|input| self.backend().clone().send(target, input, Some(delay)));
+        async move { send?.await }
     }
 
     /// A durable timer that completes after `duration`. The deadline is journaled; after a
     /// restart an overdue timer fires at once, and it never fires early.
     fn sleep(&self, duration: Duration) -> DurableFuture<()> {
-        let now = self.core().engine.clock.now_ms();
-        self.core()
-            .sleep_until(now.saturating_add(millis(duration)))
+        let handle = self.backend().clone().sleep(duration);
+        DurableFuture::new(self.backend().clone(), handle)
     }
 
     /// A durable timer that completes at `deadline` (at once if it has passed).
     fn sleep_until(&self, deadline: SystemTime) -> DurableFuture<()> {
-        let at = deadline
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO);
-        self.core().sleep_until(millis(at))
+        let handle = self.backend().clone().sleep_until(deadline);
+        DurableFuture::new(self.backend().clone(), handle)
     }
 
     /// An awakeable: an id to hand to the outside world, and a future that completes when
@@ -219,7 +258,8 @@ pub trait ContextBase: sealed::Sealed {
     ///
     /// [`Client::resolve_awakeable`]: crate::Client::resolve_awakeable
     fn awakeable<T>(&self) -> (String, DurableFuture<T>) {
-        self.core().awakeable()
+        let (id, handle) = self.backend().clone().awakeable();
+        (id, DurableFuture::new(self.backend().clone(), handle))
     }
 
     /// Resolves another invocation's awakeable with `value`. Fails with a terminal error (code
@@ -229,13 +269,12 @@ pub trait ContextBase: sealed::Sealed {
         id: &str,
         value: &T,
     ) -> impl Future<Output = Result<(), TerminalError>> + Send {
-        let core = self.core().clone();
-        let id = id.to_owned();
-        let value = serde_json::to_vec(value);
-        async move {
-            let value = value.map_err(|e| TerminalError::with_code(400, e.to_string()))?;
-            core.complete_awakeable(id, Completion::Value(value)).await
-        }
+        let complete = encode(value, || format!("the value for awakeable {id}")).map(|value| {
+            self.backend()
+                .clone()
+                .complete_awakeable(id.to_owned(), Ok(value))
+        });
+        async move { complete?.await }
     }
 
     /// Rejects another invocation's awakeable: its await fails with a terminal error.
@@ -244,8 +283,8 @@ pub trait ContextBase: sealed::Sealed {
         id: &str,
         reason: &str,
     ) -> impl Future<Output = Result<(), TerminalError>> + Send {
-        let failure = Completion::Failure(TerminalError::new(reason));
-        self.core()
+        let failure = Err(TerminalError::new(reason));
+        self.backend()
             .clone()
             .complete_awakeable(id.to_owned(), failure)
     }
@@ -271,7 +310,7 @@ pub trait ContextBase: sealed::Sealed {
         futures: &[&dyn Selectable],
     ) -> Pin<Box<dyn Future<Output = Result<usize, TerminalError>> + Send + 'static>> {
         let candidates = futures.iter().map(|f| f.candidate()).collect();
-        Box::pin(self.core().clone().select(candidates))
+        self.backend().clone().select(candidates)
     }
 
     /// Waits for every future, in order, and returns their values; the first failure (by
@@ -311,22 +350,22 @@ pub trait ContextBase: sealed::Sealed {
 
     /// A random number, recorded in the journal so that replay sees the same one.
     fn rand_u64(&self) -> impl Future<Output = Result<u64, TerminalError>> + Send {
-        self.core().clone().rand_u64()
+        self.backend().clone().rand_u64()
     }
 
     /// A random UUID (v4), recorded in the journal.
     fn uuid(&self) -> impl Future<Output = Result<uuid::Uuid, TerminalError>> + Send {
-        self.core().clone().uuid()
+        self.backend().clone().uuid()
     }
 
     /// The current time, recorded in the journal (millisecond precision).
     fn now(&self) -> impl Future<Output = Result<SystemTime, TerminalError>> + Send {
-        self.core().clone().now()
+        self.backend().clone().now()
     }
 
     /// Whether the handler is replaying recorded operations (for example, to quiet logs).
     fn is_replaying(&self) -> bool {
-        self.core().is_replaying()
+        self.backend().is_replaying()
     }
 }
 
@@ -337,12 +376,14 @@ pub trait ContextReadState: ContextBase {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<T>, TerminalError>> + Send {
-        self.core().clone().get_state(key.to_owned())
+        let what = format!("state {key:?}");
+        let read = self.backend().clone().get_state(key.to_owned());
+        async move { decode_optional(read.await?, &what) }
     }
 
     /// The state keys, sorted.
     fn state_keys(&self) -> impl Future<Output = Result<Vec<String>, TerminalError>> + Send {
-        self.core().clone().state_keys()
+        self.backend().clone().state_keys()
     }
 }
 
@@ -355,7 +396,8 @@ pub trait ContextPromises: ContextBase {
     /// A future of the promise's value; completes when the promise is resolved (at once if it
     /// already is) and fails if it is rejected.
     fn promise<T>(&self, name: &str) -> DurableFuture<T> {
-        self.core().promise(name)
+        let handle = self.backend().clone().promise(name.to_owned());
+        DurableFuture::new(self.backend().clone(), handle)
     }
 
     /// The promise's value if it was resolved, `None` if it is not completed yet; its error if
@@ -364,7 +406,9 @@ pub trait ContextPromises: ContextBase {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<Option<T>, TerminalError>> + Send {
-        self.core().clone().peek_promise(name.to_owned())
+        let what = format!("promise {name:?}");
+        let peek = self.backend().clone().peek_promise(name.to_owned());
+        async move { decode_optional(peek.await?, &what) }
     }
 
     /// Resolves the promise. The first completion wins: completing it again fails with a
@@ -374,13 +418,12 @@ pub trait ContextPromises: ContextBase {
         name: &str,
         value: &T,
     ) -> impl Future<Output = Result<(), TerminalError>> + Send {
-        let core = self.core().clone();
-        let name = name.to_owned();
-        let value = serde_json::to_vec(value);
-        async move {
-            let value = value.map_err(|e| TerminalError::with_code(400, e.to_string()))?;
-            core.complete_promise(name, Completion::Value(value)).await
-        }
+        let complete = encode(value, || format!("the value for promise {name:?}")).map(|value| {
+            self.backend()
+                .clone()
+                .complete_promise(name.to_owned(), Ok(value))
+        });
+        async move { complete?.await }
     }
 
     /// Rejects the promise: awaiting it fails with a terminal error carrying `reason`.
@@ -389,8 +432,8 @@ pub trait ContextPromises: ContextBase {
         name: &str,
         reason: &str,
     ) -> impl Future<Output = Result<(), TerminalError>> + Send {
-        let failure = Completion::Failure(TerminalError::new(reason));
-        self.core()
+        let failure = Err(TerminalError::new(reason));
+        self.backend()
             .clone()
             .complete_promise(name.to_owned(), failure)
     }
@@ -405,17 +448,36 @@ pub trait ContextWriteState: ContextReadState {
     fn set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), TerminalError> {
         let value = serde_json::to_vec(value)
             .map_err(|e| TerminalError::new(format!("state {key:?} cannot be encoded: {e}")))?;
-        self.core().set_state(key, Some(value));
+        self.backend().set_state(key, Some(value));
         Ok(())
     }
 
     /// Removes `key`.
     fn clear(&self, key: &str) {
-        self.core().set_state(key, None);
+        self.backend().set_state(key, None);
     }
 
     /// Removes every key.
     fn clear_all(&self) {
-        self.core().clear_all_state();
+        self.backend().clear_all_state();
     }
+}
+
+/// Turns an operation's outcome into the value the handler expects.
+pub(crate) fn decode_value<T: DeserializeOwned>(
+    outcome: Result<Vec<u8>, TerminalError>,
+    what: &str,
+) -> Result<T, TerminalError> {
+    let bytes = outcome?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        TerminalError::new(format!("{what} does not decode as the expected type: {e}"))
+    })
+}
+
+/// Decodes a value that may be absent.
+fn decode_optional<T: DeserializeOwned>(
+    bytes: Option<Vec<u8>>,
+    what: &str,
+) -> Result<Option<T>, TerminalError> {
+    bytes.map(|bytes| decode_value(Ok(bytes), what)).transpose()
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ContextBase;
-use super::InvocationCore;
+use super::backend::{Backend, RunAction};
 use crate::error::{HandlerError, TerminalError};
 use crate::ids::Target;
 use crate::retry::RetryPolicy;
@@ -19,7 +19,7 @@ enum Compensation {
     /// A closure, run as a durable `run` step.
     Run(Undo),
     /// A durable call to another handler (its input already JSON, or the encoding error).
-    Call(Target, Result<Vec<u8>, serde_json::Error>),
+    Call(Target, Result<Vec<u8>, TerminalError>),
 }
 
 /// Compensations for the steps a handler has taken, run in reverse (LIFO) order on a terminal
@@ -48,7 +48,7 @@ enum Compensation {
 /// }
 /// ```
 pub struct Saga {
-    core: Arc<InvocationCore>,
+    backend: Arc<dyn Backend>,
     policy: RetryPolicy,
     compensations: Vec<(String, Compensation)>,
 }
@@ -58,7 +58,7 @@ impl Saga {
     /// times, backing off from 100 ms to 10 s.
     pub fn new(ctx: &impl ContextBase) -> Self {
         Self {
-            core: ctx.core().clone(),
+            backend: ctx.backend().clone(),
             policy: RetryPolicy::exponential(Duration::from_millis(100))
                 .max_delay(Duration::from_secs(10))
                 .max_attempts(10),
@@ -89,7 +89,12 @@ impl Saga {
     /// cancelling a shipment through the shipping service. The callee's failure counts as the
     /// compensation failing; the callee's own retries are its business.
     pub fn compensate_call<I: serde::Serialize>(&mut self, name: &str, target: Target, input: &I) {
-        let input = serde_json::to_vec(input);
+        let input = serde_json::to_vec(input).map_err(|e| {
+            TerminalError::with_code(
+                400,
+                format!("the input for {target} cannot be encoded: {e}"),
+            )
+        });
         self.compensations
             .push((name.to_owned(), Compensation::Call(target, input)));
     }
@@ -105,18 +110,21 @@ impl Saga {
         let mut failed = Vec::new();
         for (name, compensation) in self.compensations.into_iter().rev() {
             let outcome = match compensation {
-                Compensation::Run(undo) => {
-                    self.core
+                Compensation::Run(mut undo) => {
+                    let action: RunAction = Box::new(move || {
+                        let step = undo();
+                        Box::pin(async move { step.await.map(|()| b"null".to_vec()) })
+                    });
+                    self.backend
                         .clone()
-                        .run(name.clone(), self.policy.clone(), undo)
+                        .run(name.clone(), self.policy.clone(), action)
                         .await
+                        .map(drop)
                 }
-                Compensation::Call(target, input) => self
-                    .core
-                    .clone()
-                    .call::<serde::de::IgnoredAny>(target, input)
-                    .await
-                    .map(drop),
+                Compensation::Call(target, input) => match input {
+                    Ok(input) => self.backend.clone().call(target, input).await.map(drop),
+                    Err(error) => Err(error),
+                },
             };
             if let Err(error) = outcome {
                 tracing::error!(compensation = %name, %error, "compensation failed");
