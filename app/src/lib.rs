@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use zeroapp_engine::{Clock, EngineBuilder, HandlerError, SystemClock, TerminalError};
+use zeroapp_engine::{Clock, Definition, EngineBuilder, HandlerError, SystemClock, TerminalError};
 
 use crate::db::{Db, DbError};
 use crate::notify::Notifier;
@@ -120,13 +120,23 @@ impl App {
         })
     }
 
-    /// Registers the domain's services, objects and workflow.
+    /// Registers the domain's services, objects and workflow with the embedded engine.
     pub fn register(&self, builder: EngineBuilder) -> EngineBuilder {
-        builder
-            .register(shipping::service(self))
-            .register(session::object(self))
-            .register(payment::service(self))
-            .register(fulfillment::workflow(self))
+        self.definitions()
+            .into_iter()
+            .fold(builder, |builder, definition| builder.register(definition))
+    }
+
+    /// The domain's services, objects and workflow, for any engine that serves definitions
+    /// (the embedded one through [`App::register`], a Restate cluster through
+    /// `zeroapp-restate`).
+    pub fn definitions(&self) -> Vec<Definition> {
+        vec![
+            shipping::service(self).into(),
+            session::object(self).into(),
+            payment::service(self).into(),
+            fulfillment::workflow(self).into(),
+        ]
     }
 
     /// The database.

@@ -1,0 +1,133 @@
+//! The discovery manifest Restate reads from a deployment, built at run time from the engine's
+//! definitions: one service per definition, one handler per handler, JSON in and out.
+
+use restate_sdk::discovery::{
+    Handler, HandlerName, HandlerType, InputPayload, OutputPayload, RetryPolicyOnMaxAttempts,
+    Service, ServiceName, ServiceType,
+};
+use zeroapp_engine::{Definition, HandlerKind, RetryPolicy, ServiceKind};
+
+use crate::{DeploymentError, Retention};
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The engine's invocation retry policy (forever, backing off to 10 s), set on every service:
+/// left unset, Restate's default pauses an invocation after 70 attempts. Restate counts
+/// attempts, so "forever" is the largest count it takes (at 10 s apart, ~1,300 years).
+struct InvocationRetry {
+    initial_interval: u64,
+    max_interval: u64,
+    factor: f64,
+    max_attempts: u64,
+}
+
+fn invocation_retry() -> InvocationRetry {
+    let policy = RetryPolicy::default();
+    InvocationRetry {
+        initial_interval: millis(policy.initial_delay),
+        max_interval: millis(policy.max_delay),
+        factor: policy.factor,
+        max_attempts: u64::from(u32::MAX),
+    }
+}
+
+fn json_input() -> InputPayload {
+    InputPayload {
+        content_type: Some("application/json".to_owned()),
+        json_schema: None,
+        required: Some(false),
+    }
+}
+
+fn json_output() -> OutputPayload {
+    OutputPayload {
+        content_type: Some("application/json".to_owned()),
+        json_schema: None,
+        set_content_type_if_empty: Some(false),
+    }
+}
+
+/// The manifest entry of one definition.
+pub(crate) fn service(
+    definition: &Definition,
+    retention: &Retention,
+) -> Result<Service, DeploymentError> {
+    let name = ServiceName::try_from(definition.name().to_owned()).map_err(|e| {
+        DeploymentError::InvalidName {
+            name: definition.name().to_owned(),
+            reason: e.to_string(),
+        }
+    })?;
+    let ty = match definition.kind() {
+        ServiceKind::Service => ServiceType::Service,
+        ServiceKind::VirtualObject => ServiceType::VirtualObject,
+        ServiceKind::Workflow => ServiceType::Workflow,
+    };
+    let handlers = definition
+        .handlers()
+        .into_iter()
+        .map(|(handler, kind)| self::handler(definition.name(), handler, kind, retention))
+        .collect::<Result<Vec<_>, _>>()?;
+    let retry = invocation_retry();
+    let is_workflow = definition.kind() == ServiceKind::Workflow;
+    Ok(Service {
+        name,
+        ty,
+        handlers,
+        documentation: None,
+        metadata: Default::default(),
+        inactivity_timeout: None,
+        abort_timeout: None,
+        journal_retention: Some(millis(retention.journal)),
+        // On a workflow, this applies to its shared handlers only.
+        idempotency_retention: (!is_workflow).then(|| millis(retention.idempotency)),
+        enable_lazy_state: None,
+        ingress_private: None,
+        retry_policy_initial_interval: Some(retry.initial_interval),
+        retry_policy_max_interval: Some(retry.max_interval),
+        retry_policy_max_attempts: Some(retry.max_attempts),
+        retry_policy_exponentiation_factor: Some(retry.factor),
+        retry_policy_on_max_attempts: Some(RetryPolicyOnMaxAttempts::Pause),
+    })
+}
+
+fn handler(
+    service: &str,
+    name: &str,
+    kind: HandlerKind,
+    retention: &Retention,
+) -> Result<Handler, DeploymentError> {
+    let handler_name = HandlerName::try_from(name).map_err(|e| DeploymentError::InvalidName {
+        name: format!("{service}/{name}"),
+        reason: e.to_string(),
+    })?;
+    let ty = match kind {
+        HandlerKind::Stateless => None,
+        HandlerKind::Exclusive => Some(HandlerType::Exclusive),
+        HandlerKind::Shared => Some(HandlerType::Shared),
+        HandlerKind::WorkflowRun => Some(HandlerType::Workflow),
+    };
+    let is_run = kind == HandlerKind::WorkflowRun;
+    Ok(Handler {
+        name: handler_name,
+        ty,
+        input: Some(json_input()),
+        output: Some(json_output()),
+        documentation: None,
+        metadata: Default::default(),
+        inactivity_timeout: None,
+        abort_timeout: None,
+        journal_retention: None,
+        idempotency_retention: None,
+        workflow_completion_retention: is_run.then(|| millis(retention.workflow)),
+        enable_lazy_state: None,
+        ingress_private: None,
+        retry_policy_initial_interval: None,
+        retry_policy_max_interval: None,
+        retry_policy_max_attempts: None,
+        retry_policy_exponentiation_factor: None,
+        retry_policy_on_max_attempts: None,
+    })
+}
