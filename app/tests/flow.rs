@@ -1,42 +1,188 @@
-//! The order-fulfillment flow end to end, against a real SQLite file and a real engine data file:
-//! the happy path to delivery, a declined payment, an admin rejection, a carrier refusal,
-//! transient carrier failures, repeated checkouts, an expired approval deadline, bad input, and
-//! many concurrent orders.
+//! The order-fulfillment flow end to end, against a real SQLite file: the happy path to delivery,
+//! a declined payment, an admin rejection, a carrier refusal, transient carrier failures,
+//! repeated checkouts, an expired approval deadline, bad input, and a cancellation. Every
+//! scenario runs twice from this one code, so that any difference in behaviour fails a test:
+//! on the embedded engine (`embedded::…`) and, through `zeroapp-restate`, on a real single-node
+//! Restate server (`restate::…`).
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 use zeroapp_app::db::{catalog, notifications, orders, payments, shipments, stock};
 use zeroapp_app::fulfillment::{self, Progress, StepState};
 use zeroapp_app::payment::{self, Decline};
 use zeroapp_app::session::{self, AddItem, BasketLine, Checkout, CheckoutSummary};
 use zeroapp_app::status::OrderStatus;
 use zeroapp_app::{App, AppConfig};
-use zeroapp_engine::{CallError, Client, Engine, InvocationId, Target, Workflow};
+use zeroapp_engine::{CallError, Client, Engine, Target, Workflow};
+use zeroapp_restate::local::Cluster;
+use zeroapp_restate::{Deployment, RestateClient};
+
+/// Which engine runs the handlers: the same definitions, the same scenarios.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// The embedded engine, in process.
+    Embedded,
+    /// A real single-node Restate server (restate-server from npm), the definitions served by
+    /// `zeroapp-restate` from this process.
+    Restate,
+}
+
+enum Runner {
+    Embedded {
+        engine: Engine,
+        client: Client,
+    },
+    Restate {
+        client: Box<RestateClient>,
+        stop: CancellationToken,
+        serving: tokio::task::JoinHandle<Result<(), zeroapp_restate::DeploymentError>>,
+        _cluster: Box<Cluster>,
+    },
+}
 
 struct Shop {
     app: App,
-    engine: Engine,
-    client: Client,
+    runner: Runner,
     _dir: tempfile::TempDir,
 }
 
 impl Shop {
-    async fn open(config: AppConfig) -> Self {
+    async fn open(kind: Kind, config: AppConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let app = App::open(dir.path(), config).await.unwrap();
-        let engine = app
-            .register(Engine::builder())
-            .open(dir.path())
-            .await
-            .unwrap();
-        let client = engine.client();
+        let runner = match kind {
+            Kind::Embedded => {
+                let engine = app
+                    .register(Engine::builder())
+                    .open(dir.path())
+                    .await
+                    .unwrap();
+                let client = engine.client();
+                Runner::Embedded { engine, client }
+            }
+            Kind::Restate => {
+                let cluster = Cluster::single().await.unwrap();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let endpoint = listener.local_addr().unwrap();
+                let deployment = app
+                    .definitions()
+                    .into_iter()
+                    .fold(Deployment::new(), |d, definition| d.register(definition));
+                let stop = CancellationToken::new();
+                let serving =
+                    tokio::spawn(deployment.serve(listener, stop.clone().cancelled_owned()));
+                cluster
+                    .register(&format!("http://{endpoint}/"))
+                    .await
+                    .unwrap();
+                let client = Box::new(RestateClient::new(
+                    &cluster.ingress_url(0),
+                    &cluster.admin_url(0),
+                ));
+                Runner::Restate {
+                    client,
+                    stop,
+                    serving,
+                    _cluster: Box::new(cluster),
+                }
+            }
+        };
         Shop {
             app,
-            engine,
-            client,
+            runner,
             _dir: dir,
+        }
+    }
+
+    async fn call<I: Serialize, O: DeserializeOwned>(
+        &self,
+        target: Target,
+        input: &I,
+    ) -> Result<O, CallError> {
+        match &self.runner {
+            Runner::Embedded { client, .. } => client.call(target, input).await,
+            Runner::Restate { client, .. } => client.call(&target, input).await,
+        }
+    }
+
+    /// Sends and returns the invocation's id.
+    async fn send<I: Serialize>(&self, target: Target, input: &I) -> String {
+        match &self.runner {
+            Runner::Embedded { client, .. } => {
+                client.send(target, input).await.unwrap().to_string()
+            }
+            Runner::Restate { client, .. } => {
+                client.send(&target, input, None, None).await.unwrap()
+            }
+        }
+    }
+
+    async fn attach<O: DeserializeOwned>(&self, id: &str) -> Result<O, CallError> {
+        match &self.runner {
+            Runner::Embedded { client, .. } => client.attach(id.parse().unwrap()).await,
+            Runner::Restate { client, .. } => client.attach(id).await,
+        }
+    }
+
+    /// The id of the order's fulfillment run, once it was submitted.
+    async fn workflow_run(&self, order_id: &str) -> Option<String> {
+        match &self.runner {
+            Runner::Embedded { client, .. } => client
+                .workflow_invocation(fulfillment::NAME, order_id)
+                .ok()
+                .map(|id| id.to_string()),
+            Runner::Restate { client, .. } => client
+                .invocations(fulfillment::NAME, Some(Workflow::RUN), Some(order_id))
+                .await
+                .unwrap()
+                .into_iter()
+                .next(),
+        }
+    }
+
+    /// How many invocations of `service`'s `handler` there were.
+    async fn invocations(&self, service: &str, handler: &str) -> usize {
+        match &self.runner {
+            Runner::Embedded { engine, .. } => engine
+                .list_invocations(&zeroapp_engine::InvocationFilter {
+                    service: Some(service.into()),
+                    ..Default::default()
+                })
+                .unwrap()
+                .iter()
+                .filter(|i| i.target.handler == handler)
+                .count(),
+            Runner::Restate { client, .. } => client
+                .invocations(service, Some(handler), None)
+                .await
+                .unwrap()
+                .len(),
+        }
+    }
+
+    /// The names of an invocation's journal entries (steps, and the targets of calls).
+    async fn journal_names(&self, id: &str) -> Vec<String> {
+        match &self.runner {
+            Runner::Embedded { engine, .. } => engine
+                .journal(id.parse().unwrap())
+                .unwrap()
+                .unwrap()
+                .into_iter()
+                .filter_map(|e| e.name)
+                .collect(),
+            Runner::Restate { client, .. } => client.journal_names(id).await.unwrap(),
+        }
+    }
+
+    async fn cancel(&self, id: &str) {
+        match &self.runner {
+            Runner::Embedded { client, .. } => client.cancel(id.parse().unwrap()).await.unwrap(),
+            Runner::Restate { client, .. } => client.cancel(id).await.unwrap(),
         }
     }
 
@@ -46,36 +192,32 @@ impl Shop {
         product_id: i64,
         quantity: i64,
     ) -> Result<Vec<BasketLine>, CallError> {
-        self.client
-            .call(
-                Target::object(session::NAME, user, "add_item"),
-                &AddItem {
-                    product_id,
-                    quantity,
-                },
-            )
-            .await
+        self.call(
+            Target::object(session::NAME, user, "add_item"),
+            &AddItem {
+                product_id,
+                quantity,
+            },
+        )
+        .await
     }
 
     async fn basket(&self, user: &str) -> Vec<BasketLine> {
-        self.client
-            .call(Target::object(session::NAME, user, "get_basket"), &())
+        self.call(Target::object(session::NAME, user, "get_basket"), &())
             .await
             .unwrap()
     }
 
-    async fn start_checkout(&self, user: &str, order_id: &str) -> InvocationId {
-        self.client
-            .send(
-                Target::object(session::NAME, user, "checkout"),
-                &Checkout {
-                    order_id: order_id.into(),
-                    zone: "domestic".into(),
-                    address: "1 Main Street, Springfield".into(),
-                },
-            )
-            .await
-            .unwrap()
+    async fn start_checkout(&self, user: &str, order_id: &str) -> String {
+        self.send(
+            Target::object(session::NAME, user, "checkout"),
+            &Checkout {
+                order_id: order_id.into(),
+                zone: "domestic".into(),
+                address: "1 Main Street, Springfield".into(),
+            },
+        )
+        .await
     }
 
     /// Waits until the gateway holds a pending request for the order.
@@ -102,8 +244,7 @@ impl Shop {
 
     async fn pay(&self, order_id: &str) {
         self.pending_payment(order_id).await;
-        self.client
-            .call::<_, ()>(Target::service(payment::NAME, "pay"), &order_id)
+        self.call::<_, ()>(Target::service(payment::NAME, "pay"), &order_id)
             .await
             .unwrap();
     }
@@ -131,34 +272,33 @@ impl Shop {
     }
 
     async fn approve(&self, order_id: &str, approved: bool) -> Result<(), CallError> {
-        self.client
-            .call(
-                Target::workflow(fulfillment::NAME, order_id, "approve"),
-                &approved,
-            )
-            .await
+        self.call(
+            Target::workflow(fulfillment::NAME, order_id, "approve"),
+            &approved,
+        )
+        .await
     }
 
     async fn progress(&self, order_id: &str) -> Result<Progress, CallError> {
-        self.client
-            .call(Target::workflow(fulfillment::NAME, order_id, "status"), &())
+        self.call(Target::workflow(fulfillment::NAME, order_id, "status"), &())
             .await
     }
 
     /// Waits for the order's workflow to be submitted, then for its outcome.
     async fn outcome(&self, order_id: &str) -> Result<Progress, CallError> {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self
-            .client
-            .workflow_invocation(fulfillment::NAME, order_id)
-            .is_err()
-        {
+        while self.workflow_run(order_id).await.is_none() {
             assert!(Instant::now() < deadline, "no workflow for {order_id}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        self.client
-            .attach_workflow(fulfillment::NAME, order_id)
-            .await
+        match &self.runner {
+            Runner::Embedded { client, .. } => {
+                client.attach_workflow(fulfillment::NAME, order_id).await
+            }
+            Runner::Restate { client, .. } => {
+                client.attach_workflow(fulfillment::NAME, order_id).await
+            }
+        }
     }
 
     async fn stock(&self, product_id: i64) -> u32 {
@@ -192,9 +332,49 @@ impl Shop {
     }
 
     async fn stop(self) {
-        self.engine.shutdown().await;
+        match self.runner {
+            Runner::Embedded { engine, .. } => engine.shutdown().await,
+            Runner::Restate { stop, serving, .. } => {
+                stop.cancel();
+                serving.await.unwrap().unwrap();
+            }
+        }
     }
 }
+
+/// Each scenario as a test on each backend, named `embedded::NAME` and `restate::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Kind::Embedded).await;
+                }
+            )*
+        }
+        mod restate {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Kind::Restate).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    happy_path_to_delivered,
+    declined_payment_keeps_the_basket_and_starts_nothing,
+    admin_rejection_releases_stock_and_ships_nothing,
+    carrier_refusal_releases_stock_without_cancelling_a_shipment,
+    transient_carrier_failures_are_retried,
+    checkout_three_times_is_one_order,
+    an_expired_approval_deadline_rejects_the_order,
+    bad_input_is_a_typed_refusal_that_changes_nothing,
+    cancelling_a_shipped_order_cancels_the_shipment_then_releases_stock,
+);
 
 fn config() -> AppConfig {
     AppConfig {
@@ -207,9 +387,8 @@ fn config() -> AppConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn happy_path_to_delivered() {
-    let shop = Shop::open(config()).await;
+async fn happy_path_to_delivered(kind: Kind) {
+    let shop = Shop::open(kind, config()).await;
     let tent_before = shop.stock(1).await;
     shop.add("alice", 1, 2).await.unwrap();
     let basket = shop.add("alice", 16, 3).await.unwrap();
@@ -222,7 +401,7 @@ async fn happy_path_to_delivered() {
     let request = shop.pending_payment("order-1").await;
     assert_eq!(request.amount_cents, 2 * 24900 + 3 * 2400 + 499);
     shop.pay("order-1").await;
-    let summary: CheckoutSummary = shop.client.attach(checkout).await.unwrap();
+    let summary: CheckoutSummary = shop.attach(&checkout).await.unwrap();
     assert_eq!(summary.total_cents, request.amount_cents);
     assert!(
         shop.basket("alice").await.is_empty(),
@@ -278,38 +457,28 @@ async fn happy_path_to_delivered() {
     shop.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn declined_payment_keeps_the_basket_and_starts_nothing() {
-    let shop = Shop::open(config()).await;
+async fn declined_payment_keeps_the_basket_and_starts_nothing(kind: Kind) {
+    let shop = Shop::open(kind, config()).await;
     let before = shop.stock(3).await;
     shop.add("bob", 3, 1).await.unwrap();
     let checkout = shop.start_checkout("bob", "order-2").await;
     shop.pending_payment("order-2").await;
-    shop.client
-        .call::<_, ()>(
-            Target::service(payment::NAME, "decline"),
-            &Decline {
-                order_id: "order-2".into(),
-                reason: "card expired".into(),
-            },
-        )
-        .await
-        .unwrap();
-    let error = shop
-        .client
-        .attach::<CheckoutSummary>(checkout)
-        .await
-        .unwrap_err();
+    shop.call::<_, ()>(
+        Target::service(payment::NAME, "decline"),
+        &Decline {
+            order_id: "order-2".into(),
+            reason: "card expired".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let error = shop.attach::<CheckoutSummary>(&checkout).await.unwrap_err();
     let terminal = error.as_terminal().unwrap();
     assert_eq!(terminal.code(), 402);
     assert!(terminal.message().contains("card expired"), "{terminal}");
     assert_eq!(shop.basket("bob").await.len(), 1, "the basket is kept");
     assert_eq!(shop.stock(3).await, before);
-    assert!(matches!(
-        shop.client
-            .workflow_invocation(fulfillment::NAME, "order-2"),
-        Err(CallError::UnknownWorkflow(_))
-    ));
+    assert!(shop.workflow_run("order-2").await.is_none());
     assert_eq!(
         shop.history("order-2").await,
         ["awaiting_payment", "payment_declined"]
@@ -317,9 +486,8 @@ async fn declined_payment_keeps_the_basket_and_starts_nothing() {
     shop.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_rejection_releases_stock_and_ships_nothing() {
-    let shop = Shop::open(config()).await;
+async fn admin_rejection_releases_stock_and_ships_nothing(kind: Kind) {
+    let shop = Shop::open(kind, config()).await;
     let before = shop.stock(5).await;
     shop.add("carol", 5, 4).await.unwrap();
     shop.start_checkout("carol", "order-3").await;
@@ -337,9 +505,8 @@ async fn admin_rejection_releases_stock_and_ships_nothing() {
     shop.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn carrier_refusal_releases_stock_without_cancelling_a_shipment() {
-    let shop = Shop::open(config()).await;
+async fn carrier_refusal_releases_stock_without_cancelling_a_shipment(kind: Kind) {
+    let shop = Shop::open(kind, config()).await;
     let before = shop.stock(7).await;
     shop.add("alice", 7, 1).await.unwrap();
     shop.start_checkout("alice", "order-FAIL_SHIP-4").await;
@@ -350,18 +517,10 @@ async fn carrier_refusal_releases_stock_without_cancelling_a_shipment() {
     assert_eq!(error.as_terminal().unwrap().code(), 422, "{error}");
     assert_eq!(shop.stock(7).await, before);
     assert!(shop.shipment("order-FAIL_SHIP-4").await.is_none());
-    let journal = shop
-        .engine
-        .list_invocations(&zeroapp_engine::InvocationFilter {
-            service: Some("ShippingService".into()),
-            ..Default::default()
-        })
-        .unwrap();
-    assert!(
-        journal
-            .iter()
-            .all(|i| i.target.handler != "cancel_shipment"),
-        "no cancel_shipment call: {journal:?}"
+    assert_eq!(
+        shop.invocations("ShippingService", "cancel_shipment").await,
+        0,
+        "no cancel_shipment call"
     );
     assert_eq!(
         shop.history("order-FAIL_SHIP-4").await.last().unwrap(),
@@ -370,9 +529,8 @@ async fn carrier_refusal_releases_stock_without_cancelling_a_shipment() {
     shop.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transient_carrier_failures_are_retried() {
-    let shop = Shop::open(config()).await;
+async fn transient_carrier_failures_are_retried(kind: Kind) {
+    let shop = Shop::open(kind, config()).await;
     shop.add("bob", 9, 1).await.unwrap();
     shop.start_checkout("bob", "order-FLAKY_SHIP-5").await;
     shop.pay("order-FLAKY_SHIP-5").await;
@@ -387,43 +545,33 @@ async fn transient_carrier_failures_are_retried() {
     shop.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn checkout_three_times_is_one_order() {
-    let shop = Shop::open(config()).await;
+async fn checkout_three_times_is_one_order(kind: Kind) {
+    let shop = Shop::open(kind, config()).await;
     shop.add("alice", 11, 2).await.unwrap();
     let first = shop.start_checkout("alice", "order-6").await;
     let second = shop.start_checkout("alice", "order-6").await;
     let third = shop.start_checkout("alice", "order-6").await;
     shop.pay("order-6").await;
     let summaries: Vec<CheckoutSummary> = vec![
-        shop.client.attach(first).await.unwrap(),
-        shop.client.attach(second).await.unwrap(),
-        shop.client.attach(third).await.unwrap(),
+        shop.attach(&first).await.unwrap(),
+        shop.attach(&second).await.unwrap(),
+        shop.attach(&third).await.unwrap(),
     ];
     assert!(summaries.iter().all(|s| *s == summaries[0]));
     let pending = shop.app.db().call(|c| payments::pending(c)).await.unwrap();
     assert!(pending.is_empty());
-    let runs = shop
-        .engine
-        .list_invocations(&zeroapp_engine::InvocationFilter {
-            service: Some(fulfillment::NAME.into()),
-            ..Default::default()
-        })
-        .unwrap();
-    let runs: Vec<_> = runs
-        .iter()
-        .filter(|i| i.target.handler == Workflow::RUN)
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(shop.invocations(fulfillment::NAME, Workflow::RUN).await, 1);
     shop.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_approval_deadline_rejects_the_order() {
-    let shop = Shop::open(AppConfig {
-        approval_deadline: Duration::from_millis(300),
-        ..config()
-    })
+async fn an_expired_approval_deadline_rejects_the_order(kind: Kind) {
+    let shop = Shop::open(
+        kind,
+        AppConfig {
+            approval_deadline: Duration::from_millis(300),
+            ..config()
+        },
+    )
     .await;
     let before = shop.stock(12).await;
     shop.add("carol", 12, 1).await.unwrap();
@@ -437,9 +585,8 @@ async fn an_expired_approval_deadline_rejects_the_order() {
     shop.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_is_a_typed_refusal_that_changes_nothing() {
-    let shop = Shop::open(config()).await;
+async fn bad_input_is_a_typed_refusal_that_changes_nothing(kind: Kind) {
+    let shop = Shop::open(kind, config()).await;
     let code = |r: Result<Vec<BasketLine>, CallError>| r.unwrap_err().as_terminal().unwrap().code();
     assert_eq!(code(shop.add("alice", 999, 1).await), 404);
     assert_eq!(code(shop.add("alice", 1, 0).await), 400);
@@ -452,8 +599,7 @@ async fn bad_input_is_a_typed_refusal_that_changes_nothing() {
         "11 in the basket is above the limit"
     );
     assert_eq!(shop.basket("alice").await[0].quantity, 6);
-    shop.client
-        .call::<_, Vec<BasketLine>>(Target::object(session::NAME, "alice", "remove_item"), &4)
+    shop.call::<_, Vec<BasketLine>>(Target::object(session::NAME, "alice", "remove_item"), &4)
         .await
         .unwrap();
 
@@ -470,20 +616,12 @@ async fn bad_input_is_a_typed_refusal_that_changes_nothing() {
         .unwrap();
     assert_eq!(code(shop.add("carol", 18, 5).await), 409, "3 left");
     let checkout = shop.start_checkout("bob", "order-8").await;
-    let error = shop
-        .client
-        .attach::<CheckoutSummary>(checkout)
-        .await
-        .unwrap_err();
+    let error = shop.attach::<CheckoutSummary>(&checkout).await.unwrap_err();
     assert_eq!(error.as_terminal().unwrap().code(), 409, "{error}");
     assert!(error.to_string().contains("out of stock"), "{error}");
 
     let empty = shop.start_checkout("carol", "order-9").await;
-    let error = shop
-        .client
-        .attach::<CheckoutSummary>(empty)
-        .await
-        .unwrap_err();
+    let error = shop.attach::<CheckoutSummary>(&empty).await.unwrap_err();
     assert_eq!(error.as_terminal().unwrap().code(), 400);
     assert!(error.to_string().contains("empty"), "{error}");
 
@@ -514,12 +652,14 @@ async fn bad_input_is_a_typed_refusal_that_changes_nothing() {
     shop.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_a_shipped_order_cancels_the_shipment_then_releases_stock() {
-    let shop = Shop::open(AppConfig {
-        delivery_delay: Duration::from_secs(30),
-        ..config()
-    })
+async fn cancelling_a_shipped_order_cancels_the_shipment_then_releases_stock(kind: Kind) {
+    let shop = Shop::open(
+        kind,
+        AppConfig {
+            delivery_delay: Duration::from_secs(30),
+            ..config()
+        },
+    )
     .await;
     let before = shop.stock(13).await;
     shop.add("bob", 13, 2).await.unwrap();
@@ -528,20 +668,17 @@ async fn cancelling_a_shipped_order_cancels_the_shipment_then_releases_stock() {
     shop.awaiting_approval("order-11").await;
     shop.approve("order-11", true).await.unwrap();
     shop.wait_for_status("order-11", OrderStatus::Shipped).await;
-    let run = shop
-        .client
-        .workflow_invocation(fulfillment::NAME, "order-11")
-        .unwrap();
-    shop.client.cancel(run).await.unwrap();
+    let run = shop.workflow_run("order-11").await.unwrap();
+    shop.cancel(&run).await;
     let error = shop.outcome("order-11").await.unwrap_err();
     assert_eq!(error.as_terminal().unwrap().code(), 409, "{error}");
     let shipment = shop.shipment("order-11").await.unwrap();
     assert_eq!(shipment.status, shipments::ShipmentStatus::Cancelled);
     assert_eq!(shop.stock(13).await, before, "released");
-    let journal = shop.engine.journal(run).unwrap().unwrap();
-    let compensations: Vec<String> = journal
-        .iter()
-        .filter_map(|e| e.name.clone())
+    let compensations: Vec<String> = shop
+        .journal_names(&run)
+        .await
+        .into_iter()
         .filter(|n| n == "release stock" || n.contains("cancel_shipment"))
         .collect();
     assert_eq!(compensations.len(), 2, "{compensations:?}");

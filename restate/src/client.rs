@@ -290,8 +290,21 @@ impl RestateClient {
             .collect())
     }
 
-    /// The names of an invocation's journal entries, in order (unnamed entries as their type).
+    /// The names of an invocation's journal entries, in order: a step's name, a call's or
+    /// send's target (`Service/handler`), otherwise the entry's type.
     pub async fn journal_names(&self, id: &str) -> Result<Vec<String>, CallError> {
+        let text = |row: &Value, column: &str| {
+            row.get(column)
+                .and_then(Value::as_str)
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned)
+        };
+        // The journal does not name a call's target: its callees do, in the order it made them.
+        let sql = format!(
+            "SELECT target FROM sys_invocation WHERE invoked_by_id = {} ORDER BY created_at",
+            sql_text(id)
+        );
+        let mut callees = self.query(&sql).await?.into_iter();
         let sql = format!(
             "SELECT entry_type, name FROM sys_journal WHERE id = {} ORDER BY index",
             sql_text(id)
@@ -300,16 +313,13 @@ impl RestateClient {
         Ok(rows
             .iter()
             .map(|row| {
-                let name = row.get("name").and_then(Value::as_str).unwrap_or_default();
-                let kind = row
-                    .get("entry_type")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                if name.is_empty() {
-                    kind.to_owned()
+                let kind = text(row, "entry_type").unwrap_or_default();
+                let callee = if kind == "Command: Call" || kind == "Command: OneWayCall" {
+                    callees.next().and_then(|callee| text(&callee, "target"))
                 } else {
-                    name.to_owned()
-                }
+                    None
+                };
+                text(row, "name").or(callee).unwrap_or(kind)
             })
             .collect())
     }

@@ -216,3 +216,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned());
     format!("the handler panicked: {message}")
 }
+
+/// docs/scale-out.md, whose Rust code blocks compile as doctests so that they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/scale-out.md")]
+pub struct ScaleOutGuide;
