@@ -10,7 +10,6 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use zeroapp_engine::prelude::*;
-use zeroapp_engine::{CallError, Client};
 
 use crate::db::stock;
 use crate::error::DomainError;
@@ -21,7 +20,10 @@ use crate::{App, events, step_error};
 /// The workflow's name.
 pub const NAME: &str = "OrderFulfillment";
 
-const PROGRESS: &str = "progress";
+/// The state key under which the workflow keeps its [`Progress`]: readers outside the workflow
+/// read it as committed state, without an invocation (`Client::state` on the embedded engine,
+/// `RestateClient::state` on a cluster), then bring it [`up_to_date`].
+pub const PROGRESS: &str = "progress";
 const APPROVAL: &str = "approval";
 
 /// What `run` takes: the order as checkout left it.
@@ -348,22 +350,14 @@ async fn approve(ctx: SharedWorkflowContext, approved: bool) -> Result<(), Handl
     }
 }
 
-/// The order's progress as last committed, read without an invocation (so it is answered while
-/// the engine refuses writes, and polling it costs no journal); `None` before the workflow
-/// started. The elapsed time of an unfinished order is brought up to date by the app's clock.
-pub async fn progress(
-    app: &App,
-    client: &Client,
-    order_id: &str,
-) -> Result<Option<Progress>, CallError> {
-    let now_ms = u64::try_from(app.now_ms()).unwrap_or(0);
-    let progress: Option<Progress> = client.state(NAME, order_id, PROGRESS).await?;
-    Ok(progress.map(|mut progress| {
-        if progress.finished_at_ms.is_none() {
-            progress.elapsed_ms = now_ms.saturating_sub(progress.started_at_ms);
-        }
-        progress
-    }))
+/// `progress` as read from the workflow's committed state, with the elapsed time of an
+/// unfinished order brought up to date by the app's clock.
+pub fn up_to_date(app: &App, mut progress: Progress) -> Progress {
+    if progress.finished_at_ms.is_none() {
+        let now_ms = u64::try_from(app.now_ms()).unwrap_or(0);
+        progress.elapsed_ms = now_ms.saturating_sub(progress.started_at_ms);
+    }
+    progress
 }
 
 /// The order's progress, with the time elapsed so far.

@@ -132,7 +132,7 @@ impl Storefront {
         };
         let routes = server::routes(Shared {
             app: app.clone(),
-            client: engine.client(),
+            client: zeroapp_web::engine::EngineClient::Embedded(engine.client()),
             limits: limits.clone(),
             callback_secret: vec![0; 32],
         });

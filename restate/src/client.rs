@@ -2,6 +2,8 @@
 //! through the cluster's ingress, and reads (state, invocations, cancellation) through its
 //! admin API, all over HTTP. What `zeroapp_engine::Client` is to the embedded engine.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,13 +20,56 @@ use zeroapp_engine::{CallError, Target, TerminalError};
 /// How long one request to the cluster may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Talks to a Restate cluster's ingress and admin API.
+/// Talks to a Restate cluster's ingress and admin API. Given several nodes' URLs, it moves to
+/// the next node when one refuses connections (a node that is down): only then, because a
+/// request that reached a node may have taken effect there.
 #[derive(Clone)]
 pub struct RestateClient {
-    ingress: String,
-    admin: String,
+    ingress: Nodes,
+    admin: Nodes,
     http: Client<HttpConnector, Full<Bytes>>,
 }
+
+/// The base URLs of one API on several nodes, and the one in use.
+#[derive(Clone)]
+struct Nodes {
+    urls: Vec<String>,
+    current: Arc<AtomicUsize>,
+}
+
+impl Nodes {
+    fn parse(list: &str) -> Self {
+        let urls = list
+            .split(',')
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty())
+            .collect();
+        Self {
+            urls,
+            current: Arc::default(),
+        }
+    }
+
+    /// The URLs to try, the one in use first.
+    fn in_order(&self) -> Vec<(usize, &str)> {
+        let count = self.urls.len().max(1);
+        let start = self.current.load(Ordering::Relaxed);
+        (0..self.urls.len())
+            .map(|i| (start + i) % count)
+            .map(|i| (i, self.urls[i].as_str()))
+            .collect()
+    }
+}
+
+/// Which of the cluster's APIs a request goes to.
+#[derive(Clone, Copy)]
+enum Api {
+    Ingress,
+    Admin,
+}
+
+/// A node could not be reached: nothing was sent to it.
+struct Unreached(String);
 
 /// A reply as received.
 struct Reply {
@@ -71,43 +116,89 @@ fn codec(error: impl std::fmt::Display) -> CallError {
 
 impl RestateClient {
     /// A client of the cluster whose ingress and admin API are at these base URLs
-    /// (`http://host:port`); any node's will do.
-    pub fn new(ingress_url: &str, admin_url: &str) -> Self {
+    /// (`http://host:port`), each one node's or a comma-separated list of several nodes'.
+    pub fn new(ingress_urls: &str, admin_urls: &str) -> Self {
         Self {
-            ingress: ingress_url.trim_end_matches('/').to_owned(),
-            admin: admin_url.trim_end_matches('/').to_owned(),
+            ingress: Nodes::parse(ingress_urls),
+            admin: Nodes::parse(admin_urls),
             http: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
 
+    /// Sends a request to `path` of `api` on the node in use, or on the next ones while nodes
+    /// refuse connections.
     async fn request(
         &self,
         method: Method,
-        url: String,
+        api: Api,
+        path: String,
         body: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> Result<Reply, CallError> {
+        let nodes = match api {
+            Api::Ingress => &self.ingress,
+            Api::Admin => &self.admin,
+        };
+        let mut refused = Vec::new();
+        for (index, base) in nodes.in_order() {
+            let url = format!("{base}{path}");
+            match self
+                .send_once(method.clone(), &url, body.clone(), headers)
+                .await
+            {
+                Err(Unreached(error)) => refused.push(error),
+                Ok(reply) => {
+                    nodes.current.store(index, Ordering::Relaxed);
+                    return reply;
+                }
+            }
+        }
+        Err(unavailable(format!(
+            "no node answered: {}",
+            refused.join("; ")
+        )))
+    }
+
+    /// One attempt on one node: `Err` only if the node could not be reached at all.
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Result<Result<Reply, CallError>, Unreached> {
         let mut request = Request::builder()
             .method(method)
-            .uri(&url)
+            .uri(url)
             .header("content-type", "application/json")
             .header("accept", "application/json");
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request.body(Full::from(body)).map_err(codec)?;
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(request))
-            .await
-            .map_err(|_| unavailable(format!("{url} did not answer in {REQUEST_TIMEOUT:?}")))?
-            .map_err(|e| unavailable(format!("{url}: {e}")))?;
+        let request = match request.body(Full::from(body)) {
+            Ok(request) => request,
+            Err(error) => return Ok(Err(codec(error))),
+        };
+        let response = match tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(request)).await
+        {
+            Err(_) => {
+                let message = format!("{url} did not answer in {REQUEST_TIMEOUT:?}");
+                return Ok(Err(unavailable(message)));
+            }
+            Ok(Err(error)) if error.is_connect() => {
+                return Err(Unreached(format!("{url}: {error}")));
+            }
+            Ok(Err(error)) => return Ok(Err(unavailable(format!("{url}: {error}")))),
+            Ok(Ok(response)) => response,
+        };
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| unavailable(format!("{url}: {e}")))?
-            .to_bytes();
-        Ok(Reply { status, body })
+        Ok(match response.into_body().collect().await {
+            Ok(body) => Ok(Reply {
+                status,
+                body: body.to_bytes(),
+            }),
+            Err(error) => Err(unavailable(format!("{url}: {error}"))),
+        })
     }
 
     /// The reply's body if it is a success; otherwise the error it carries.
@@ -130,8 +221,9 @@ impl RestateClient {
 
     /// Calls a handler with JSON bytes and returns its JSON output.
     pub async fn call_raw(&self, target: &Target, input: Vec<u8>) -> Result<Vec<u8>, CallError> {
-        let url = format!("{}{}", self.ingress, target_path(target));
-        let reply = self.request(Method::POST, url, input, &[]).await?;
+        let reply = self
+            .request(Method::POST, Api::Ingress, target_path(target), input, &[])
+            .await?;
         Self::success(reply).map(Vec::from)
     }
 
@@ -156,7 +248,7 @@ impl RestateClient {
         idempotency_key: Option<&str>,
     ) -> Result<String, CallError> {
         let input = serde_json::to_vec(input).map_err(codec)?;
-        let mut url = format!("{}{}/send", self.ingress, target_path(target));
+        let mut url = format!("{}/send", target_path(target));
         if let Some(delay) = delay {
             url.push_str(&format!("?delay={}ms", delay.as_millis()));
         }
@@ -164,7 +256,9 @@ impl RestateClient {
             .map(|key| ("idempotency-key", key))
             .into_iter()
             .collect();
-        let reply = self.request(Method::POST, url, input, &headers).await?;
+        let reply = self
+            .request(Method::POST, Api::Ingress, url, input, &headers)
+            .await?;
         let accepted: Value = decode(&Self::success(reply)?)?;
         accepted
             .get("invocationId")
@@ -175,12 +269,10 @@ impl RestateClient {
 
     /// Waits for an invocation's result.
     pub async fn attach<O: DeserializeOwned>(&self, id: &str) -> Result<O, CallError> {
-        let url = format!(
-            "{}/restate/invocation/{}/attach",
-            self.ingress,
-            encode_path(id)
-        );
-        let reply = self.request(Method::GET, url, Vec::new(), &[]).await?;
+        let url = format!("/restate/invocation/{}/attach", encode_path(id));
+        let reply = self
+            .request(Method::GET, Api::Ingress, url, Vec::new(), &[])
+            .await?;
         decode(&Self::success(reply)?)
     }
 
@@ -191,12 +283,13 @@ impl RestateClient {
         key: &str,
     ) -> Result<O, CallError> {
         let url = format!(
-            "{}/restate/workflow/{}/{}/attach",
-            self.ingress,
+            "/restate/workflow/{}/{}/attach",
             encode_path(workflow),
             encode_path(key)
         );
-        let reply = self.request(Method::GET, url, Vec::new(), &[]).await?;
+        let reply = self
+            .request(Method::GET, Api::Ingress, url, Vec::new(), &[])
+            .await?;
         decode(&Self::success(reply)?)
     }
 
@@ -207,34 +300,34 @@ impl RestateClient {
         value: &T,
     ) -> Result<(), CallError> {
         let body = serde_json::to_vec(value).map_err(codec)?;
-        let url = format!(
-            "{}/restate/awakeables/{}/resolve",
-            self.ingress,
-            encode_path(id)
-        );
-        Self::success(self.request(Method::POST, url, body, &[]).await?).map(drop)
+        let url = format!("/restate/awakeables/{}/resolve", encode_path(id));
+        Self::success(
+            self.request(Method::POST, Api::Ingress, url, body, &[])
+                .await?,
+        )
+        .map(drop)
     }
 
     /// Rejects an awakeable: its await fails with `reason`.
     pub async fn reject_awakeable(&self, id: &str, reason: &str) -> Result<(), CallError> {
-        let url = format!(
-            "{}/restate/awakeables/{}/reject",
-            self.ingress,
-            encode_path(id)
-        );
+        let url = format!("/restate/awakeables/{}/reject", encode_path(id));
         let body = reason.as_bytes().to_vec();
         let headers = [("content-type", "text/plain")];
-        Self::success(self.request(Method::POST, url, body, &headers).await?).map(drop)
+        Self::success(
+            self.request(Method::POST, Api::Ingress, url, body, &headers)
+                .await?,
+        )
+        .map(drop)
     }
 
     /// Runs a read-only SQL query on the cluster's introspection tables (`state`,
     /// `sys_invocation`, `sys_journal`, …) through the admin API; its rows.
     pub async fn query(&self, sql: &str) -> Result<Vec<Value>, CallError> {
         let body = serde_json::to_vec(&serde_json::json!({ "query": sql })).map_err(codec)?;
-        let url = format!("{}/query", self.admin);
-        let answer: Value = decode(&Self::success(
-            self.request(Method::POST, url, body, &[]).await?,
-        )?)?;
+        let reply = self
+            .request(Method::POST, Api::Admin, "/query".to_owned(), body, &[])
+            .await?;
+        let answer: Value = decode(&Self::success(reply)?)?;
         match answer.get("rows") {
             Some(Value::Array(rows)) => Ok(rows.clone()),
             _ => Err(codec(format!("no rows in the query's answer: {answer}"))),
@@ -324,10 +417,40 @@ impl RestateClient {
             .collect())
     }
 
+    /// Registers (or re-registers, replacing it) the deployment reachable at `uri` with the
+    /// cluster's admin API; the names of the services it serves.
+    pub async fn register_deployment(&self, uri: &str) -> Result<Vec<String>, CallError> {
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "uri": uri, "force": true })).map_err(codec)?;
+        let reply = self
+            .request(
+                Method::POST,
+                Api::Admin,
+                "/deployments".to_owned(),
+                body,
+                &[],
+            )
+            .await?;
+        let answer: Value = decode(&Self::success(reply)?)?;
+        Ok(answer
+            .get("services")
+            .and_then(Value::as_array)
+            .map(|services| {
+                services
+                    .iter()
+                    .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Cancels an invocation: its next await fails, its compensations run.
     pub async fn cancel(&self, id: &str) -> Result<(), CallError> {
-        let url = format!("{}/invocations/{}/cancel", self.admin, encode_path(id));
-        Self::success(self.request(Method::PATCH, url, Vec::new(), &[]).await?).map(drop)
+        let path = format!("/invocations/{}/cancel", encode_path(id));
+        let reply = self
+            .request(Method::PATCH, Api::Admin, path, Vec::new(), &[])
+            .await?;
+        Self::success(reply).map(drop)
     }
 }
 

@@ -215,8 +215,7 @@ fn target_dir() -> PathBuf {
 
 fn fetch_binary(name: &str) -> Result<PathBuf, LocalError> {
     // The tarballs hold `package/bin/<name>` (plus LICENSE, NOTICE, README.md and
-    // package.json under `package/`); the same layout is kept in the cache, which the benches'
-    // own copy of the server (`benches/src/restate/server.rs`) shares.
+    // package.json under `package/`); the same layout is kept in the cache.
     let folder = target_dir().join("restate-server").join(RESTATE_VERSION);
     let binary = folder.join("package").join("bin").join(name);
     if binary.is_file() {

@@ -10,8 +10,8 @@ use zeroapp_app::fulfillment;
 use zeroapp_app::payment::{self, Decline};
 use zeroapp_app::payment_signature;
 use zeroapp_app::session::{self, AddItem, BasketLine, Checkout};
+use zeroapp_engine::Target;
 use zeroapp_engine::http::{self, ApiError, Request, Response};
-use zeroapp_engine::{SendOptions, Target};
 
 use crate::identity::{self, Identity, now_ms};
 use crate::server::Shared;
@@ -160,7 +160,9 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
             let who = identity::require(&shared.app, &request).await?;
             let order_id = http::decode(order_id)?;
             visible_order(shared, &who, &order_id).await?;
-            let progress = fulfillment::progress(&shared.app, &shared.client, &order_id)
+            let progress = shared
+                .client
+                .progress(&shared.app, &order_id)
                 .await?
                 .ok_or_else(|| {
                     ApiError::not_found(format!("order {order_id:?} is not being fulfilled yet"))
@@ -286,7 +288,7 @@ async fn checkout(shared: &Shared, request: Request) -> Result<Response, ApiErro
         StatusCode::ACCEPTED,
         &json!({
             "orderId": order_id,
-            "invocationId": id.to_string(),
+            "invocationId": id,
             "status": "awaiting_payment",
             "statusUrl": format!("/api/workflow/{order_id}/status"),
         }),
@@ -303,7 +305,7 @@ pub async fn start_checkout(
     order_id: Option<String>,
     zone: String,
     address: String,
-) -> Result<(String, zeroapp_engine::InvocationId), ApiError> {
+) -> Result<(String, String), ApiError> {
     let order_id = order_id.unwrap_or_else(|| format!("ord-{}", uuid::Uuid::new_v4().simple()));
     if order_id.is_empty() || order_id.len() > 64 || order_id.contains('/') {
         return Err(ApiError::bad_request(
@@ -340,10 +342,10 @@ pub async fn start_checkout(
     };
     let id = shared
         .client
-        .send_with(
+        .send_idempotent(
             Target::object(session::NAME, &who.user.id, "checkout"),
             &checkout,
-            SendOptions::default().idempotency_key(format!("checkout/{order_id}")),
+            format!("checkout/{order_id}"),
         )
         .await?;
     Ok((order_id, id))

@@ -21,8 +21,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server: the storefront, the Restate-compatible ingress and the admin API.
-    Serve(ServeArgs),
+    /// Run the server: the storefront, the Restate-compatible ingress and the admin API (or,
+    /// with --restate-admin and --restate-ingress, the storefront with its handlers on a Restate
+    /// cluster).
+    Serve(Box<ServeArgs>),
     /// Look into a data folder that no server is using: list invocations, show a journal.
     Inspect(InspectArgs),
 }
@@ -70,6 +72,27 @@ pub struct ServeArgs {
     /// The share of calls to the simulated carrier that fail transiently (0 to 1).
     #[arg(long, env = "ZEROAPP_SHIPPING_FAILURE_RATE", default_value_t = 0.2)]
     pub shipping_failure_rate: f64,
+    /// Run the handlers on a Restate cluster instead of the embedded engine: the URL of the
+    /// cluster's admin API (any node's), where this process registers its deployment
+    /// (docs/scale-out.md).
+    #[arg(long, env = "ZEROAPP_RESTATE_ADMIN", requires = "restate_ingress")]
+    pub restate_admin: Option<String>,
+    /// With --restate-admin: the URL of the cluster's ingress (any node's), through which the
+    /// storefront calls the handlers.
+    #[arg(long, env = "ZEROAPP_RESTATE_INGRESS", requires = "restate_admin")]
+    pub restate_ingress: Option<String>,
+    /// With --restate-admin: where the deployment (the handlers, called by the cluster over
+    /// HTTP/2) listens.
+    #[arg(
+        long,
+        env = "ZEROAPP_RESTATE_DEPLOYMENT_ADDR",
+        default_value = "127.0.0.1:9081"
+    )]
+    pub restate_deployment_addr: SocketAddr,
+    /// With --restate-admin: the URL at which the cluster reaches the deployment (default:
+    /// http:// and the address it listens on).
+    #[arg(long, env = "ZEROAPP_RESTATE_DEPLOYMENT_URL")]
+    pub restate_deployment_url: Option<String>,
 }
 
 impl ServeArgs {

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod assets;
 pub mod cli;
+pub mod engine;
 pub mod identity;
 pub mod inspect;
 pub mod pages;

@@ -1,6 +1,9 @@
-//! `zeroapp serve`: the engine, its ingress and admin API, until SIGINT or SIGTERM.
+//! `zeroapp serve`: the storefront with the engine, its ingress and admin API — or with the
+//! handlers served to a Restate cluster — until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -8,11 +11,15 @@ use zeroapp_app::App;
 use zeroapp_engine::Engine;
 use zeroapp_engine::http::{self, HttpLimits, Routes};
 
+use zeroapp_restate::{Deployment, RestateClient, Retention};
+
 use crate::cli::ServeArgs;
+use crate::engine::EngineClient;
 use crate::server;
 
-/// Opens the engine, serves until a stop signal, then shuts down in order: stop accepting, let
-/// requests in flight finish (bounded), flush the engine's writer.
+/// Opens the engine (or reaches the Restate cluster), serves until a stop signal, then shuts
+/// down in order: stop accepting, let requests in flight finish (bounded), flush the engine's
+/// writer.
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     init_logging(&args.log_level);
     let app = App::open(&args.data_dir, args.app_config())
@@ -23,11 +30,6 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 args.data_dir.display()
             )
         })?;
-    let engine = app
-        .register(Engine::builder())
-        .open(&args.data_dir)
-        .await
-        .map_err(|e| format!("cannot open the engine in {}: {e}", args.data_dir.display()))?;
     let limits = HttpLimits {
         max_body_bytes: args.max_body_bytes,
         max_connections: args.max_connections,
@@ -35,27 +37,15 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         ..HttpLimits::default()
     };
     let stop = CancellationToken::new();
-    let ingress = listen(
-        "ingress",
-        args.ingress_addr,
-        http::ingress(&engine, &limits),
-        &limits,
-        &stop,
-    )
-    .await?;
-    let admin = listen(
-        "admin",
-        args.admin_addr,
-        http::admin(&engine),
-        &limits,
-        &stop,
-    )
-    .await?;
+    let handlers = match (&args.restate_admin, &args.restate_ingress) {
+        (Some(admin), Some(ingress)) => on_restate(&args, &app, admin, ingress, &stop).await?,
+        _ => embedded(&args, &app, &limits, &stop).await?,
+    };
     let callback_secret = zeroapp_app::payment_signature::load_or_create_secret(&args.data_dir)
         .map_err(|e| format!("cannot read or create the payment callback key: {e}"))?;
     let storefront = server::routes(server::Shared {
         app: app.clone(),
-        client: engine.client(),
+        client: handlers.client,
         limits: limits.clone(),
         callback_secret,
     });
@@ -71,16 +61,116 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         limits.shutdown_grace
     );
     stop.cancel();
-    for server in [storefront, ingress, admin] {
+    let mut servers = handlers.servers;
+    servers.push(storefront);
+    for server in servers {
         match server.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "server failed"),
             Err(error) => tracing::error!(%error, "server task failed"),
         }
     }
-    engine.shutdown().await;
+    if let Some(engine) = handlers.engine {
+        engine.shutdown().await;
+    }
     println!("zeroapp: stopped");
     Ok(())
+}
+
+/// What runs the handlers, as the storefront sees it.
+struct Handlers {
+    client: EngineClient,
+    /// The embedded engine, to shut down last; `None` on a cluster.
+    engine: Option<Engine>,
+    /// Listeners to wait for at shutdown.
+    servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// The embedded engine in the data folder, with its ingress and admin API.
+async fn embedded(
+    args: &ServeArgs,
+    app: &App,
+    limits: &HttpLimits,
+    stop: &CancellationToken,
+) -> Result<Handlers, Box<dyn std::error::Error>> {
+    let engine = app
+        .register(Engine::builder())
+        .open(&args.data_dir)
+        .await
+        .map_err(|e| format!("cannot open the engine in {}: {e}", args.data_dir.display()))?;
+    let ingress = http::ingress(&engine, limits);
+    let ingress = listen("ingress", args.ingress_addr, ingress, limits, stop).await?;
+    let admin = listen("admin", args.admin_addr, http::admin(&engine), limits, stop).await?;
+    Ok(Handlers {
+        client: EngineClient::Embedded(engine.client()),
+        engine: Some(engine),
+        servers: vec![ingress, admin],
+    })
+}
+
+/// How long a finished workflow's state stays on the cluster: an order page reads its progress
+/// from there (Restate's default is one day).
+const ORDER_RETENTION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// How long start-up keeps trying to register with a cluster that does not answer yet.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The handlers served as a deployment of a Restate cluster, registered with its admin API.
+async fn on_restate(
+    args: &ServeArgs,
+    app: &App,
+    admin: &str,
+    ingress: &str,
+    stop: &CancellationToken,
+) -> Result<Handlers, Box<dyn std::error::Error>> {
+    let client = RestateClient::new(ingress, admin);
+    let deployment = app
+        .definitions()
+        .into_iter()
+        .fold(Deployment::new(), |d, definition| d.register(definition))
+        .retention(Retention {
+            workflow: ORDER_RETENTION,
+            ..Retention::default()
+        });
+    let addr = args.restate_deployment_addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen for the deployment on {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
+    let url = args
+        .restate_deployment_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}/"));
+    let serving = tokio::spawn(deployment.serve(listener, stop.clone().cancelled_owned()));
+    let started = std::time::Instant::now();
+    let services = loop {
+        match client.register_deployment(&url).await {
+            Ok(services) => break services,
+            Err(error) if started.elapsed() < REGISTER_TIMEOUT => {
+                tracing::warn!(%error, "registering with the Restate cluster; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => {
+                return Err(format!("cannot register {url} with {admin}: {error}").into());
+            }
+        }
+    };
+    println!(
+        "zeroapp: handlers served at {url} to the Restate cluster at {admin} ({}); storefront \
+         calls through {ingress}",
+        services.join(", ")
+    );
+    let serving = tokio::spawn(async move {
+        match serving.await {
+            Ok(result) => result.map_err(std::io::Error::other),
+            Err(error) => Err(std::io::Error::other(error)),
+        }
+    });
+    Ok(Handlers {
+        client: EngineClient::Restate(Arc::new(client)),
+        engine: None,
+        servers: vec![serving],
+    })
 }
 
 /// Binds `addr` and serves `routes` there in the background until `stop`.

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::engine::EngineClient;
 use zeroapp_app::App;
-use zeroapp_engine::Client;
 use zeroapp_engine::http::{ApiError, HttpLimits, Routes};
 
 use crate::{api, pages, sse};
@@ -14,8 +14,8 @@ use crate::{api, pages, sse};
 pub struct Shared {
     /// The domain.
     pub app: App,
-    /// The engine's client.
-    pub client: Client,
+    /// The engine's client: embedded, or a Restate cluster's.
+    pub client: EngineClient,
     /// Body limits and the like.
     pub limits: HttpLimits,
     /// The payment callback's HMAC secret.

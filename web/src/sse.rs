@@ -14,7 +14,6 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use zeroapp_app::db::notifications;
-use zeroapp_app::fulfillment;
 use zeroapp_engine::http::{self, ApiError, Request, Response};
 
 use crate::identity::{self, Identity, internal};
@@ -137,12 +136,7 @@ async fn workflow_stream(shared: &Shared, order_id: String) -> Result<Response, 
         let order_id = order_id.clone();
         move || {
             let (app, client, order_id) = (app.clone(), client.clone(), order_id.clone());
-            async move {
-                fulfillment::progress(&app, &client, &order_id)
-                    .await
-                    .ok()
-                    .flatten()
-            }
+            async move { client.progress(&app, &order_id).await.ok().flatten() }
         }
     };
     // Before payment the workflow has not started: the stream starts with the first change.

@@ -63,7 +63,20 @@ pub async fn view(
                 .map_err(|e| ApiError::bad_request(format!("bad invocation id: {e}")))?,
         ),
     };
-    let client = shared.client.clone();
+    let Some(client) = shared.client.embedded().cloned() else {
+        // On a Restate cluster the invocations are the cluster's: its own tools show them.
+        let notice = html! { div .card {
+            h2 { "Engine explorer" }
+            p { "This storefront runs its handlers on a Restate cluster: list its invocations and \
+                 journals with the cluster's admin API (SQL introspection) or Restate's UI." }
+        } };
+        return Ok(View {
+            input: notice.clone(),
+            output: notice,
+            fragments: Vec::new(),
+            signals: None,
+        });
+    };
     let (all, journal) = tokio::task::spawn_blocking(move || {
         let all = client.list_invocations(&InvocationFilter::default())?;
         let journal = match selected_id {
@@ -181,9 +194,9 @@ fn preview(result: Option<&Result<Vec<u8>, zeroapp_engine::TerminalError>>) -> S
 /// `POST /admin/engine/{id}/cancel`.
 pub async fn cancel(shared: &Shared, who: &Identity, id: &str) -> Result<Option<Markup>, ApiError> {
     who.require_admin()?;
-    let id: InvocationId = id
-        .parse()
-        .map_err(|e| ApiError::bad_request(format!("bad invocation id: {e}")))?;
+    if id.parse::<InvocationId>().is_err() && shared.client.embedded().is_some() {
+        return Err(ApiError::bad_request(format!("bad invocation id: {id:?}")));
+    }
     shared.client.cancel(id).await?;
     Ok(None)
 }

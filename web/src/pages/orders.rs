@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use maud::{Markup, html};
 use zeroapp_app::db::orders::{self, HistoryEntry, Order};
-use zeroapp_app::fulfillment::{self, Progress, STEPS, StepState};
+use zeroapp_app::fulfillment::{Progress, STEPS, StepState};
 use zeroapp_engine::http::ApiError;
 
 use super::View;
@@ -46,7 +46,9 @@ pub async fn list(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
 
 /// The workflow's progress, or `None` before it started (not paid yet).
 async fn progress(shared: &Shared, order_id: &str) -> Option<Progress> {
-    fulfillment::progress(&shared.app, &shared.client, order_id)
+    shared
+        .client
+        .progress(&shared.app, order_id)
         .await
         .ok()
         .flatten()

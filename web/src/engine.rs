@@ -1,0 +1,87 @@
+//! The engine the storefront talks to: the embedded one in this process, or a Restate cluster
+//! (`zeroapp serve --restate-admin … --restate-ingress …`, docs/scale-out.md). Pages and the
+//! JSON API call handlers, start checkouts and read an order's progress the same way on both;
+//! only the engine explorer needs the embedded engine's introspection.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use zeroapp_app::App;
+use zeroapp_app::fulfillment::{self, Progress};
+use zeroapp_engine::{CallError, Client, InvocationId, SendOptions, Target};
+use zeroapp_restate::RestateClient;
+
+/// A client of whichever engine runs the handlers. Cheap to clone.
+#[derive(Clone)]
+pub enum EngineClient {
+    /// The embedded engine, in this process.
+    Embedded(Client),
+    /// A Restate cluster, through its ingress and admin API.
+    Restate(Arc<RestateClient>),
+}
+
+impl EngineClient {
+    /// Calls a handler and waits for its result.
+    pub async fn call<I: Serialize, O: DeserializeOwned>(
+        &self,
+        target: Target,
+        input: &I,
+    ) -> Result<O, CallError> {
+        match self {
+            Self::Embedded(client) => client.call(target, input).await,
+            Self::Restate(client) => client.call(&target, input).await,
+        }
+    }
+
+    /// Sends a request under an idempotency key (a repeat maps to the same invocation) and
+    /// returns the invocation's id.
+    pub async fn send_idempotent<I: Serialize>(
+        &self,
+        target: Target,
+        input: &I,
+        key: String,
+    ) -> Result<String, CallError> {
+        match self {
+            Self::Embedded(client) => {
+                let options = SendOptions::default().idempotency_key(key);
+                let accepted = client.send_with(target, input, options).await?;
+                Ok(accepted.to_string())
+            }
+            Self::Restate(client) => client.send(&target, input, None, Some(&key)).await,
+        }
+    }
+
+    /// The order's progress as its workflow last committed it, read without an invocation;
+    /// `None` before the workflow started.
+    pub async fn progress(&self, app: &App, order_id: &str) -> Result<Option<Progress>, CallError> {
+        let (name, key) = (fulfillment::NAME, fulfillment::PROGRESS);
+        let stored: Option<Progress> = match self {
+            Self::Embedded(client) => client.state(name, order_id, key).await?,
+            Self::Restate(client) => client.state(name, order_id, key).await?,
+        };
+        Ok(stored.map(|progress| fulfillment::up_to_date(app, progress)))
+    }
+
+    /// Cancels an invocation by its id.
+    pub async fn cancel(&self, id: &str) -> Result<(), CallError> {
+        match self {
+            Self::Embedded(client) => {
+                let id: InvocationId = id
+                    .parse()
+                    .map_err(|e| CallError::UnknownInvocation(format!("{id}: {e}")))?;
+                client.cancel(id).await
+            }
+            Self::Restate(client) => client.cancel(id).await,
+        }
+    }
+
+    /// The embedded engine's client, for its introspection; `None` on a cluster, whose
+    /// invocations Restate's own tools show.
+    pub fn embedded(&self) -> Option<&Client> {
+        match self {
+            Self::Embedded(client) => Some(client),
+            Self::Restate(_) => None,
+        }
+    }
+}
