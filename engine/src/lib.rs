@@ -81,7 +81,10 @@
 //!
 //! ## Modules
 //!
-//! * [`context`] — the contexts handed to handlers, typed by capability.
+//! * [`context`] — the contexts handed to handlers, typed by capability;
+//!   [`context::backend`] is the byte-level seam under them, which the embedded journal
+//!   implements and another engine can too (the `zeroapp-restate` crate serves the same
+//!   definitions to a Restate cluster).
 //! * `service` — defining services, objects and workflows.
 //! * `client` — calling handlers from outside.
 //! * `introspect` — listing invocations, reading journals and state.

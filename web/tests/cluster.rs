@@ -12,8 +12,9 @@
 //!
 //! At the end every order is as it should be (delivered, rejected, or failed at shipping), with
 //! its exact history; stock = initial − delivered; no payment, shipment, history row or
-//! notification twice. `ZEROAPP_CLUSTER_ORDERS=60 cargo test -p zeroapp-web --test cluster --
-//! --nocapture` is the long mode (18 orders by default).
+//! notification twice. The long mode repeats the node kill in rounds of more orders:
+//! `ZEROAPP_CLUSTER_ORDERS=30 ZEROAPP_CLUSTER_KILLS=5 cargo test -p zeroapp-web --test cluster --
+//! --nocapture` (by default one round of 18).
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
 
@@ -277,11 +278,14 @@ fn check(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_survive_a_node_kill_and_a_deployment_kill() {
-    let total: usize = std::env::var("ZEROAPP_CLUSTER_ORDERS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(18)
-        .max(6);
+    let setting = |name: &str, default: usize| -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    };
+    let total = setting("ZEROAPP_CLUSTER_ORDERS", 18).max(6);
+    let rounds = setting("ZEROAPP_CLUSTER_KILLS", 1).max(1);
     let mut cluster = Cluster::start(3).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -311,48 +315,46 @@ async fn orders_survive_a_node_kill_and_a_deployment_kill() {
         }
     };
 
-    // Phase 1: a node dies mid-flow.
-    let mut orders: Vec<Order> = (0..total).map(order).collect();
-    for order in &orders {
-        place(&addr, &cookies, &admin, order);
+    // Phase 1: a node dies mid-flow, once per round; each time it restarts, rejoins and serves
+    // a new order.
+    let mut orders: Vec<Order> = Vec::new();
+    for round in 0..rounds {
+        let first = orders.len();
+        orders.extend((first..first + total).map(order));
+        for order in &orders[first..] {
+            place(&addr, &cookies, &admin, order);
+        }
+        let half = first + total / 2;
+        for order in &orders[first..half] {
+            decide(&addr, &admin, order);
+        }
+        let victim = cluster.leader_of_most_partitions().unwrap();
+        cluster.kill(victim);
+        let killed = Instant::now();
+        decide(&addr, &admin, &orders[half]);
+        let first_answer = killed.elapsed();
+        for order in &orders[half + 1..] {
+            decide(&addr, &admin, order);
+        }
+        for order in &orders[first..] {
+            wait_for_status(&addr, &admin, &order.id, &[order.fate.status()]);
+        }
+        let settled_at = Instant::now();
+        cluster.restart(victim).await.unwrap();
+        let rejoined = orders.len();
+        orders.push(order(rejoined));
+        let new_order = &orders[rejoined];
+        place(&addr, &cookies, &admin, new_order);
+        decide(&addr, &admin, new_order);
+        wait_for_status(&addr, &admin, &new_order.id, &[new_order.fate.status()]);
+        eprintln!(
+            "round {round}: node {victim} ({}) killed: next approval answered {first_answer:?} \
+             later; {total} orders settled; the node rejoined and a new order ended {} in {:?}",
+            cluster.node_name(victim),
+            new_order.fate.status(),
+            settled_at.elapsed()
+        );
     }
-    let half = orders.len() / 2;
-    for order in &orders[..half] {
-        decide(&addr, &admin, order);
-    }
-    let victim = cluster.leader_of_most_partitions().unwrap();
-    cluster.kill(victim);
-    let killed = Instant::now();
-    decide(&addr, &admin, &orders[half]);
-    let first_answer = killed.elapsed();
-    for order in &orders[half + 1..] {
-        decide(&addr, &admin, order);
-    }
-    for order in &orders {
-        wait_for_status(&addr, &admin, &order.id, &[order.fate.status()]);
-    }
-    let phase_one = Instant::now();
-    cluster.restart(victim).await.unwrap();
-    let rejoined = orders.len();
-    orders.push(order(rejoined));
-    place(&addr, &cookies, &admin, &orders[rejoined]);
-    decide(&addr, &admin, &orders[rejoined]);
-    wait_for_status(
-        &addr,
-        &admin,
-        &orders[rejoined].id,
-        &[orders[rejoined].fate.status()],
-    );
-    eprintln!(
-        "node {} ({}) killed: next approval answered {:?} later; {} orders settled; the node \
-         rejoined and a new order ended {} in {:?}",
-        victim,
-        cluster.node_name(victim),
-        first_answer,
-        rejoined,
-        orders[rejoined].fate.status(),
-        phase_one.elapsed()
-    );
 
     // Phase 2: the process serving the handlers dies while orders ship.
     let start = orders.len();
@@ -384,7 +386,8 @@ async fn orders_survive_a_node_kill_and_a_deployment_kill() {
     }
     let violations = check(&data, &orders, &initial, &stock(&addr));
     eprintln!(
-        "{} orders on 3 nodes ({fates:?}), 1 node kill, 1 deployment kill: {violations} violations",
+        "{} orders on 3 nodes ({fates:?}), {rounds} node kills, 1 deployment kill: {violations} \
+         violations",
         orders.len()
     );
     assert_eq!(
