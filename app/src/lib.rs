@@ -139,6 +139,13 @@ impl App {
         ]
     }
 
+    /// Closes the database for a clean stop: calls already made finish, the write-ahead log is
+    /// checkpointed into `app.sqlite`, and nothing is left beside it. Call it once the engine
+    /// stopped running handlers; later database calls fail.
+    pub async fn close(&self) -> Result<(), DbError> {
+        self.inner.db.close().await
+    }
+
     /// The database.
     pub fn db(&self) -> &Db {
         &self.inner.db

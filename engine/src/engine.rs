@@ -128,10 +128,19 @@ impl EngineBuilder {
         let dir = dir.to_owned();
         let retention_ms = u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX);
         let crash_hook = self.crash_hook;
+        let path = dir.join(crate::store::DATA_FILE);
         let store =
             tokio::task::spawn_blocking(move || Store::open(&dir, retention_ms, crash_hook))
                 .await
-                .map_err(|_| OpenError::NoRuntime)??;
+                .map_err(|error| match error.try_into_panic() {
+                    // The storage layer panics on some damage it does not expect: report the
+                    // damage, naming the file, rather than the panic.
+                    Ok(panic) => OpenError::Corrupted {
+                        path,
+                        message: panic_message(&*panic),
+                    },
+                    Err(_cancelled) => OpenError::NoRuntime,
+                })??;
         let next_id = store.last_invocation_id()? + 1;
         Ok(Arc::new(EngineInner {
             registry,
@@ -408,4 +417,13 @@ impl EngineInner {
             Ok(())
         }
     }
+}
+
+/// The message of a panic payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }

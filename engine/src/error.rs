@@ -159,6 +159,17 @@ pub enum OpenError {
         /// The version this engine reads and writes.
         expected: u32,
     },
+    /// The data file is damaged: the storage layer found it inconsistent, or failed on it.
+    #[error(
+        "data file {path} is damaged ({message}); restore it from a backup, or move it away to \
+         start with an empty engine (every invocation in it would be lost)"
+    )]
+    Corrupted {
+        /// The data file.
+        path: std::path::PathBuf,
+        /// What the storage layer said.
+        message: String,
+    },
     /// The storage layer failed.
     #[error(transparent)]
     Store(#[from] StoreError),

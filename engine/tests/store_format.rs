@@ -100,3 +100,66 @@ async fn a_creation_cut_short_by_a_crash_leaves_a_folder_that_opens() {
     assert!(dir.path().join(zeroapp_engine::DATA_FILE).exists());
     assert!(!dir.path().join("engine.redb.creating").exists());
 }
+
+/// Damage as disks and copies do it, applied to a stopped data file.
+fn damage(file: &std::path::Path, how: &str) {
+    let mut bytes = std::fs::read(file).unwrap();
+    match how {
+        "truncated to 1 KiB" => bytes.truncate(1024),
+        "header zeroed" => {
+            let end = 512.min(bytes.len());
+            bytes[..end].fill(0);
+        }
+        "a page overwritten" => {
+            let end = 8192.min(bytes.len());
+            bytes[4096.min(end)..end].fill(0xA5);
+        }
+        "empty" => bytes.clear(),
+        other => panic!("no damage {other}"),
+    }
+    std::fs::write(file, bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_data_file_is_refused_naming_it_never_a_panic() {
+    for how in [
+        "truncated to 1 KiB",
+        "header zeroed",
+        "a page overwritten",
+        "empty",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = common::open(
+            common::builder().register(VirtualObject::new("Counter").exclusive(
+                "add",
+                |ctx: ObjectContext, n: i64| async move {
+                    let total = ctx.get::<i64>("total").await?.unwrap_or(0) + n;
+                    ctx.set("total", &total)?;
+                    Ok::<_, HandlerError>(total)
+                },
+            )),
+            dir.path(),
+        )
+        .await;
+        for key in 0..50 {
+            let target = Target::object("Counter", key.to_string(), "add");
+            engine.client().call::<_, i64>(target, &1).await.unwrap();
+        }
+        engine.shutdown().await;
+        let file = dir.path().join(DATA_FILE);
+        damage(&file, how);
+        // Any answer but a panic: refused naming the file, or (for an empty file, which holds
+        // nothing to lose) opened afresh.
+        match common::builder().open(dir.path()).await {
+            Err(error) => {
+                let message = error.to_string();
+                assert!(message.contains(DATA_FILE), "{how}: {message}");
+                eprintln!("{how}: refused: {message}");
+            }
+            Ok(engine) => {
+                eprintln!("{how}: opened");
+                engine.shutdown().await;
+            }
+        }
+    }
+}

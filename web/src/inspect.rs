@@ -1,7 +1,6 @@
 //! `zeroapp inspect`: invocations and journals of a data folder no server is using.
 
-use std::time::SystemTime;
-
+use zeroapp_engine::http::format_time;
 use zeroapp_engine::{
     Engine, InvocationFilter, InvocationId, InvocationStatus, JournalEntryInfo, TerminalError,
 };
@@ -45,7 +44,7 @@ fn list(engine: &Engine, args: &InspectArgs) -> Result<(), Box<dyn std::error::E
             info.id.to_string(),
             info.status.as_str(),
             info.failed_attempts,
-            time(info.created_at),
+            format_time(info.created_at),
             info.target
         );
     }
@@ -66,8 +65,8 @@ fn show(engine: &Engine, id: InvocationId) -> Result<(), Box<dyn std::error::Err
     if let Some(error) = &info.last_error {
         println!("last error   {error}");
     }
-    println!("created      {}", time(info.created_at));
-    println!("modified     {}", time(info.modified_at));
+    println!("created      {}", format_time(info.created_at));
+    println!("modified     {}", format_time(info.modified_at));
     if let Some(outcome) = &info.outcome {
         println!("outcome      {}", result(Some(outcome)));
     }
@@ -96,8 +95,4 @@ fn result(result: Option<&Result<Vec<u8>, TerminalError>>) -> String {
         Some(Ok(bytes)) => format!("= {}", String::from_utf8_lossy(bytes)),
         Some(Err(error)) => format!("failed {}: {}", error.code(), error.message()),
     }
-}
-
-fn time(at: SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
 }

@@ -73,6 +73,10 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(engine) = handlers.engine {
         engine.shutdown().await;
     }
+    // Last, once no handler runs: app.sqlite alone then holds every committed row.
+    if let Err(error) = app.close().await {
+        tracing::error!(%error, "closing the app's database failed");
+    }
     println!("zeroapp: stopped");
     Ok(())
 }

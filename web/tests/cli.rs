@@ -17,6 +17,7 @@ fn zeroapp() -> Command {
 
 struct Serving {
     child: Child,
+    storefront: String,
     ingress: String,
     admin: String,
 }
@@ -25,6 +26,8 @@ struct Serving {
 fn serve(data: &Path) -> Serving {
     let mut child = zeroapp()
         .args([
+            "--addr",
+            "127.0.0.1:0",
             "--ingress-addr",
             "127.0.0.1:0",
             "--admin-addr",
@@ -36,8 +39,8 @@ fn serve(data: &Path) -> Serving {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut ingress, mut admin) = (None, None);
-    while ingress.is_none() || admin.is_none() {
+    let (mut ingress, mut admin, mut storefront) = (None, None, None);
+    while ingress.is_none() || admin.is_none() || storefront.is_none() {
         let line = lines
             .next()
             .expect("zeroapp exited before listening")
@@ -47,12 +50,15 @@ fn serve(data: &Path) -> Serving {
             ingress = Some(addr);
         } else if line.contains("admin listening") {
             admin = Some(addr);
+        } else if line.contains("storefront listening") {
+            storefront = Some(addr);
         }
     }
     // Keep reading stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     Serving {
         child,
+        storefront: storefront.unwrap(),
         ingress: ingress.unwrap(),
         admin: admin.unwrap(),
     }
@@ -71,6 +77,21 @@ fn get(addr: &str, path: &str) -> (u16, String) {
     let status = response[9..12].parse().unwrap();
     let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
     (status, body)
+}
+
+/// A POST of a JSON body over a fresh connection: the status.
+fn post(addr: &str, path: &str, body: &str) -> u16 {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: \
+         application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response[9..12].parse().unwrap()
 }
 
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -107,6 +128,12 @@ fn serves_until_sigterm_then_inspect_reads_the_folder() {
     assert!(body.contains("zeroapp_writer_commits_total"), "{body}");
     let (status, _) = get(&server.ingress, "/NoSuchService/handler");
     assert_eq!(status, 404);
+    let login = post(
+        &server.storefront,
+        "/api/login",
+        r#"{"user": "alice", "password": "alice-password"}"#,
+    );
+    assert_eq!(login, 200);
 
     // The folder is in use: inspect refuses it with a clear message.
     let busy = run(zeroapp().args(["inspect", "--data-dir"]).arg(&data));
@@ -120,6 +147,26 @@ fn serves_until_sigterm_then_inspect_reads_the_folder() {
         .unwrap();
     let status = wait_with_timeout(&mut server.child, Duration::from_secs(15));
     assert!(status.success(), "zeroapp exited with {status}");
+
+    // A clean stop leaves app.sqlite complete on its own: no write-ahead log beside it, and a
+    // copy of the file alone (as a naive backup takes it) holds the catalog and the session
+    // the login wrote.
+    assert!(
+        !data.join("app.sqlite-wal").exists(),
+        "app.sqlite-wal left after a clean stop"
+    );
+    let copy = dir.path().join("copy.sqlite");
+    std::fs::copy(data.join("app.sqlite"), &copy).unwrap();
+    let copied = rusqlite::Connection::open(&copy).unwrap();
+    let count = |table: &str| -> i64 {
+        copied
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(count("products"), 24);
+    assert!(count("sessions") >= 1, "the login's session is in the file");
 
     let listed = run(zeroapp().args(["inspect", "--data-dir"]).arg(&data));
     let stdout = String::from_utf8_lossy(&listed.stdout);

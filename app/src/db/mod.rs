@@ -56,12 +56,20 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A unit of work for the database thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// What the database thread is asked to do.
+enum Message {
+    /// Run a call.
+    Job(Job),
+    /// Checkpoint the log into the database file, close the connection and stop; then answer.
+    Close(oneshot::Sender<Result<(), DbError>>),
+}
+
 /// A handle on the database. Cheap to clone; all clones talk to the one thread that owns the
 /// connection, which runs their calls one at a time in the order they arrive. The thread
-/// stops, closing the connection, once every clone is dropped.
+/// stops, closing the connection, on [`Db::close`] or once every clone is dropped.
 #[derive(Debug, Clone)]
 pub struct Db {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Message>,
 }
 
 impl Db {
@@ -92,7 +100,7 @@ impl Db {
     async fn start(
         open: impl FnOnce() -> Result<Connection, DbError> + Send + 'static,
     ) -> Result<Self, DbError> {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Message>();
         let (ready_tx, ready_rx) = oneshot::channel::<Result<(), DbError>>();
         thread::Builder::new()
             .name("zeroapp-sqlite".into())
@@ -105,7 +113,9 @@ impl Db {
                     Ok(mut conn) => {
                         // If the opener stopped waiting, no Db exists to send calls: stop.
                         if ready_tx.send(Ok(())).is_ok() {
-                            serve(&mut conn, &queue);
+                            if let Some(answer) = serve(&mut conn, &queue) {
+                                let _ = answer.send(close(conn));
+                            }
                         }
                     }
                     Err(error) => {
@@ -135,20 +145,51 @@ impl Db {
             // The caller may have stopped waiting; the work is done either way.
             let _ = answer_tx.send(result);
         });
-        self.jobs.send(job).map_err(|_| DbError::Closed)?;
+        self.jobs
+            .send(Message::Job(job))
+            .map_err(|_| DbError::Closed)?;
+        answer_rx.await.map_err(|_| DbError::Closed)?
+    }
+
+    /// Finishes the calls already made, then checkpoints the write-ahead log into the database
+    /// file and closes the connection, so the file alone holds every committed row (no
+    /// `-wal` is left beside it). Later calls, from any clone, fail with [`DbError::Closed`].
+    /// For a clean stop: the process may exit once this returns.
+    pub async fn close(&self) -> Result<(), DbError> {
+        let (answer_tx, answer_rx) = oneshot::channel();
+        self.jobs
+            .send(Message::Close(answer_tx))
+            .map_err(|_| DbError::Closed)?;
         answer_rx.await.map_err(|_| DbError::Closed)?
     }
 }
 
-/// Runs jobs until every [`Db`] clone has been dropped.
-fn serve(conn: &mut Connection, queue: &mpsc::Receiver<Job>) {
-    for job in queue {
-        job(conn);
-        if !conn.is_autocommit() {
-            // A call must not leak an open transaction into the next one.
-            let _ = conn.execute_batch("ROLLBACK");
+/// Runs jobs until every [`Db`] clone has been dropped (`None`) or a close is asked for (its
+/// answer).
+fn serve(
+    conn: &mut Connection,
+    queue: &mpsc::Receiver<Message>,
+) -> Option<oneshot::Sender<Result<(), DbError>>> {
+    for message in queue {
+        match message {
+            Message::Job(job) => {
+                job(conn);
+                if !conn.is_autocommit() {
+                    // A call must not leak an open transaction into the next one.
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+            }
+            Message::Close(answer) => return Some(answer),
         }
     }
+    None
+}
+
+/// Checkpoints the log into the database file and closes the connection; SQLite removes the
+/// `-wal` and `-shm` files when its last connection closes cleanly.
+fn close(conn: Connection) -> Result<(), DbError> {
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    conn.close().map_err(|(_, error)| DbError::from(error))
 }
 
 /// Opens the file at `path`, creating it and its folder if needed, and configures it.

@@ -1,7 +1,6 @@
 //! The admin API: invocations, journals, object state, cancel, kill, purge, health, metrics.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -9,7 +8,7 @@ use serde_json::{Value, json};
 use crate::client::Client;
 use crate::engine::{Engine, EngineInner};
 use crate::error::{CallError, TerminalError};
-use crate::http::reply::{self, ApiError};
+use crate::http::reply::{self, ApiError, format_time};
 use crate::http::{Request, Response, Routes, decode, metrics, query_pairs};
 use crate::ids::InvocationId;
 use crate::introspect::{InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo};
@@ -192,10 +191,6 @@ fn filter(query: &str) -> Result<InvocationFilter, ApiError> {
     Ok(filter)
 }
 
-fn time(at: SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
-}
-
 fn invocation_json(info: &InvocationInfo) -> Value {
     json!({
         "id": info.id.to_string(),
@@ -206,8 +201,8 @@ fn invocation_json(info: &InvocationInfo) -> Value {
         "status": info.status.as_str(),
         "failedAttempts": info.failed_attempts,
         "lastError": info.last_error,
-        "createdAt": time(info.created_at),
-        "modifiedAt": time(info.modified_at),
+        "createdAt": format_time(info.created_at),
+        "modifiedAt": format_time(info.modified_at),
         "cancellation": info.cancellation.as_str(),
     })
 }
@@ -217,7 +212,7 @@ fn entry_json(entry: &JournalEntryInfo) -> Value {
         "index": entry.index,
         "kind": entry.kind,
         "name": entry.name,
-        "at": time(entry.at),
+        "at": format_time(entry.at),
         "attempt": entry.attempt,
         "result": outcome_json(entry.result.as_ref()),
     })

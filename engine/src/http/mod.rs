@@ -32,7 +32,9 @@ use percent_encoding::percent_decode_str;
 
 pub use crate::http::admin::admin;
 pub use crate::http::ingress::ingress;
-pub use crate::http::reply::{ApiError, bytes, empty, json, raw_json, read_body, text};
+pub use crate::http::reply::{
+    ApiError, bytes, empty, format_time, json, raw_json, read_body, text,
+};
 pub use crate::http::server::serve;
 
 /// The body of every response the engine's servers send.

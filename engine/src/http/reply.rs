@@ -4,6 +4,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, LengthLimitError, Limited};
 use hyper::StatusCode;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{CallError, StoreError};
 use crate::http::{Body, Request, Response};
@@ -186,9 +187,26 @@ pub(crate) fn check_json(body: &[u8]) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
+/// The latest time RFC 3339 can write: 9999-12-31T23:59:59.999Z.
+const LAST_WRITABLE: Duration = Duration::from_millis(253_402_300_799_999);
+
+/// `at` as RFC 3339 with milliseconds (`2026-12-07T14:29:46.123Z`). A time RFC 3339 cannot
+/// write — before 1970 or after 9999, as only a damaged record holds — is shown as what it is
+/// instead of panicking: `out of range (N ms since 1970)`.
+pub fn format_time(at: SystemTime) -> String {
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(since) if since <= LAST_WRITABLE => humantime::format_rfc3339_millis(at).to_string(),
+        Ok(since) => format!("out of range ({} ms since 1970)", since.as_millis()),
+        Err(before) => format!(
+            "out of range (-{} ms since 1970)",
+            before.duration().as_millis()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::check_json;
+    use super::{Duration, UNIX_EPOCH, check_json, format_time};
 
     #[test]
     fn deep_nesting_does_not_overflow_the_stack() {
@@ -201,5 +219,28 @@ mod tests {
         assert!(check_json(b"").is_ok());
         let message = check_json(b"{\"a\": ").unwrap_err().message;
         assert!(message.contains("not valid JSON"), "{message}");
+    }
+
+    #[test]
+    fn times_rfc3339_cannot_write_are_shown_not_panicked_on() {
+        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+        assert_eq!(
+            format_time(at(1_765_117_786_123)),
+            "2025-12-07T14:29:46.123Z"
+        );
+        assert_eq!(
+            format_time(at(253_402_300_799_999)),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            format_time(at(253_402_300_800_000)),
+            "out of range (253402300800000 ms since 1970)"
+        );
+        assert_eq!(
+            format_time(at(u64::MAX)),
+            format!("out of range ({} ms since 1970)", u64::MAX)
+        );
+        let before = UNIX_EPOCH - Duration::from_millis(5);
+        assert_eq!(format_time(before), "out of range (-5 ms since 1970)");
     }
 }

@@ -83,6 +83,9 @@ impl Store {
             Err(DatabaseError::Storage(redb::StorageError::Io(source))) => {
                 return Err(OpenError::Io { path, source });
             }
+            Err(DatabaseError::Storage(redb::StorageError::Corrupted(message))) => {
+                return Err(OpenError::Corrupted { path, message });
+            }
             Err(other) => return Err(OpenError::Store(other.into())),
         };
         check_format(&db, path.clone())?;
