@@ -20,6 +20,8 @@
 //! * [`waiting`] — the `waiting` bench: suspended invocations, restarts, timers, awakeables.
 //! * [`restate`] — the `restate` bench: the same workloads on the engine (HTTP and
 //!   in-process) and on a real Restate server, side by side.
+//! * [`scale_out`] — the `scale_out` bench: the same handlers on the embedded engine, served
+//!   to one Restate node and to a 3-node Restate cluster (`zeroapp-restate`), side by side.
 //! * [`micro`] — the `micro` bench: journal append, replay after a reopen, timer firing.
 //! * [`report`] — tables, ratios against the targets, and `docs/benchmarks.md`.
 
@@ -35,6 +37,7 @@ pub mod micro;
 pub mod raw;
 pub mod report;
 pub mod restate;
+pub mod scale_out;
 pub mod stats;
 pub mod storefront;
 pub mod waiting;

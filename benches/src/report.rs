@@ -373,6 +373,21 @@ pub fn bench_main<R>(
     }
 }
 
+/// `bench`, stopped early by SIGINT or SIGTERM: `bench` is dropped, so whatever it started
+/// and guards (child processes, servers) is stopped before the error is returned.
+pub async fn until_signal<R>(
+    bench: impl std::future::Future<Output = Result<R, String>>,
+) -> Result<R, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    tokio::select! {
+        report = bench => report,
+        _ = tokio::signal::ctrl_c() => Err("interrupted (SIGINT); child processes stopped".to_owned()),
+        _ = terminate.recv() => Err("terminated (SIGTERM); child processes stopped".to_owned()),
+    }
+}
+
 /// Whether a bench binary runs in full: only under `cargo bench` (which passes `--bench`),
 /// unless `--test` is passed too (`cargo bench -- --test`) or `BENCH_QUICK=1`.
 pub fn full_mode(args: &[String], bench_quick: Option<&str>) -> bool {

@@ -15,6 +15,9 @@
 //! * **ZeroApp in-process**: the same handlers through the engine's `Client` in the bench's own
 //!   process; memory is the bench process's (it includes the load generator).
 //!
+//! The workloads, the repetition loop (`repeat_points`) and the tables (`workload_table`)
+//! also serve the `scale_out` bench ([`crate::scale_out`]).
+//!
 //! Quick mode (tests, `-- --test`) skips Restate (it needs the npm registry and a release
 //! build of the SDK project) and says so, unless `ZEROAPP_BENCH_RESTATE=1`.
 
@@ -27,11 +30,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use zeroapp_engine::{Engine, WriterStatistics};
+use zeroapp_restate::local::RESTATE_VERSION;
 
 use crate::load::{Sample, Window, Worker, closed_loop_workers};
 use crate::report::{ms, verdict};
 use crate::stats::{median, median_duration};
-use server::{RESTATE_VERSION, RestateServer, ZeroAppServer};
+use server::{RestateServer, ZeroAppServer};
 pub use workloads::Workload;
 use workloads::{ClientWorker, HttpWorker, Keys};
 
@@ -138,6 +142,9 @@ impl Side {
             Side::InProcess => "ZeroApp in-process",
         }
     }
+
+    /// Every side, in the order of a [`Row`]'s figures.
+    const ALL: [Side; 3] = [Side::ZeroAppHttp, Side::RestateHttp, Side::InProcess];
 }
 
 /// One run of one point on one side.
@@ -193,7 +200,8 @@ impl WriterFigures {
 }
 
 impl Measured {
-    fn of(sample: &Sample, offset: Duration, rss_kib: u64) -> Self {
+    /// The figures of `sample`, its latencies less `offset`, with `rss_kib` of memory.
+    pub(crate) fn of(sample: &Sample, offset: Duration, rss_kib: u64) -> Self {
         let at = |p: f64| sample.latencies.percentile(p).saturating_sub(offset);
         Self {
             per_second: sample.per_second(),
@@ -251,18 +259,23 @@ pub struct Ratios {
     pub rss: f64,
 }
 
+impl Ratios {
+    /// `a` ÷ `b` for every figure (NaN where `b`'s is zero).
+    pub fn of(a: &Measured, b: &Measured) -> Self {
+        let div = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        Self {
+            throughput: div(a.per_second, b.per_second),
+            p50: div(a.p50.as_secs_f64(), b.p50.as_secs_f64()),
+            p99: div(a.p99.as_secs_f64(), b.p99.as_secs_f64()),
+            rss: div(a.rss_mib, b.rss_mib),
+        }
+    }
+}
+
 impl Row {
     /// ZeroApp HTTP ÷ Restate HTTP, if Restate was measured.
     pub fn ratios(&self) -> Option<Ratios> {
-        let r = self.restate?;
-        let z = self.zeroapp;
-        let div = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
-        Some(Ratios {
-            throughput: div(z.per_second, r.per_second),
-            p50: div(z.p50.as_secs_f64(), r.p50.as_secs_f64()),
-            p99: div(z.p99.as_secs_f64(), r.p99.as_secs_f64()),
-            rss: div(z.rss_mib, r.rss_mib),
-        })
+        Some(Ratios::of(&self.zeroapp, self.restate.as_ref()?))
     }
 }
 
@@ -298,9 +311,10 @@ pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Rep
         log(format!("Restate skipped — {why}"));
     }
     let restate = if settings.restate {
-        let binary = tokio::task::spawn_blocking(server::restate_server_binary)
+        let binary = tokio::task::spawn_blocking(zeroapp_restate::local::restate_server_binary)
             .await
-            .map_err(|e| format!("fetching Restate died: {e}"))??;
+            .map_err(|e| format!("fetching Restate died: {e}"))?
+            .map_err(|e| e.to_string())?;
         let services = tokio::task::spawn_blocking(server::restate_services_binary)
             .await
             .map_err(|e| format!("building the services died: {e}"))??;
@@ -333,36 +347,87 @@ async fn measure_all(
     sides: &Sides,
     log: &mut dyn FnMut(String),
 ) -> Result<Vec<Row>, String> {
-    let points: Vec<(Workload, usize)> = settings
-        .workloads
+    let points = points(&settings.workloads, &settings.concurrencies);
+    // ZeroApp HTTP and Restate HTTP take turns going first; in-process goes last.
+    let order = |repetition: usize| {
+        if repetition % 2 == 1 {
+            vec![0, 1, 2]
+        } else {
+            vec![1, 0, 2]
+        }
+    };
+    let runs = repeat_points(
+        &points,
+        settings.repetitions,
+        &Side::ALL.map(Side::name),
+        order,
+        async |side, workload, concurrency, prefix| {
+            measure(
+                settings,
+                sides,
+                Side::ALL[side],
+                workload,
+                concurrency,
+                &prefix,
+            )
+            .await
+        },
+        log,
+    )
+    .await?;
+    Ok(points
         .iter()
-        .flat_map(|&w| settings.concurrencies.iter().map(move |&c| (w, c)))
-        .collect();
-    let mut runs: Vec<[Vec<Measured>; 3]> = vec![Default::default(); points.len()];
-    let total = settings.repetitions * points.len();
+        .zip(&runs)
+        .map(|(&(workload, concurrency), runs)| Row {
+            workload,
+            concurrency,
+            zeroapp: Measured::median_of(&runs[0]),
+            restate: (!runs[1].is_empty()).then(|| Measured::median_of(&runs[1])),
+            in_process: Measured::median_of(&runs[2]),
+        })
+        .collect())
+}
+
+/// Every point of `workloads` × `concurrencies`, workload by workload.
+pub(crate) fn points(workloads: &[Workload], concurrencies: &[usize]) -> Vec<(Workload, usize)> {
+    workloads
+        .iter()
+        .flat_map(|&w| concurrencies.iter().map(move |&c| (w, c)))
+        .collect()
+}
+
+/// Runs every point `repetitions` times. In each repetition (counted from 1) the sides of a
+/// point run one right after the other, in the order `order(repetition)` gives (indices into
+/// `names`). `measure(side, workload, concurrency, key prefix)` runs one side once (`None`:
+/// that side is not measured); the key prefix is unique to the repetition, concurrency and
+/// side. `log` hears one line per point and repetition. Returns every run, by point (in the
+/// order of `points`), then by side (index into `names`).
+pub(crate) async fn repeat_points(
+    points: &[(Workload, usize)],
+    repetitions: usize,
+    names: &[&str],
+    order: impl Fn(usize) -> Vec<usize>,
+    mut measure: impl AsyncFnMut(usize, Workload, usize, String) -> Result<Option<Measured>, String>,
+    log: &mut dyn FnMut(String),
+) -> Result<Vec<Vec<Vec<Measured>>>, String> {
+    let mut runs: Vec<Vec<Vec<Measured>>> = vec![vec![Vec::new(); names.len()]; points.len()];
+    let total = repetitions * points.len();
     let mut done = 0;
-    for repetition in 1..=settings.repetitions {
-        for (i, &(workload, concurrency)) in points.iter().enumerate() {
-            let order = if repetition % 2 == 1 {
-                [Side::ZeroAppHttp, Side::RestateHttp, Side::InProcess]
-            } else {
-                [Side::RestateHttp, Side::ZeroAppHttp, Side::InProcess]
-            };
+    for repetition in 1..=repetitions {
+        for (point, &(workload, concurrency)) in points.iter().enumerate() {
             let mut line = format!(
                 "[{}/{total}] rep {repetition} {workload} c={concurrency}:",
                 done + 1
             );
-            for side in order {
-                let prefix = format!("r{repetition}c{concurrency}{side:?}");
-                let Some(m) =
-                    measure(settings, sides, side, workload, concurrency, &prefix).await?
-                else {
+            for side in order(repetition) {
+                let prefix = format!("r{repetition}c{concurrency}s{side}");
+                let Some(m) = measure(side, workload, concurrency, prefix).await? else {
                     continue;
                 };
                 let _ = write!(
                     line,
                     " | {} {:.0}/s p50 {} p99 {}{}",
-                    side.name(),
+                    names[side],
                     m.per_second,
                     ms(m.p50),
                     ms(m.p99),
@@ -372,28 +437,38 @@ async fn measure_all(
                         String::new()
                     }
                 );
-                let slot = match side {
-                    Side::ZeroAppHttp => 0,
-                    Side::RestateHttp => 1,
-                    Side::InProcess => 2,
-                };
-                runs[i][slot].push(m);
+                runs[point][side].push(m);
             }
             done += 1;
             log(line);
         }
     }
-    Ok(points
-        .iter()
-        .zip(&runs)
-        .map(|(&(workload, concurrency), [z, r, i])| Row {
-            workload,
-            concurrency,
-            zeroapp: Measured::median_of(z),
-            restate: (!r.is_empty()).then(|| Measured::median_of(r)),
-            in_process: Measured::median_of(i),
-        })
-        .collect())
+    Ok(runs)
+}
+
+/// Runs `concurrency` closed-loop [`HttpWorker`]s of `workload` for `window`, worker `i` on
+/// the ingress `addresses[i % addresses.len()]` (`127.0.0.1:port`), their keys under `prefix`.
+pub(crate) async fn http_sample(
+    window: Window,
+    workload: Workload,
+    concurrency: usize,
+    addresses: &[String],
+    prefix: &str,
+) -> Result<Sample, String> {
+    if addresses.is_empty() {
+        return Err("no ingress to send requests to".to_owned());
+    }
+    let mut workers = Vec::with_capacity(concurrency);
+    for worker in 0..concurrency {
+        let keys = Keys {
+            prefix: prefix.to_owned(),
+            worker,
+            count: 0,
+        };
+        let address = &addresses[worker % addresses.len()];
+        workers.push(Timed(HttpWorker::open(workload, address, keys).await?));
+    }
+    closed_loop_workers(window, workers).await
 }
 
 /// One side at one point; `None` for Restate when it is not running.
@@ -419,12 +494,8 @@ async fn measure(
                 (_, Some(restate)) => &restate.address,
                 (_, None) => return Ok(None),
             };
-            let mut workers = Vec::with_capacity(concurrency);
-            for worker in 0..concurrency {
-                let w = HttpWorker::open(workload, address, keys(worker)).await?;
-                workers.push(Timed(w));
-            }
-            let sample = closed_loop_workers(window, workers).await?;
+            let addresses = [address.clone()];
+            let sample = http_sample(window, workload, concurrency, &addresses, prefix).await?;
             let rss = match (side, &sides.restate) {
                 (Side::ZeroAppHttp, _) => sides.zeroapp.rss_kib().unwrap_or(0),
                 (_, Some(restate)) => {
@@ -468,7 +539,110 @@ fn mib(m: f64) -> String {
     format!("{m:.0} MiB")
 }
 
-fn ratio(r: f64) -> String {
+/// A figure column of the side-by-side tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Column {
+    /// Operations per second.
+    PerSecond,
+    /// Median latency.
+    P50,
+    /// 90th percentile.
+    P90,
+    /// 99th percentile.
+    P99,
+    /// Failed operations.
+    Errors,
+    /// Resident memory.
+    Rss,
+}
+
+impl Column {
+    /// Every column, as the `restate` bench shows them.
+    pub(crate) const ALL: [Column; 6] = [
+        Column::PerSecond,
+        Column::P50,
+        Column::P90,
+        Column::P99,
+        Column::Errors,
+        Column::Rss,
+    ];
+
+    fn header(self) -> &'static str {
+        match self {
+            Column::PerSecond => "ops/s",
+            Column::P50 => "p50",
+            Column::P90 => "p90",
+            Column::P99 => "p99",
+            Column::Errors => "errors",
+            Column::Rss => "RSS",
+        }
+    }
+
+    fn cell(self, m: &Measured) -> String {
+        match self {
+            Column::PerSecond => format!("{:.0}", m.per_second),
+            Column::P50 => ms(m.p50),
+            Column::P90 => ms(m.p90),
+            Column::P99 => ms(m.p99),
+            Column::Errors => m.errors.to_string(),
+            Column::Rss => mib(m.rss_mib),
+        }
+    }
+}
+
+/// One row of a side-by-side table: one side at one concurrency.
+pub(crate) struct Line<'a> {
+    /// Concurrent callers.
+    pub(crate) callers: usize,
+    /// The side's name.
+    pub(crate) side: &'a str,
+    /// Its figures.
+    pub(crate) measured: &'a Measured,
+    /// The cells of the extra columns (ratios), one per extra header.
+    pub(crate) extra: Vec<String>,
+}
+
+/// One workload's table in Markdown: a heading (the workload, and whether its figures are
+/// latency or lateness), then a row per line: callers, side, `columns`, then the `extra`
+/// columns.
+pub(crate) fn workload_table(
+    workload: Workload,
+    columns: &[Column],
+    extra: &[&str],
+    lines: &[Line<'_>],
+) -> String {
+    let latency = if workload == Workload::Sleep {
+        "lateness"
+    } else {
+        "latency"
+    };
+    let headers: Vec<&str> = ["callers", "side"]
+        .into_iter()
+        .chain(columns.iter().map(|c| c.header()))
+        .chain(extra.iter().copied())
+        .collect();
+    let alignment: Vec<&str> = (0..headers.len())
+        .map(|i| if i == 1 { "---" } else { "---:" })
+        .collect();
+    let mut out = format!(
+        "**{workload}** ({latency})\n\n| {} |\n|{}|\n",
+        headers.join(" | "),
+        alignment.join("|")
+    );
+    for line in lines {
+        let cells: Vec<String> = [line.callers.to_string(), line.side.to_owned()]
+            .into_iter()
+            .chain(columns.iter().map(|c| c.cell(line.measured)))
+            .chain(line.extra.iter().cloned())
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    out.push('\n');
+    out
+}
+
+/// `r` as a factor (`0.25×`), or a dash when it is not a number.
+pub(crate) fn ratio(r: f64) -> String {
     if r.is_finite() {
         format!("{r:.2}×")
     } else {
@@ -479,58 +653,38 @@ fn ratio(r: f64) -> String {
 /// The figures as Markdown: one table per workload (a row per concurrency and side), then the
 /// ratios.
 pub fn tables(report: &Report) -> String {
+    let extra = [
+        "ops/s ZeroApp ÷ Restate",
+        "p50 ZeroApp ÷ Restate",
+        "p99 ZeroApp ÷ Restate",
+    ];
     let mut out = String::new();
     for &workload in &report.settings.workloads {
-        let rows: Vec<&Row> = report
-            .rows
-            .iter()
-            .filter(|r| r.workload == workload)
-            .collect();
-        let latency = if workload == Workload::Sleep {
-            "lateness"
-        } else {
-            "latency"
-        };
-        let _ = write!(
-            out,
-            "**{workload}** ({latency})\n\n\
-             | callers | side | ops/s | p50 | p90 | p99 | errors | RSS | ops/s ZeroApp ÷ Restate \
-             | p50 ZeroApp ÷ Restate | p99 ZeroApp ÷ Restate |\n\
-             |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-        );
-        for row in rows {
+        let mut lines = Vec::new();
+        for row in report.rows.iter().filter(|r| r.workload == workload) {
             let ratios = row.ratios();
             let sides = [
-                (Side::ZeroAppHttp, Some(row.zeroapp)),
-                (Side::RestateHttp, row.restate),
-                (Side::InProcess, Some(row.in_process)),
+                (Side::ZeroAppHttp, Some(&row.zeroapp)),
+                (Side::RestateHttp, row.restate.as_ref()),
+                (Side::InProcess, Some(&row.in_process)),
             ];
             for (side, m) in sides {
-                let Some(m) = m else { continue };
-                let ratio_cells = match (side, ratios) {
-                    (Side::ZeroAppHttp, Some(r)) => format!(
-                        "**{}** | **{}** | **{}**",
-                        ratio(r.throughput),
-                        ratio(r.p50),
-                        ratio(r.p99)
-                    ),
-                    _ => " | | ".to_owned(),
+                let Some(measured) = m else { continue };
+                let extra = match (side, ratios) {
+                    (Side::ZeroAppHttp, Some(r)) => [r.throughput, r.p50, r.p99]
+                        .map(|r| format!("**{}**", ratio(r)))
+                        .to_vec(),
+                    _ => vec![String::new(); extra.len()],
                 };
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {ratio_cells} |",
-                    row.concurrency,
-                    side.name(),
-                    m.per_second,
-                    ms(m.p50),
-                    ms(m.p90),
-                    ms(m.p99),
-                    m.errors,
-                    mib(m.rss_mib),
-                );
+                lines.push(Line {
+                    callers: row.concurrency,
+                    side: side.name(),
+                    measured,
+                    extra,
+                });
             }
         }
-        out.push('\n');
+        out.push_str(&workload_table(workload, &Column::ALL, &extra, &lines));
     }
     out
 }
@@ -740,12 +894,5 @@ pub async fn run_until_signal(
     settings: &Settings,
     log: &mut dyn FnMut(String),
 ) -> Result<Report, String> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
-    tokio::select! {
-        report = run(settings, log) => report,
-        _ = tokio::signal::ctrl_c() => Err("interrupted (SIGINT); child processes stopped".to_owned()),
-        _ = terminate.recv() => Err("terminated (SIGTERM); child processes stopped".to_owned()),
-    }
+    crate::report::until_signal(run(settings, log)).await
 }

@@ -1,6 +1,7 @@
 //! The servers the bench starts as child processes, all on 127.0.0.1 only: the engine's
 //! ingress (`zeroapp-bench-server`, this crate's binary), and a Restate server with the
-//! `restate-sdk` twins of the handlers (`benches/restate-services`). Every child sits in a
+//! `restate-sdk` twins of the handlers (`benches/restate-services`); the `restate-server`
+//! binary comes from [`zeroapp_restate::local::restate_server_binary`]. Every child sits in a
 //! [`ChildGuard`], which kills and reaps it when dropped, so a failed or panicking run leaves
 //! nothing behind.
 
@@ -13,9 +14,6 @@ use hyper::StatusCode;
 
 use crate::http_load::HttpConnection;
 
-/// The Restate server release the bench downloads (npm package
-/// `@restatedev/restate-server-linux-x64`).
-pub const RESTATE_VERSION: &str = "1.7.12";
 /// How long a server may take to answer after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -296,42 +294,6 @@ async fn wait_until_served(address: &str, children: &mut [&mut ChildGuard]) -> R
 pub fn workspace_root() -> PathBuf {
     let benches = Path::new(env!("CARGO_MANIFEST_DIR"));
     benches.parent().unwrap_or(benches).to_owned()
-}
-
-/// The `restate-server` binary of [`RESTATE_VERSION`], fetched from the npm registry into
-/// `target/restate-server/` the first time (`npm pack`, then `tar`).
-pub fn restate_server_binary() -> Result<PathBuf, String> {
-    let cache = workspace_root().join("target").join("restate-server");
-    let binary = cache
-        .join(RESTATE_VERSION)
-        .join("package")
-        .join("bin")
-        .join("restate-server");
-    if binary.exists() {
-        return Ok(binary);
-    }
-    let folder = cache.join(RESTATE_VERSION);
-    std::fs::create_dir_all(&folder)
-        .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-    eprintln!("fetching @restatedev/restate-server-linux-x64@{RESTATE_VERSION} with npm pack");
-    let package = format!("@restatedev/restate-server-linux-x64@{RESTATE_VERSION}");
-    run(Command::new("npm")
-        .args(["pack", "--silent", &package, "--pack-destination"])
-        .arg(&folder))?;
-    let tarball = folder.join(format!(
-        "restatedev-restate-server-linux-x64-{RESTATE_VERSION}.tgz"
-    ));
-    run(Command::new("tar")
-        .arg("xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&folder))?;
-    let _ = std::fs::remove_file(&tarball);
-    if binary.exists() {
-        Ok(binary)
-    } else {
-        Err(format!("{} is missing after unpacking", binary.display()))
-    }
 }
 
 /// Builds `benches/restate-services` (release, into `target/restate-services/`) and returns

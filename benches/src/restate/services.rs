@@ -1,12 +1,13 @@
 //! The `restate` bench's handlers on the engine: the twins of the ones in
 //! `benches/restate-services/src/main.rs` (Restate's Rust SDK), on the same paths, doing the
-//! same durable steps.
+//! same durable steps. The `scale_out` bench serves these very definitions to Restate clusters
+//! through `zeroapp_restate::Deployment`.
 
 use std::path::Path;
 use std::time::Duration;
 
 use zeroapp_engine::prelude::*;
-use zeroapp_engine::{Context, SharedWorkflowContext};
+use zeroapp_engine::{Context, Definition, SharedWorkflowContext};
 
 use crate::engine::three_steps;
 
@@ -63,22 +64,33 @@ pub async fn sleep(ctx: Context, input: String) -> Result<String, HandlerError> 
     Ok(input)
 }
 
-/// Opens an engine in `dir` with every handler of the bench registered.
+/// Every handler of the bench, as registered with the engine ([`open_engine`]) and served to
+/// Restate by the `scale_out` bench (`zeroapp_restate::Deployment`).
+pub fn definitions() -> Vec<Definition> {
+    vec![
+        Service::new(BENCH)
+            .handler(crate::engine::HANDLER, three_steps)
+            .into(),
+        VirtualObject::new(COUNTER).exclusive("add", add).into(),
+        Workflow::new(AWAKE_FLOW)
+            .run(awake_run)
+            .shared("awakeable_id", awakeable_id)
+            .into(),
+        Workflow::new(APPROVAL)
+            .run(approval_run)
+            .shared("approve", approve)
+            .into(),
+        Service::new(SLEEPER).handler("sleep", sleep).into(),
+    ]
+}
+
+/// Opens an engine in `dir` with every handler of the bench ([`definitions`]) registered.
 pub async fn open_engine(dir: &Path) -> Result<Engine, String> {
-    Engine::builder()
-        .register(Service::new(BENCH).handler(crate::engine::HANDLER, three_steps))
-        .register(VirtualObject::new(COUNTER).exclusive("add", add))
-        .register(
-            Workflow::new(AWAKE_FLOW)
-                .run(awake_run)
-                .shared("awakeable_id", awakeable_id),
-        )
-        .register(
-            Workflow::new(APPROVAL)
-                .run(approval_run)
-                .shared("approve", approve),
-        )
-        .register(Service::new(SLEEPER).handler("sleep", sleep))
+    definitions()
+        .into_iter()
+        .fold(Engine::builder(), |builder, definition| {
+            builder.register(definition)
+        })
         .open(dir)
         .await
         .map_err(|e| format!("cannot open the engine: {e}"))
