@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+pub mod check;
 pub mod db;
 pub mod error;
 mod events;

@@ -17,6 +17,7 @@ use crate::invoker::{self, Fatal, Live};
 use crate::retry::RetryPolicy;
 use crate::service::{Definition, Registry};
 use crate::store::Store;
+use crate::store::check::CheckReport;
 use crate::store::records::Outcome;
 use crate::store::writer::{CrashHook, Effects};
 use crate::timers::{self, TimerSignal};
@@ -175,6 +176,25 @@ impl Engine {
             crash_hook: None,
             random_seed: None,
         }
+    }
+
+    /// Checks the data file in `dir`, which no process may be using: redb's integrity check,
+    /// then every invocation record, journal entry and promise read back and decoded, and
+    /// journal entries matched with their invocations. Writes nothing. A file the storage
+    /// layer cannot open at all is an [`OpenError`] (damage as [`OpenError::Corrupted`], never
+    /// a panic); anything else it finds is in the report's `problems`.
+    pub async fn check(dir: impl AsRef<Path>) -> Result<CheckReport, OpenError> {
+        let dir = dir.as_ref().to_owned();
+        let path = dir.join(crate::store::DATA_FILE);
+        tokio::task::spawn_blocking(move || crate::store::check::check(&dir))
+            .await
+            .map_err(|error| match error.try_into_panic() {
+                Ok(panic) => OpenError::Corrupted {
+                    path,
+                    message: panic_message(&*panic),
+                },
+                Err(_cancelled) => OpenError::NoRuntime,
+            })?
     }
 
     /// Opens an existing data folder for introspection only: nothing is resumed, no timer

@@ -141,6 +141,7 @@ pub use crate::introspect::{
 pub use crate::retry::RetryPolicy;
 pub use crate::service::{Definition, HandlerFuture, Service, VirtualObject, Workflow};
 pub use crate::store::DATA_FILE;
+pub use crate::store::check::CheckReport;
 
 /// Everything a handler module usually needs.
 pub mod prelude {

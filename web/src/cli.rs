@@ -27,6 +27,21 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Look into a data folder that no server is using: list invocations, show a journal.
     Inspect(InspectArgs),
+    /// Verify a data folder that no server is using: both stores readable and intact, and in
+    /// agreement. Exit 0: sound; 1: problems found (listed); 2: the check could not run.
+    Check(CheckArgs),
+}
+
+/// Flags of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The data folder to verify.
+    #[arg(long, env = "ZEROAPP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// The folder's handlers run on a Restate cluster: it holds no engine file, and its orders
+    /// are not compared with one.
+    #[arg(long)]
+    pub without_engine: bool,
 }
 
 /// Flags of `serve`.

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod identity;

@@ -1,9 +1,9 @@
-//! `zeroapp`: the server (`serve`, the default) and an offline look into a data folder
-//! (`inspect`).
+//! `zeroapp`: the server (`serve`, the default), an offline look into a data folder
+//! (`inspect`), and its verification (`check`).
 
 use clap::Parser;
 use zeroapp_web::cli::{Cli, Command};
-use zeroapp_web::{inspect, serve};
+use zeroapp_web::{check, inspect, serve};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -20,15 +20,18 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match command {
-            Command::Serve(args) => serve::run(*args).await,
-            Command::Inspect(args) => inspect::run(args).await,
+            Command::Serve(args) => serve::run(*args).await.map(|()| true),
+            Command::Inspect(args) => inspect::run(args).await.map(|()| true),
+            Command::Check(args) => check::run(args).await,
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        // `check` found problems: it listed them.
+        Ok(false) => std::process::ExitCode::FAILURE,
         Err(error) => {
             eprintln!("zeroapp: {error}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(2)
         }
     }
 }

@@ -4,6 +4,7 @@
 //! commits. Reads open their own MVCC read transactions and never wait for the writer.
 //! Nothing outside this module opens a redb transaction.
 
+pub(crate) mod check;
 pub(crate) mod records;
 pub(crate) mod tables;
 pub(crate) mod writer;
