@@ -229,6 +229,18 @@ impl Engine {
         self.inner.store.close().await;
     }
 
+    /// Why the engine can commit nothing more, if so: its writer thread died (the storage layer
+    /// failed on a damaged file). Every write then fails; a supervisor should restart the
+    /// process, whose start-up reports the damage.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.store.failure()
+    }
+
+    /// Waits until the engine can commit nothing more ([`Engine::failure`]); its reason.
+    pub async fn failed(&self) -> String {
+        self.inner.store.failed().await
+    }
+
     pub(crate) fn inner(&self) -> &Arc<EngineInner> {
         &self.inner
     }
@@ -440,7 +452,7 @@ impl EngineInner {
 }
 
 /// The message of a panic payload.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

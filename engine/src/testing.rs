@@ -197,6 +197,12 @@ impl<S: Setup> TestEngine<S> {
         self.open(None).await
     }
 
+    /// Makes the storage layer fail at the next write, as a damaged file can: the engine's
+    /// writer thread dies, every write fails from then on, and [`Engine::failure`] says why.
+    pub fn fail_storage(&self) {
+        self.engine().inner().store.fail_storage();
+    }
+
     /// Stops the engine cleanly.
     pub async fn shutdown(mut self) {
         if let Some(engine) = self.engine.take() {

@@ -282,3 +282,60 @@ async fn the_checker_catches_a_step_that_is_not_idempotent() {
         vec![(0, "charge".to_owned()), (1, "email".to_owned())]
     );
 }
+
+async fn admin_health(engine: &Engine) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let limits = zeroapp_engine::http::HttpLimits::default();
+    let server = tokio::spawn(zeroapp_engine::http::serve(
+        listener,
+        zeroapp_engine::http::admin(engine),
+        limits,
+        stop.clone(),
+    ));
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::get("/health")
+        .header("host", addr.to_string())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    stop.cancel();
+    let _ = server.await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_writer_turns_health_red_and_says_why() {
+    let test = TestEngine::start(reminders).await.unwrap();
+    let engine = test.engine();
+    assert_eq!(engine.failure(), None);
+    assert_eq!(admin_health(engine).await.0, 200);
+
+    test.fail_storage();
+    let sent = test
+        .client()
+        .send(Target::service("Reminders", "remind"), &1u64)
+        .await;
+    assert!(sent.is_err(), "a write after the storage failed: {sent:?}");
+    let reason = tokio::time::timeout(Duration::from_secs(5), engine.failed())
+        .await
+        .expect("the engine reports the failure");
+    assert!(reason.contains("injected storage failure"), "{reason}");
+    assert_eq!(engine.failure(), Some(reason));
+    let (status, body) = admin_health(engine).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("\"failed\"") && body.contains("writer stopped"),
+        "{body}"
+    );
+    test.shutdown().await;
+}

@@ -55,7 +55,25 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         args.data_dir.display()
     );
 
-    wait_for_stop_signal().await?;
+    // A stop signal, or the engine's writer dying (the storage layer failed on a damaged
+    // file): then everything that writes fails, so the process ends non-zero for a supervisor
+    // to restart it, and the start-up reports the damage.
+    let engine_failed = async {
+        match &handlers.engine {
+            Some(engine) => Some(engine.failed().await),
+            None => std::future::pending().await,
+        }
+    };
+    let failure = tokio::select! {
+        signal = wait_for_stop_signal() => {
+            signal?;
+            None
+        }
+        reason = engine_failed => reason,
+    };
+    if let Some(reason) = &failure {
+        tracing::error!(%reason, "the engine can write nothing more: stopping");
+    }
     tracing::info!(
         "stopping: no new connections; requests in flight get {:?}",
         limits.shutdown_grace
@@ -76,6 +94,13 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // Last, once no handler runs: app.sqlite alone then holds every committed row.
     if let Err(error) = app.close().await {
         tracing::error!(%error, "closing the app's database failed");
+    }
+    if let Some(reason) = failure {
+        return Err(format!(
+            "stopped because the engine's writer died ({reason}); start the server again: it \
+             checks the data file as it opens it (see also `zeroapp check`)"
+        )
+        .into());
     }
     println!("zeroapp: stopped");
     Ok(())

@@ -44,7 +44,15 @@ impl Admin {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let method = request.method().clone();
         match (segments.as_slice(), &method) {
-            (["health"], &Method::GET) => Ok(reply::json(StatusCode::OK, &json!({"status": "ok"}))),
+            (["health"], &Method::GET) => Ok(match self.engine.store.failure() {
+                None => reply::json(StatusCode::OK, &json!({"status": "ok"})),
+                Some(reason) => reply::json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"status": "failed", "code": 503, "message": format!(
+                        "the engine's writer stopped: {reason}"
+                    )}),
+                ),
+            }),
             (["metrics"], &Method::GET) => {
                 let engine = self.engine.clone();
                 let text = blocking(move || metrics::render(&engine)).await??;

@@ -12,7 +12,9 @@ pub(crate) mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
 use std::thread::JoinHandle;
+use tokio::sync::watch;
 
 use redb::{
     Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -49,6 +51,11 @@ pub(crate) struct Store {
     /// Set by `Store::halt`: the writer commits nothing more, as if the process had died.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))] // only the testing module halts
     halted: Arc<AtomicBool>,
+    /// Set by `Store::fail_storage` (tests): the writer's next batch panics.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    fail_storage: Arc<AtomicBool>,
+    /// Why the writer thread died, once it has: `None` while it runs (or after a clean stop).
+    died: watch::Receiver<Option<String>>,
     pub(crate) stats: Arc<WriterStats>,
 }
 
@@ -95,6 +102,8 @@ impl Store {
         let (requests, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(WriterStats::default());
         let halted = Arc::new(AtomicBool::new(false));
+        let fail_storage = Arc::new(AtomicBool::new(false));
+        let (died_tx, died) = watch::channel(None);
         let writer = {
             let file = writer::File {
                 db: db.clone(),
@@ -105,10 +114,21 @@ impl Store {
             let halt = writer::Halt {
                 halted: halted.clone(),
                 crash_hook,
+                fail_storage: fail_storage.clone(),
             };
             std::thread::Builder::new()
                 .name("engine-writer".into())
-                .spawn(move || writer::run(&file, rx, &stats, retention_ms, &halt))
+                .spawn(move || {
+                    // The storage layer panics on some damage; the writer then is gone for good
+                    // and the engine can commit nothing more: say so, for `Engine::failure`.
+                    let run = || writer::run(&file, rx, &stats, retention_ms, &halt);
+                    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                    {
+                        let reason = crate::engine::panic_message(&*panic);
+                        tracing::error!(%reason, "the engine's writer stopped");
+                        died_tx.send_replace(Some(reason));
+                    }
+                })
                 .map_err(|source| OpenError::Io {
                     path: dir.to_owned(),
                     source,
@@ -120,6 +140,8 @@ impl Store {
             requests,
             writer: Mutex::new(Some(writer)),
             halted,
+            fail_storage,
+            died,
             stats,
         })
     }
@@ -185,6 +207,32 @@ impl Store {
     #[cfg(feature = "testing")]
     pub(crate) fn halt(&self) {
         self.halted.store(true, Ordering::SeqCst);
+    }
+
+    /// Makes the storage layer fail at the writer's next batch, killing the writer thread as a
+    /// damaged file can. For tests of what follows.
+    #[cfg(feature = "testing")]
+    pub(crate) fn fail_storage(&self) {
+        self.fail_storage.store(true, Ordering::SeqCst);
+    }
+
+    /// Why the writer thread died, if it has.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.died.borrow().clone()
+    }
+
+    /// Waits until the writer thread dies; its reason.
+    pub(crate) async fn failed(&self) -> String {
+        let mut died = self.died.clone();
+        loop {
+            if let Some(reason) = died.borrow_and_update().clone() {
+                return reason;
+            }
+            if died.changed().await.is_err() {
+                // The writer stopped cleanly and will not die: wait forever.
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// A read transaction on the committed state.

@@ -425,6 +425,10 @@ pub(crate) fn run(
             }
             continue;
         }
+        #[cfg(feature = "testing")]
+        if halt.fail_storage.load(Ordering::SeqCst) {
+            panic!("injected storage failure (a test)");
+        }
         if halt.halted.load(Ordering::SeqCst) {
             for refused in batch {
                 refused.refuse(StoreError::Redb(HALTED.to_owned()));
@@ -520,6 +524,10 @@ pub(crate) struct Halt {
     /// Set: nothing more is committed.
     pub(crate) halted: Arc<AtomicBool>,
     pub(crate) crash_hook: Option<CrashHook>,
+    /// Set (tests): the storage layer fails at the next batch the way a damaged file makes it
+    /// fail, by panicking on the writer thread.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fail_storage: Arc<AtomicBool>,
 }
 
 impl Halt {
