@@ -25,6 +25,7 @@ pub mod check;
 pub mod db;
 pub mod error;
 mod events;
+pub mod folder;
 pub mod fulfillment;
 pub mod notify;
 pub mod payment;
@@ -145,6 +146,23 @@ impl App {
     /// stopped running handlers; later database calls fail.
     pub async fn close(&self) -> Result<(), DbError> {
         self.inner.db.close().await
+    }
+
+    /// Records the data folder's identity in the database if it has none yet (see
+    /// [`folder::identity`], which chose or read it).
+    pub async fn record_identity(&self, identity: uuid::Uuid) -> Result<(), DbError> {
+        let id = identity.to_string();
+        self.inner
+            .db
+            .call(move |conn| {
+                conn.execute(
+                    "INSERT INTO folder_identity (id) SELECT ?1 \
+                     WHERE NOT EXISTS (SELECT 1 FROM folder_identity)",
+                    [&id],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     /// The database.

@@ -17,6 +17,7 @@ use crate::invoker::{self, Fatal, Live};
 use crate::retry::RetryPolicy;
 use crate::service::{Definition, Registry};
 use crate::store::Store;
+use crate::store::StoredIdentity;
 use crate::store::check::CheckReport;
 use crate::store::records::Outcome;
 use crate::store::writer::{CrashHook, Effects};
@@ -55,6 +56,8 @@ pub struct EngineBuilder {
     pub(crate) crash_hook: Option<CrashHook>,
     /// Makes `rand_u64` and `uuid` a function of (seed, invocation, index) (the testing module).
     pub(crate) random_seed: Option<u64>,
+    /// The data folder's identity the file must carry (recorded if it carries none).
+    identity: Option<uuid::Uuid>,
 }
 
 impl EngineBuilder {
@@ -94,6 +97,17 @@ impl EngineBuilder {
         self
     }
 
+    /// The identity of the data folder, shared with whatever else the program keeps in it (an
+    /// application's own database): the data file records it when it carries none yet, and an
+    /// open of a file that carries another one fails with [`OpenError::ForeignFile`]. So a file
+    /// copied in from another folder is refused instead of served beside data it does not
+    /// belong with.
+    #[must_use]
+    pub fn folder_identity(mut self, identity: uuid::Uuid) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
     /// Uses another clock (tests).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -129,19 +143,21 @@ impl EngineBuilder {
         let dir = dir.to_owned();
         let retention_ms = u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX);
         let crash_hook = self.crash_hook;
+        let identity = if read_only { None } else { self.identity };
         let path = dir.join(crate::store::DATA_FILE);
-        let store =
-            tokio::task::spawn_blocking(move || Store::open(&dir, retention_ms, crash_hook))
-                .await
-                .map_err(|error| match error.try_into_panic() {
-                    // The storage layer panics on some damage it does not expect: report the
-                    // damage, naming the file, rather than the panic.
-                    Ok(panic) => OpenError::Corrupted {
-                        path,
-                        message: panic_message(&*panic),
-                    },
-                    Err(_cancelled) => OpenError::NoRuntime,
-                })??;
+        let store = tokio::task::spawn_blocking(move || {
+            Store::open(&dir, retention_ms, crash_hook, identity)
+        })
+        .await
+        .map_err(|error| match error.try_into_panic() {
+            // The storage layer panics on some damage it does not expect: report the
+            // damage, naming the file, rather than the panic.
+            Ok(panic) => OpenError::Corrupted {
+                path,
+                message: panic_message(&*panic),
+            },
+            Err(_cancelled) => OpenError::NoRuntime,
+        })??;
         let next_id = store.last_invocation_id()? + 1;
         Ok(Arc::new(EngineInner {
             registry,
@@ -175,7 +191,24 @@ impl Engine {
             clock: Arc::new(SystemClock),
             crash_hook: None,
             random_seed: None,
+            identity: None,
         }
+    }
+
+    /// The identity recorded in the data file of `dir`, read without opening the file for
+    /// writing (no process may have it open); see [`EngineBuilder::folder_identity`].
+    pub async fn read_identity(dir: impl AsRef<Path>) -> Result<StoredIdentity, OpenError> {
+        let dir = dir.as_ref().to_owned();
+        let path = dir.join(crate::store::DATA_FILE);
+        tokio::task::spawn_blocking(move || crate::store::read_identity(&dir))
+            .await
+            .map_err(|error| match error.try_into_panic() {
+                Ok(panic) => OpenError::Corrupted {
+                    path,
+                    message: panic_message(&*panic),
+                },
+                Err(_cancelled) => OpenError::NoRuntime,
+            })?
     }
 
     /// Checks the data file in `dir`, which no process may be using: redb's integrity check,

@@ -170,6 +170,19 @@ pub enum OpenError {
         /// What the storage layer said.
         message: String,
     },
+    /// The data file belongs to another data folder: it carries another folder identity.
+    #[error(
+        "data file {path} belongs to another data folder (identity {found}, this folder's is \
+         {expected}); put back this folder's own file, from a backup taken with the rest of it"
+    )]
+    ForeignFile {
+        /// The data file.
+        path: std::path::PathBuf,
+        /// The identity in the file.
+        found: uuid::Uuid,
+        /// The identity the folder expects.
+        expected: uuid::Uuid,
+    },
     /// The storage layer failed.
     #[error(transparent)]
     Store(#[from] StoreError),

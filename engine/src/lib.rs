@@ -140,8 +140,8 @@ pub use crate::introspect::{
 };
 pub use crate::retry::RetryPolicy;
 pub use crate::service::{Definition, HandlerFuture, Service, VirtualObject, Workflow};
-pub use crate::store::DATA_FILE;
 pub use crate::store::check::CheckReport;
+pub use crate::store::{DATA_FILE, StoredIdentity};
 
 /// Everything a handler module usually needs.
 pub mod prelude {

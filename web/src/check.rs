@@ -38,6 +38,9 @@ pub async fn run(args: CheckArgs) -> Result<bool, Box<dyn std::error::Error>> {
         problems.extend(report.problems);
         Some(report.workflows)
     };
+    if let Err(error) = zeroapp_app::folder::identity(dir, !args.without_engine).await {
+        problems.push(error.to_string());
+    }
     let domain = zeroapp_app::check::check_database(dir, workflows.as_deref());
     println!(
         "{}: {} orders read",

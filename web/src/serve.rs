@@ -22,6 +22,10 @@ use crate::server;
 /// writer.
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     init_logging(&args.log_level);
+    let handlers_on_restate = args.restate_admin.is_some() && args.restate_ingress.is_some();
+    // Before either store is opened for writing (which would create a missing one, and seed a
+    // missing app.sqlite): both must belong to this folder.
+    let identity = zeroapp_app::folder::identity(&args.data_dir, !handlers_on_restate).await?;
     let app = App::open(&args.data_dir, args.app_config())
         .await
         .map_err(|e| {
@@ -30,6 +34,9 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 args.data_dir.display()
             )
         })?;
+    app.record_identity(identity)
+        .await
+        .map_err(|e| format!("cannot record the data folder's identity: {e}"))?;
     let limits = HttpLimits {
         max_body_bytes: args.max_body_bytes,
         max_connections: args.max_connections,
@@ -39,7 +46,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let stop = CancellationToken::new();
     let handlers = match (&args.restate_admin, &args.restate_ingress) {
         (Some(admin), Some(ingress)) => on_restate(&args, &app, admin, ingress, &stop).await?,
-        _ => embedded(&args, &app, &limits, &stop).await?,
+        _ => embedded(&args, &app, identity, &limits, &stop).await?,
     };
     let callback_secret = zeroapp_app::payment_signature::load_or_create_secret(&args.data_dir)
         .map_err(|e| format!("cannot read or create the payment callback key: {e}"))?;
@@ -119,11 +126,12 @@ struct Handlers {
 async fn embedded(
     args: &ServeArgs,
     app: &App,
+    identity: uuid::Uuid,
     limits: &HttpLimits,
     stop: &CancellationToken,
 ) -> Result<Handlers, Box<dyn std::error::Error>> {
     let engine = app
-        .register(Engine::builder())
+        .register(Engine::builder().folder_identity(identity))
         .open(&args.data_dir)
         .await
         .map_err(|e| format!("cannot open the engine in {}: {e}", args.data_dir.display()))?;

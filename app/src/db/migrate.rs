@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "shipment_attempts",
         sql: include_str!("../../../migrations/0004_shipment_attempts.sql"),
     },
+    Migration {
+        version: 5,
+        name: "folder_identity",
+        sql: include_str!("../../../migrations/0005_folder_identity.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

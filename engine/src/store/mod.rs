@@ -69,6 +69,7 @@ impl Store {
         dir: &Path,
         retention_ms: u64,
         crash_hook: Option<CrashHook>,
+        identity: Option<uuid::Uuid>,
     ) -> Result<Self, OpenError> {
         std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
             path: dir.to_owned(),
@@ -97,6 +98,9 @@ impl Store {
             Err(other) => return Err(OpenError::Store(other.into())),
         };
         check_format(&db, path.clone())?;
+        if let Some(identity) = identity {
+            check_identity(&db, path.clone(), identity)?;
+        }
         let db: DbSlot = Arc::new(RwLock::new(Some(Arc::new(db))));
         let generation = Arc::new(AtomicU64::new(0));
         let (requests, rx) = mpsc::unbounded_channel();
@@ -379,6 +383,93 @@ impl Store {
         let txn = self.begin_read()?;
         Ok(txn.open_table(JOURNAL)?.len()?)
     }
+}
+
+/// The folder identity a data file carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredIdentity {
+    /// There is no data file, or it is empty (0 bytes).
+    NoFile,
+    /// The file carries no identity (written before identities, or never given one).
+    Unnamed,
+    /// The file carries this identity.
+    Named(uuid::Uuid),
+}
+
+/// The halves of the folder identity in [`META`].
+const IDENTITY_HIGH: &str = "folder_identity_high";
+const IDENTITY_LOW: &str = "folder_identity_low";
+
+fn stored_identity(
+    meta: &impl redb::ReadableTable<&'static str, u64>,
+) -> Result<Option<uuid::Uuid>, StoreError> {
+    let high = meta.get(IDENTITY_HIGH)?.map(|v| v.value());
+    let low = meta.get(IDENTITY_LOW)?.map(|v| v.value());
+    Ok(match (high, low) {
+        (Some(high), Some(low)) => Some(uuid::Uuid::from_u64_pair(high, low)),
+        _ => None,
+    })
+}
+
+/// The identity the data file in `dir` carries, read without writing.
+pub(crate) fn read_identity(dir: &Path) -> Result<StoredIdentity, OpenError> {
+    let path = dir.join(DATA_FILE);
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StoredIdentity::NoFile),
+        Err(source) => return Err(OpenError::Io { path, source }),
+        Ok(meta) if meta.len() == 0 => return Ok(StoredIdentity::NoFile),
+        Ok(_) => {}
+    }
+    let db = match Database::open(&path) {
+        Ok(db) => db,
+        Err(DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::Locked(path)),
+        Err(DatabaseError::Storage(redb::StorageError::Io(source))) => {
+            return Err(OpenError::Io { path, source });
+        }
+        Err(other) => {
+            return Err(OpenError::Corrupted {
+                path,
+                message: other.to_string(),
+            });
+        }
+    };
+    let txn = db.begin_read().map_err(StoreError::from)?;
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(StoredIdentity::Unnamed),
+        Err(error) => return Err(OpenError::Store(error.into())),
+    };
+    Ok(match stored_identity(&meta)? {
+        Some(identity) => StoredIdentity::Named(identity),
+        None => StoredIdentity::Unnamed,
+    })
+}
+
+/// Refuses a file that carries another identity; records `identity` in one that has none.
+fn check_identity(db: &Database, path: PathBuf, identity: uuid::Uuid) -> Result<(), OpenError> {
+    let txn = db.begin_write().map_err(StoreError::from)?;
+    {
+        let mut meta = txn.open_table(META).map_err(StoreError::from)?;
+        match stored_identity(&meta)? {
+            Some(found) if found == identity => {}
+            Some(found) => {
+                drop(meta);
+                let _ = txn.abort();
+                return Err(OpenError::ForeignFile {
+                    path,
+                    found,
+                    expected: identity,
+                });
+            }
+            None => {
+                let (high, low) = identity.as_u64_pair();
+                meta.insert(IDENTITY_HIGH, high).map_err(StoreError::from)?;
+                meta.insert(IDENTITY_LOW, low).map_err(StoreError::from)?;
+            }
+        }
+    }
+    txn.commit().map_err(StoreError::from)?;
+    Ok(())
 }
 
 /// Creates a new data file under a temporary name, with its tables and format version, and only
