@@ -38,7 +38,7 @@ async fn a_file_of_another_format_version_is_refused_with_both_versions_named() 
         Err(
             error @ OpenError::IncompatibleFormat {
                 found: 999,
-                expected: 2,
+                expected: 3,
                 ..
             },
         ) => {
@@ -161,5 +161,118 @@ async fn a_damaged_data_file_is_refused_naming_it_never_a_panic() {
                 engine.shutdown().await;
             }
         }
+    }
+}
+
+/// Rewrites every value of a bincode table of the engine's file with `change`.
+fn rewrite<K: redb::Key + 'static>(
+    db: &redb::Database,
+    table: redb::TableDefinition<K, &[u8]>,
+    change: impl Fn(&mut Vec<u8>),
+) where
+    for<'a> K::SelfType<'a>: Clone,
+    K: for<'a> redb::Value<SelfType<'a> = K>,
+{
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(table).unwrap();
+        let rows: Vec<(K, Vec<u8>)> = redb::ReadableTable::iter(&t)
+            .unwrap()
+            .map(|row| {
+                let (k, v) = row.unwrap();
+                (k.value(), v.value().to_vec())
+            })
+            .collect();
+        for (key, mut value) in rows {
+            change(&mut value);
+            t.insert(key, value.as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+}
+
+async fn counter_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = common::open(
+        common::builder().register(VirtualObject::new("Counter").exclusive(
+            "add",
+            |ctx: ObjectContext, n: i64| async move {
+                let total = ctx.get::<i64>("total").await?.unwrap_or(0) + n;
+                ctx.set("total", &total)?;
+                Ok::<_, HandlerError>(total)
+            },
+        )),
+        dir.path(),
+    )
+    .await;
+    for _ in 0..3 {
+        let target = Target::object("Counter", "a", "add");
+        engine.client().call::<_, i64>(target, &2).await.unwrap();
+    }
+    engine.shutdown().await;
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_format_2_file_is_upgraded_with_checksums_and_keeps_its_contents() {
+    let dir = counter_folder().await;
+    {
+        // Back to format 2: the same records without their checksums.
+        let db = redb::Database::create(dir.path().join(DATA_FILE)).unwrap();
+        let strip = |v: &mut Vec<u8>| v.truncate(v.len() - 4);
+        rewrite(
+            &db,
+            redb::TableDefinition::<u64, &[u8]>::new("invocations"),
+            strip,
+        );
+        rewrite(
+            &db,
+            redb::TableDefinition::<(u64, u32), &[u8]>::new("journal"),
+            strip,
+        );
+        let txn = db.begin_write().unwrap();
+        {
+            let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+            txn.open_table(meta)
+                .unwrap()
+                .insert("format_version", 2)
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let engine = common::open(common::builder(), dir.path()).await;
+    let all = engine
+        .list_invocations(&zeroapp_engine::InvocationFilter::default())
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let journal = engine.journal(all[0].id).unwrap().unwrap();
+    assert!(!journal.is_empty());
+    engine.shutdown().await;
+    let report = Engine::check(dir.path()).await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_journal_value_is_reported_as_damage_with_its_invocation_and_entry() {
+    let dir = counter_folder().await;
+    {
+        let db = redb::Database::create(dir.path().join(DATA_FILE)).unwrap();
+        // One byte of every journal entry's payload changed, as a disk can.
+        rewrite(
+            &db,
+            redb::TableDefinition::<(u64, u32), &[u8]>::new("journal"),
+            |v| {
+                v[0] ^= 0x04;
+            },
+        );
+    }
+    let report = Engine::check(dir.path()).await.unwrap();
+    assert!(!report.problems.is_empty());
+    for problem in &report.problems {
+        assert!(
+            problem.contains("journal entry") && problem.contains("checksum mismatch"),
+            "{problem}"
+        );
+        assert!(problem.contains("inv_"), "{problem}");
     }
 }

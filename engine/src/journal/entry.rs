@@ -144,10 +144,23 @@ pub(crate) enum Completion {
 
 const CONFIG: bincode::config::Configuration = bincode::config::standard();
 
-/// Encodes any record for the store (bincode, standard configuration: little-endian varints).
+/// The length of the checksum that ends every stored record.
+pub(crate) const CHECKSUM_LEN: usize = 4;
+
+/// The checksum of a record's payload: CRC-32 (IEEE), little-endian.
+pub(crate) fn checksum(payload: &[u8]) -> [u8; CHECKSUM_LEN] {
+    crc32fast::hash(payload).to_le_bytes()
+}
+
+/// Encodes any record for the store: bincode (standard configuration: little-endian varints),
+/// then the payload's checksum, so that bytes damaged on disk are told apart from a record
+/// that decodes to something else (a code change).
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Encoding into a Vec fails only for types serde cannot describe; ours are all plain data.
-    bincode::serde::encode_to_vec(value, CONFIG).unwrap_or_default()
+    let mut bytes = bincode::serde::encode_to_vec(value, CONFIG).unwrap_or_default();
+    let sum = checksum(&bytes);
+    bytes.extend_from_slice(&sum);
+    bytes
 }
 
 /// Decodes a record written by [`encode`].
@@ -159,7 +172,21 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// them that is at least 16 × the input: one input byte never decodes into more than 16 claimed
 /// bytes (a one-byte varint `u128`), so no valid record is refused, and no length prefix can
 /// claim more than 64 × the input.
+///
+/// The checksum is verified first: a mismatch is reported as damage, not decoded.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    let Some(split) = bytes.len().checked_sub(CHECKSUM_LEN) else {
+        return Err(StoreError::Corrupted(format!(
+            "a {}-byte record is shorter than its checksum",
+            bytes.len()
+        )));
+    };
+    let (bytes, sum) = bytes.split_at(split);
+    if checksum(bytes) != sum {
+        return Err(StoreError::Corrupted(
+            "checksum mismatch: the stored bytes were damaged".to_owned(),
+        ));
+    }
     let budget = bytes.len().saturating_mul(16);
     macro_rules! within_the_smallest_limit {
         ($($bits:literal)*) => {
@@ -202,6 +229,25 @@ mod tests {
         assert_eq!(decode::<Entry>(&bytes).unwrap(), entry);
         assert!(decode::<Entry>(&[0xff, 0xff, 0xff]).is_err());
         assert!(decode::<Entry>(&bytes[..bytes.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn a_flipped_byte_is_damage_not_another_value() {
+        // A journaled `false` that became `fal3e` on disk: decodable by bincode as another
+        // string, caught by the checksum.
+        let entry = Entry {
+            op: Op::Run {
+                name: "approve?".into(),
+            },
+            at_ms: 1_700_000_000_000,
+            attempt: 1,
+            completion: Some(Completion::Value(b"false".to_vec())),
+        };
+        let mut bytes = encode(&entry);
+        let at = bytes.windows(5).position(|w| w == b"false").unwrap();
+        bytes[at + 3] = b'3';
+        let error = decode::<Entry>(&bytes).unwrap_err().to_string();
+        assert!(error.contains("checksum mismatch"), "{error}");
     }
 
     #[test]

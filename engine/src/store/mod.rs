@@ -253,12 +253,18 @@ impl Store {
         let Some(record) = invocations.get(inv)? else {
             return Ok(None);
         };
-        let record: InvocationRecord = decode(record.value())?;
+        let who = crate::ids::InvocationId(inv);
+        let record: InvocationRecord = decode(record.value())
+            .map_err(|e| StoreError::Corrupted(format!("invocation {who}'s record: {e}")))?;
         let journal = txn.open_table(JOURNAL)?;
         let mut entries = Vec::new();
         for row in journal.range((inv, 0)..=(inv, u32::MAX))? {
             let (key, value) = row?;
-            entries.push((key.value().1, decode(value.value())?));
+            let index = key.value().1;
+            let entry = decode(value.value()).map_err(|e| {
+                StoreError::Corrupted(format!("invocation {who}'s journal entry {index}: {e}"))
+            })?;
+            entries.push((index, entry));
         }
         Ok(Some((record, entries)))
     }
@@ -493,7 +499,50 @@ fn create_file(dir: &Path, path: &Path) -> Result<(), OpenError> {
         .map_err(io)
 }
 
-/// Creates the tables of a new file, or checks the format version of an existing one.
+/// Upgrades format 2 to 3 inside `txn`: every bincode record gets the checksum of its bytes.
+fn add_checksums(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    fn with_checksum(payload: &[u8]) -> Vec<u8> {
+        let mut bytes = payload.to_vec();
+        bytes.extend_from_slice(&crate::journal::entry::checksum(payload));
+        bytes
+    }
+    let mut invocations = txn.open_table(INVOCATIONS)?;
+    let rows: Vec<(u64, Vec<u8>)> = invocations
+        .iter()?
+        .map(|row| row.map(|(k, v)| (k.value(), with_checksum(v.value()))))
+        .collect::<Result<_, _>>()?;
+    for (key, value) in rows {
+        invocations.insert(key, value.as_slice())?;
+    }
+    let mut journal = txn.open_table(JOURNAL)?;
+    let rows: Vec<((u64, u32), Vec<u8>)> = journal
+        .iter()?
+        .map(|row| row.map(|(k, v)| (k.value(), with_checksum(v.value()))))
+        .collect::<Result<_, _>>()?;
+    for (key, value) in rows {
+        journal.insert(key, value.as_slice())?;
+    }
+    let mut promises = txn.open_table(PROMISES)?;
+    let rows: Vec<((String, String), Vec<u8>)> = promises
+        .iter()?
+        .map(|row| {
+            row.map(|(k, v)| {
+                let (instance, name) = k.value();
+                (
+                    (instance.to_owned(), name.to_owned()),
+                    with_checksum(v.value()),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    for ((instance, name), value) in rows {
+        promises.insert((instance.as_str(), name.as_str()), value.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Creates the tables of a new file, or checks the format version of an existing one; a
+/// format-2 file is upgraded to the current format.
 fn check_format(db: &Database, path: PathBuf) -> Result<(), OpenError> {
     let txn = db.begin_write().map_err(StoreError::from)?;
     let found = {
@@ -508,7 +557,13 @@ fn check_format(db: &Database, path: PathBuf) -> Result<(), OpenError> {
         }
         found
     };
-    if let Some(found) = found.filter(|&v| v != FORMAT_VERSION) {
+    if found == Some(2) {
+        add_checksums(&txn)?;
+        let mut meta = txn.open_table(META).map_err(StoreError::from)?;
+        meta.insert("format_version", FORMAT_VERSION)
+            .map_err(StoreError::from)?;
+        tracing::info!(path = %path.display(), "data file upgraded from format 2 to {FORMAT_VERSION}");
+    } else if let Some(found) = found.filter(|&v| v != FORMAT_VERSION) {
         let _ = txn.abort();
         return Err(OpenError::IncompatibleFormat {
             path,

@@ -8,7 +8,10 @@ use redb::TableDefinition;
 
 /// Version of the on-disk layout. Bump it (and add an upgrade path and a CHANGELOG entry)
 /// whenever a table, key or record encoding changes.
-pub(crate) const FORMAT_VERSION: u64 = 2;
+///
+/// 3: every bincode record (invocations, journal entries, promises) ends with a CRC-32 of its
+/// payload, so damage on disk is reported as damage; a version-2 file is upgraded at open.
+pub(crate) const FORMAT_VERSION: u64 = 3;
 
 /// `"format_version"` → [`FORMAT_VERSION`] of the writer that created the file.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
