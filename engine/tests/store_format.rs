@@ -165,13 +165,12 @@ async fn a_damaged_data_file_is_refused_naming_it_never_a_panic() {
 }
 
 /// Rewrites every value of a bincode table of the engine's file with `change`.
-fn rewrite<K: redb::Key + 'static>(
+fn rewrite<K>(
     db: &redb::Database,
     table: redb::TableDefinition<K, &[u8]>,
     change: impl Fn(&mut Vec<u8>),
 ) where
-    for<'a> K::SelfType<'a>: Clone,
-    K: for<'a> redb::Value<SelfType<'a> = K>,
+    K: redb::Key + 'static + for<'a> redb::Value<SelfType<'a> = K>,
 {
     let txn = db.begin_write().unwrap();
     {
