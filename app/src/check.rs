@@ -20,10 +20,20 @@ pub struct DomainCheck {
     pub problems: Vec<String>,
 }
 
-/// Checks `app.sqlite` in `dir` without writing to it. `workflows` are the engine's workflows
-/// as (name, key), to compare with the orders; `None` skips the comparison (no engine file,
-/// as when the handlers run on a Restate cluster).
-pub fn check_database(dir: &Path, workflows: Option<&[(String, String)]>) -> DomainCheck {
+/// What the engine's file says, to compare the orders with.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineView<'a> {
+    /// Every workflow that ran, as (name, key).
+    pub workflows: &'a [(String, String)],
+    /// Whether some invocations are unfinished: a folder stopped by a crash, or copied while
+    /// serving, where a paid order's checkout may not have started its workflow yet (it will,
+    /// on the next start).
+    pub in_flight: bool,
+}
+
+/// Checks `app.sqlite` in `dir` without writing to it, comparing its orders with `engine`;
+/// `None` skips the comparison (no engine file, as when the handlers run on a Restate cluster).
+pub fn check_database(dir: &Path, engine: Option<EngineView<'_>>) -> DomainCheck {
     let file = crate::DATABASE_FILE;
     let mut report = DomainCheck::default();
     let path = dir.join(file);
@@ -40,7 +50,7 @@ pub fn check_database(dir: &Path, workflows: Option<&[(String, String)]>) -> Dom
             return report;
         }
     };
-    if let Err(error) = read(&conn, workflows, &mut report) {
+    if let Err(error) = read(&conn, engine, &mut report) {
         report.problems.push(format!("{file}: {error}"));
     }
     report
@@ -48,7 +58,7 @@ pub fn check_database(dir: &Path, workflows: Option<&[(String, String)]>) -> Dom
 
 fn read(
     conn: &Connection,
-    workflows: Option<&[(String, String)]>,
+    engine: Option<EngineView<'_>>,
     report: &mut DomainCheck,
 ) -> Result<(), rusqlite::Error> {
     let file = crate::DATABASE_FILE;
@@ -79,10 +89,11 @@ fn read(
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
     report.orders = u64::try_from(orders.len()).unwrap_or(u64::MAX);
-    let Some(workflows) = workflows else {
+    let Some(engine) = engine else {
         return Ok(());
     };
-    let started: BTreeSet<&str> = workflows
+    let started: BTreeSet<&str> = engine
+        .workflows
         .iter()
         .filter(|(name, _)| name == fulfillment::NAME)
         .map(|(_, key)| key.as_str())
@@ -94,7 +105,8 @@ fn read(
     let mut known = BTreeSet::new();
     for (id, status) in &orders {
         known.insert(id.as_str());
-        if !before_payment.contains(&status.as_str()) && !started.contains(id.as_str()) {
+        let paid = !before_payment.contains(&status.as_str());
+        if paid && !started.contains(id.as_str()) && !engine.in_flight {
             report.problems.push(format!(
                 "order {id} is {status} in {file} but the engine has no {} workflow for it",
                 fulfillment::NAME

@@ -165,6 +165,20 @@ impl App {
             .await
     }
 
+    /// Writes a consistent copy of the database, taken while it serves, to `dest` (a new
+    /// file): SQLite's `VACUUM INTO`, as of one transaction. Its size in bytes.
+    pub async fn back_up_database(&self, dest: &Path) -> Result<u64, DbError> {
+        let dest = dest.to_owned();
+        self.inner
+            .db
+            .call(move |conn| {
+                let path = dest.to_string_lossy().into_owned();
+                conn.execute("VACUUM INTO ?1", [&path])?;
+                Ok(std::fs::metadata(&dest).map_or(0, |m| m.len()))
+            })
+            .await
+    }
+
     /// The database.
     pub fn db(&self) -> &Db {
         &self.inner.db

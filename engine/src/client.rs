@@ -1,5 +1,6 @@
 //! The in-process client: how code outside handlers calls, sends to and attaches to invocations.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -502,6 +503,18 @@ impl Client {
     /// [`Engine::journal`]: crate::Engine::journal
     pub fn journal(&self, id: InvocationId) -> Result<Option<Vec<JournalEntryInfo>>, StoreError> {
         self.engine.journal(id)
+    }
+
+    /// Copies the engine's data file, while it serves, to `dest` (a file that must not exist):
+    /// the file as of one commit, with every commit before it — what a crash at that moment
+    /// would leave, so an engine opened on the copy recovers as after a crash. Writes pause for
+    /// the length of the copy. Returns the copy's size in bytes.
+    ///
+    /// A program that keeps other data beside the engine must copy it *after* this returns:
+    /// then every step the copy has journaled finished its own writes before, and the steps
+    /// after the copy's moment replay on the copy (they must be idempotent, as after a crash).
+    pub async fn back_up(&self, dest: impl AsRef<Path>) -> Result<u64, StoreError> {
+        self.engine.store.back_up(dest.as_ref().to_owned()).await
     }
 
     /// One committed state value (JSON) of an object or workflow instance, read without an

@@ -262,6 +262,11 @@ impl Engine {
         self.inner.store.close().await;
     }
 
+    /// Copies the engine's data file while it serves: see [`Client::back_up`].
+    pub async fn back_up(&self, dest: impl AsRef<Path>) -> Result<u64, StoreError> {
+        self.client().back_up(dest).await
+    }
+
     /// Why the engine can commit nothing more, if so: its writer thread died (the storage layer
     /// failed on a damaged file). Every write then fails; a supervisor should restart the
     /// process, whose start-up reports the damage.

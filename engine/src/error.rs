@@ -214,6 +214,9 @@ pub enum StoreError {
     /// accepted again once space is freed.
     #[error("no space left for the engine's data file ({0}); writes resume once space is freed")]
     StorageFull(String),
+    /// A copy of the data file could not be written.
+    #[error("backup failed: {0}")]
+    Backup(String),
 }
 
 impl StoreError {

@@ -36,12 +36,24 @@ pub async fn run(args: CheckArgs) -> Result<bool, Box<dyn std::error::Error>> {
             report.workflows.len()
         );
         problems.extend(report.problems);
-        Some(report.workflows)
+        if report.unfinished > 0 {
+            println!(
+                "{DATA_FILE}: {} invocations unfinished (they resume at the next start)",
+                report.unfinished
+            );
+        }
+        Some((report.workflows, report.unfinished > 0))
     };
     if let Err(error) = zeroapp_app::folder::identity(dir, !args.without_engine).await {
         problems.push(error.to_string());
     }
-    let domain = zeroapp_app::check::check_database(dir, workflows.as_deref());
+    let view = workflows
+        .as_ref()
+        .map(|(workflows, in_flight)| zeroapp_app::check::EngineView {
+            workflows,
+            in_flight: *in_flight,
+        });
+    let domain = zeroapp_app::check::check_database(dir, view);
     println!(
         "{}: {} orders read",
         zeroapp_app::DATABASE_FILE,

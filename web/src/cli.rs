@@ -30,6 +30,19 @@ pub enum Command {
     /// Verify a data folder that no server is using: both stores readable and intact, and in
     /// agreement. Exit 0: sound; 1: problems found (listed); 2: the check could not run.
     Check(CheckArgs),
+    /// Ask a running server for a consistent copy of its data folder, into a new folder; a
+    /// server started on that folder answers as the original did at the backup's moment.
+    Backup(BackupArgs),
+}
+
+/// Flags of `backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The new folder to write (it must not exist); relative to the current folder.
+    pub dest: PathBuf,
+    /// The running server's admin API.
+    #[arg(long, env = "ZEROAPP_ADMIN_ADDR", default_value = "127.0.0.1:9070")]
+    pub admin_addr: SocketAddr,
 }
 
 /// Flags of `check`.

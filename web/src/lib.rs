@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod backup;
 pub mod check;
 pub mod cli;
 pub mod engine;

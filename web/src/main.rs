@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use zeroapp_web::cli::{Cli, Command};
-use zeroapp_web::{check, inspect, serve};
+use zeroapp_web::{backup, check, inspect, serve};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(*args).await.map(|()| true),
             Command::Inspect(args) => inspect::run(args).await.map(|()| true),
             Command::Check(args) => check::run(args).await,
+            Command::Backup(args) => backup::run(args).await.map(|()| true),
         }
     });
     match result {

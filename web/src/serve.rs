@@ -137,7 +137,13 @@ async fn embedded(
         .map_err(|e| format!("cannot open the engine in {}: {e}", args.data_dir.display()))?;
     let ingress = http::ingress(&engine, limits);
     let ingress = listen("ingress", args.ingress_addr, ingress, limits, stop).await?;
-    let admin = listen("admin", args.admin_addr, http::admin(&engine), limits, stop).await?;
+    let admin = crate::backup::with_backup_route(
+        http::admin(&engine),
+        engine.client(),
+        app.clone(),
+        args.data_dir.clone(),
+    );
+    let admin = listen("admin", args.admin_addr, admin, limits, stop).await?;
     Ok(Handlers {
         client: EngineClient::Embedded(engine.client()),
         engine: Some(engine),

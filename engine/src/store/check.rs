@@ -18,6 +18,8 @@ use crate::journal::{Completion, Entry};
 pub struct CheckReport {
     /// Invocation records read.
     pub invocations: u64,
+    /// Of them, invocations not finished: a folder stopped (or copied) mid-flight resumes them.
+    pub unfinished: u64,
     /// Journal entries read.
     pub journal_entries: u64,
     /// State values read.
@@ -92,11 +94,13 @@ fn read_everything(db: &Database, report: &mut CheckReport) -> Result<(), StoreE
         let id = key.value();
         ids.insert(id);
         report.invocations += 1;
-        if let Err(error) = decode::<InvocationRecord>(value.value()) {
-            report.problems.push(format!(
+        match decode::<InvocationRecord>(value.value()) {
+            Ok(record) if !record.status.is_finished() => report.unfinished += 1,
+            Ok(_) => {}
+            Err(error) => report.problems.push(format!(
                 "invocation {}: record damaged: {error}",
                 invocation(id)
-            ));
+            )),
         }
     }
 

@@ -187,6 +187,16 @@ impl Store {
         answer
     }
 
+    /// Copies the data file to `dest` (a new file) between two commits of the writer: a
+    /// consistent copy, taken while the engine serves. Its size in bytes.
+    pub(crate) async fn back_up(&self, dest: PathBuf) -> Result<u64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Backup(dest, reply))
+            .map_err(|_| StoreError::ShutDown)?;
+        answer.await.map_err(|_| StoreError::ShutDown)?
+    }
+
     /// How many times the file was reopened after a failed commit.
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)

@@ -9,7 +9,7 @@
 //! command that is rejected leaves no trace in the shared transaction.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -205,6 +205,8 @@ pub(crate) enum Request {
     /// A command, where to answer, and for a command of an invocation attempt the store
     /// generation the attempt started in.
     Apply(Box<Command>, oneshot::Sender<Reply>, Option<u64>),
+    /// Copy the data file, between two commits, to this new file; answer its size.
+    Backup(PathBuf, oneshot::Sender<Result<u64, StoreError>>),
     Stop,
 }
 
@@ -401,6 +403,9 @@ pub(crate) fn run(
                 Some(Request::Apply(command, reply, generation)) => {
                     queue.push_back(pending(command, reply, generation));
                 }
+                Some(Request::Backup(dest, reply)) => {
+                    let _ = reply.send(back_up(&file.path, &dest));
+                }
                 Some(Request::Stop) | None => break,
             }
         }
@@ -409,6 +414,9 @@ pub(crate) fn run(
             match rx.try_recv() {
                 Ok(Request::Apply(command, reply, generation)) => {
                     queue.push_back(pending(command, reply, generation));
+                }
+                Ok(Request::Backup(dest, reply)) => {
+                    let _ = reply.send(back_up(&file.path, &dest));
                 }
                 Ok(Request::Stop) => stop = true,
                 Err(_) => break,
@@ -562,6 +570,29 @@ impl Command {
 /// Takes the next batch: every queued `FireTimers` first, then the oldest other commands, up to
 /// [`MAX_BATCH`]. Firing timers may overtake other commands — it only touches timers already
 /// committed — so a deadline is never late by more than the batch being applied when it came due.
+/// Copies the data file to `dest` (a new file) on the writer thread, between two commits: every
+/// commit is durable when it returns and none is in progress, so the copy is the file as of
+/// the last commit — what a crash at that moment would leave. Written under a temporary name,
+/// synced, then renamed into place.
+fn back_up(source: &Path, dest: &Path) -> Result<u64, StoreError> {
+    let failed = |what: &str, e: std::io::Error| {
+        StoreError::Backup(format!("{what} {}: {e}", dest.display()))
+    };
+    if dest.exists() {
+        return Err(StoreError::Backup(format!(
+            "{} exists already",
+            dest.display()
+        )));
+    }
+    let partial = dest.with_extension("partial");
+    let bytes = std::fs::copy(source, &partial).map_err(|e| failed("cannot write", e))?;
+    std::fs::File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| failed("cannot sync", e))?;
+    std::fs::rename(&partial, dest).map_err(|e| failed("cannot rename into", e))?;
+    Ok(bytes)
+}
+
 fn next_batch(queue: &mut VecDeque<Pending>) -> Vec<Pending> {
     let mut batch = Vec::with_capacity(queue.len().min(MAX_BATCH));
     let is_timers = |p: &Pending| matches!(p.command, Command::FireTimers { .. });
