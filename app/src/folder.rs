@@ -38,6 +38,20 @@ pub enum FolderError {
         /// The identities found.
         detail: String,
     },
+    /// The app's database lacks orders the engine's workflows are about: rows lost, typically
+    /// with its write-ahead log.
+    #[error(
+        "{DATABASE_FILE} lacks {count} order(s) that {DATA_FILE}'s workflows are about (such as \
+         {example}){hint}; restore the folder from a backup"
+    )]
+    LostOrders {
+        /// How many.
+        count: usize,
+        /// One of them.
+        example: String,
+        /// What probably happened.
+        hint: String,
+    },
     /// A store cannot be read.
     #[error("cannot read {file}: {message}")]
     Unreadable {
@@ -61,6 +75,8 @@ enum AppStore {
 /// Record it with [`App::record_identity`](crate::App::record_identity) and
 /// `EngineBuilder::folder_identity`.
 pub async fn identity(dir: &Path, with_engine: bool) -> Result<Uuid, FolderError> {
+    // Before anything opens app.sqlite, which (re)creates an empty log beside it.
+    let hint = wal_hint(dir);
     let app_path = dir.join(DATABASE_FILE);
     let app = tokio::task::spawn_blocking(move || read_app(&app_path))
         .await
@@ -85,7 +101,7 @@ pub async fn identity(dir: &Path, with_engine: bool) -> Result<Uuid, FolderError
         },
     })?;
     let missing = |missing, present| Err(FolderError::Missing { missing, present });
-    match (app, engine) {
+    let identity = match (app, engine) {
         (AppStore::NoFile, StoredIdentity::NoFile) => Ok(Uuid::new_v4()),
         (AppStore::NoFile, _) => missing(DATABASE_FILE, DATA_FILE),
         (AppStore::Named(_), StoredIdentity::NoFile) => missing(DATA_FILE, DATABASE_FILE),
@@ -106,7 +122,61 @@ pub async fn identity(dir: &Path, with_engine: bool) -> Result<Uuid, FolderError
         }),
         (AppStore::Unnamed { .. }, StoredIdentity::Named(engine)) => Err(FolderError::Foreign {
             file: DATABASE_FILE,
-            detail: format!("it carries no identity, {DATA_FILE} carries {engine}"),
+            detail: format!("it carries no identity, {DATA_FILE} carries {engine}{hint}"),
+        }),
+    }?;
+    orders_present(dir, hint).await?;
+    Ok(identity)
+}
+
+/// A hint for when `app.sqlite` lacks rows and no log is beside it (a killed server leaves one).
+fn wal_hint(dir: &Path) -> String {
+    let wal = format!("{DATABASE_FILE}-wal");
+    if dir.join(&wal).exists() {
+        String::new()
+    } else {
+        format!("; if the server was killed, its write-ahead log {wal} may have been lost")
+    }
+}
+
+/// Every fulfillment workflow the engine holds has its order in `app.sqlite`.
+async fn orders_present(dir: &Path, hint: String) -> Result<(), FolderError> {
+    let keys = Engine::read_workflow_keys(dir, crate::fulfillment::NAME)
+        .await
+        .map_err(|e| FolderError::Unreadable {
+            file: DATA_FILE,
+            message: e.to_string(),
+        })?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let path = dir.join(DATABASE_FILE);
+    let lost = tokio::task::spawn_blocking(move || -> Result<Vec<String>, rusqlite::Error> {
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut exists = conn.prepare("SELECT 1 FROM orders WHERE id = ?1")?;
+        let mut lost = Vec::new();
+        for key in keys {
+            if !exists.exists([&key])? {
+                lost.push(key);
+            }
+        }
+        Ok(lost)
+    })
+    .await
+    .map_err(|e| FolderError::Unreadable {
+        file: DATABASE_FILE,
+        message: e.to_string(),
+    })?
+    .map_err(|e| FolderError::Unreadable {
+        file: DATABASE_FILE,
+        message: e.to_string(),
+    })?;
+    match lost.first() {
+        None => Ok(()),
+        Some(example) => Err(FolderError::LostOrders {
+            count: lost.len(),
+            example: example.clone(),
+            hint,
         }),
     }
 }

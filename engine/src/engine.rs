@@ -195,6 +195,28 @@ impl Engine {
         }
     }
 
+    /// The keys of every workflow named `name` in the data file of `dir` (finished ones
+    /// included), read without opening the file for writing (no process may have it open):
+    /// for a program to check, before the engine opens and resumes anything, that its own data
+    /// still has what the engine's workflows are about.
+    pub async fn read_workflow_keys(
+        dir: impl AsRef<Path>,
+        name: &str,
+    ) -> Result<Vec<String>, OpenError> {
+        let dir = dir.as_ref().to_owned();
+        let name = name.to_owned();
+        let path = dir.join(crate::store::DATA_FILE);
+        tokio::task::spawn_blocking(move || crate::store::read_workflow_keys(&dir, &name))
+            .await
+            .map_err(|error| match error.try_into_panic() {
+                Ok(panic) => OpenError::Corrupted {
+                    path,
+                    message: panic_message(&*panic),
+                },
+                Err(_cancelled) => OpenError::NoRuntime,
+            })?
+    }
+
     /// The identity recorded in the data file of `dir`, read without opening the file for
     /// writing (no process may have it open); see [`EngineBuilder::folder_identity`].
     pub async fn read_identity(dir: impl AsRef<Path>) -> Result<StoredIdentity, OpenError> {

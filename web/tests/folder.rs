@@ -163,6 +163,56 @@ fn a_store_missing_empty_or_foreign_is_refused_and_nothing_is_created() {
     assert_eq!(check.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&check.stdout).contains("does not belong"));
 
+    // An order row lost from app.sqlite, while the engine holds its workflow.
+    let case = dir.path().join("lost-row");
+    copy_folder(&data, &case);
+    let db = rusqlite::Connection::open(case.join("app.sqlite")).unwrap();
+    db.execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM orders WHERE id = 'id-1';")
+        .unwrap();
+    drop(db);
+    let message = refused(&case);
+    assert!(message.contains("app.sqlite lacks 1 order(s)"), "{message}");
+    assert!(message.contains("id-1"), "{message}");
+
+    // The write-ahead log lost after a kill: whatever it held is gone from app.sqlite, and the
+    // start is refused rather than served without it.
+    let case = dir.path().join("lost-wal");
+    copy_folder(&data, &case);
+    let mut server = supervisor::spawn(&case, &ARGS, &supervisor::log_path(&case));
+    let addr = server
+        .wait_listening(Duration::from_secs(30))
+        .unwrap()
+        .storefront;
+    let bob = login(&addr, "bob");
+    let line = json!({ "product_id": 4, "quantity": 1 }).to_string();
+    request(
+        &addr,
+        "POST",
+        "/api/cart/add",
+        &as_user(&bob),
+        line.as_bytes(),
+    );
+    let order = json!({ "order_id": "id-2", "zone": "domestic", "address": "2 Main St" });
+    let body = order.to_string();
+    request(
+        &addr,
+        "POST",
+        "/api/checkout",
+        &as_user(&bob),
+        body.as_bytes(),
+    );
+    wait_for(&addr, &bob, "id-2", "delivered");
+    assert!(server.kill());
+    let wal = case.join("app.sqlite-wal");
+    assert!(wal.exists(), "a killed server leaves its log");
+    std::fs::remove_file(&wal).unwrap();
+    let _ = std::fs::remove_file(case.join("app.sqlite-shm"));
+    let message = refused(&case);
+    assert!(
+        message.contains("app.sqlite-wal may have been lost"),
+        "{message}"
+    );
+
     // The folder itself still starts, with its order.
     let mut server = supervisor::spawn(&data, &ARGS, &supervisor::log_path(&data));
     let addr = server

@@ -461,6 +461,44 @@ pub(crate) fn read_identity(dir: &Path) -> Result<StoredIdentity, OpenError> {
     })
 }
 
+/// The keys of the workflows named `name` the data file in `dir` holds (every workflow that
+/// ever ran, finished ones included), read without writing; empty without a file.
+pub(crate) fn read_workflow_keys(dir: &Path, name: &str) -> Result<Vec<String>, OpenError> {
+    let path = dir.join(DATA_FILE);
+    if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+        return Ok(Vec::new());
+    }
+    let db = match Database::open(&path) {
+        Ok(db) => db,
+        Err(DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::Locked(path)),
+        Err(other) => {
+            return Err(OpenError::Corrupted {
+                path,
+                message: other.to_string(),
+            });
+        }
+    };
+    let txn = db.begin_read().map_err(StoreError::from)?;
+    let workflows = match txn.open_table(WORKFLOWS) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(error) => return Err(OpenError::Store(error.into())),
+    };
+    let prefix = format!("{name}/");
+    let mut keys = Vec::new();
+    for row in workflows
+        .range(prefix.as_str()..)
+        .map_err(StoreError::from)?
+    {
+        let (instance, _) = row.map_err(StoreError::from)?;
+        let Some(key) = instance.value().strip_prefix(&prefix) else {
+            break;
+        };
+        keys.push(key.to_owned());
+    }
+    Ok(keys)
+}
+
 /// Refuses a file that carries another identity; records `identity` in one that has none.
 fn check_identity(db: &Database, path: PathBuf, identity: uuid::Uuid) -> Result<(), OpenError> {
     let txn = db.begin_write().map_err(StoreError::from)?;
