@@ -231,6 +231,28 @@ async fn a_format_2_file_is_upgraded_with_checksums_and_keeps_its_contents() {
         );
         let txn = db.begin_write().unwrap();
         {
+            let state: redb::TableDefinition<(&str, &str), &[u8]> =
+                redb::TableDefinition::new("state");
+            let mut table = txn.open_table(state).unwrap();
+            let rows: Vec<((String, String), Vec<u8>)> = redb::ReadableTable::iter(&table)
+                .unwrap()
+                .map(|row| {
+                    let (k, v) = row.unwrap();
+                    let (instance, key) = k.value();
+                    let v = v.value();
+                    (
+                        (instance.to_owned(), key.to_owned()),
+                        v[..v.len() - 4].to_vec(),
+                    )
+                })
+                .collect();
+            for ((instance, key), value) in rows {
+                table
+                    .insert((instance.as_str(), key.as_str()), value.as_slice())
+                    .unwrap();
+            }
+        }
+        {
             let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
             txn.open_table(meta)
                 .unwrap()
@@ -246,6 +268,12 @@ async fn a_format_2_file_is_upgraded_with_checksums_and_keeps_its_contents() {
     assert_eq!(all.len(), 3);
     let journal = engine.journal(all[0].id).unwrap().unwrap();
     assert!(!journal.is_empty());
+    let total: Option<i64> = engine
+        .client()
+        .state("Counter", "a", "total")
+        .await
+        .unwrap();
+    assert_eq!(total, Some(6), "state values upgraded too");
     engine.shutdown().await;
     let report = Engine::check(dir.path()).await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);

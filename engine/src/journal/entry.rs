@@ -157,10 +157,33 @@ pub(crate) fn checksum(payload: &[u8]) -> [u8; CHECKSUM_LEN] {
 /// that decodes to something else (a code change).
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Encoding into a Vec fails only for types serde cannot describe; ours are all plain data.
-    let mut bytes = bincode::serde::encode_to_vec(value, CONFIG).unwrap_or_default();
-    let sum = checksum(&bytes);
-    bytes.extend_from_slice(&sum);
+    seal(&bincode::serde::encode_to_vec(value, CONFIG).unwrap_or_default())
+}
+
+/// `payload` followed by its checksum: how every stored value is written (records through
+/// [`encode`], state values as they are).
+pub(crate) fn seal(payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(payload.len() + CHECKSUM_LEN);
+    bytes.extend_from_slice(payload);
+    bytes.extend_from_slice(&checksum(payload));
     bytes
+}
+
+/// The payload of a value written by [`seal`], if its checksum matches; damage otherwise.
+pub(crate) fn unseal(bytes: &[u8]) -> Result<&[u8], StoreError> {
+    let Some(split) = bytes.len().checked_sub(CHECKSUM_LEN) else {
+        return Err(StoreError::Corrupted(format!(
+            "a {}-byte value is shorter than its checksum",
+            bytes.len()
+        )));
+    };
+    let (payload, sum) = bytes.split_at(split);
+    if checksum(payload) != sum {
+        return Err(StoreError::Corrupted(
+            "checksum mismatch: the stored bytes were damaged".to_owned(),
+        ));
+    }
+    Ok(payload)
 }
 
 /// Decodes a record written by [`encode`].
@@ -175,18 +198,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 ///
 /// The checksum is verified first: a mismatch is reported as damage, not decoded.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    let Some(split) = bytes.len().checked_sub(CHECKSUM_LEN) else {
-        return Err(StoreError::Corrupted(format!(
-            "a {}-byte record is shorter than its checksum",
-            bytes.len()
-        )));
-    };
-    let (bytes, sum) = bytes.split_at(split);
-    if checksum(bytes) != sum {
-        return Err(StoreError::Corrupted(
-            "checksum mismatch: the stored bytes were damaged".to_owned(),
-        ));
-    }
+    let bytes = unseal(bytes)?;
     let budget = bytes.len().saturating_mul(16);
     macro_rules! within_the_smallest_limit {
         ($($bits:literal)*) => {

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable};
 
 use super::DATA_FILE;
 use super::records::InvocationRecord;
@@ -124,7 +124,16 @@ fn read_everything(db: &Database, report: &mut CheckReport) -> Result<(), StoreE
     }
 
     let state = txn.open_table(STATE)?;
-    report.state_values = state.len()?;
+    for row in state.iter()? {
+        let (key, value) = row?;
+        let (instance, name) = key.value();
+        report.state_values += 1;
+        if let Err(error) = crate::journal::entry::unseal(value.value()) {
+            report
+                .problems
+                .push(format!("state {name:?} of {instance} damaged: {error}"));
+        }
+    }
     let promises = txn.open_table(PROMISES)?;
     for row in promises.iter()? {
         let (key, value) = row?;

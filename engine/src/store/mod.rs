@@ -330,7 +330,10 @@ impl Store {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.begin_read()?;
         let state = txn.open_table(STATE)?;
-        Ok(state.get((instance, key))?.map(|v| v.value().to_vec()))
+        state
+            .get((instance, key))?
+            .map(|v| state_value(instance, key, v.value()))
+            .transpose()
     }
 
     /// All state of an object or workflow instance, ordered by key.
@@ -344,7 +347,7 @@ impl Store {
             if owner != instance {
                 break;
             }
-            all.push((name.to_owned(), value.value().to_vec()));
+            all.push((name.to_owned(), state_value(instance, name, value.value())?));
         }
         Ok(all)
     }
@@ -399,6 +402,13 @@ impl Store {
         let txn = self.begin_read()?;
         Ok(txn.open_table(JOURNAL)?.len()?)
     }
+}
+
+/// A stored state value's payload; damage names the instance and key.
+fn state_value(instance: &str, key: &str, stored: &[u8]) -> Result<Vec<u8>, StoreError> {
+    crate::journal::entry::unseal(stored)
+        .map(<[u8]>::to_vec)
+        .map_err(|e| StoreError::Corrupted(format!("state {key:?} of {instance}: {e}")))
 }
 
 /// The folder identity a data file carries.
@@ -569,6 +579,22 @@ fn add_checksums(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
         .collect::<Result<_, _>>()?;
     for (key, value) in rows {
         journal.insert(key, value.as_slice())?;
+    }
+    let mut state = txn.open_table(STATE)?;
+    let rows: Vec<((String, String), Vec<u8>)> = state
+        .iter()?
+        .map(|row| {
+            row.map(|(k, v)| {
+                let (instance, key) = k.value();
+                (
+                    (instance.to_owned(), key.to_owned()),
+                    with_checksum(v.value()),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    for ((instance, key), value) in rows {
+        state.insert((instance.as_str(), key.as_str()), value.as_slice())?;
     }
     let mut promises = txn.open_table(PROMISES)?;
     let rows: Vec<((String, String), Vec<u8>)> = promises

@@ -9,8 +9,9 @@ use redb::TableDefinition;
 /// Version of the on-disk layout. Bump it (and add an upgrade path and a CHANGELOG entry)
 /// whenever a table, key or record encoding changes.
 ///
-/// 3: every bincode record (invocations, journal entries, promises) ends with a CRC-32 of its
-/// payload, so damage on disk is reported as damage; a version-2 file is upgraded at open.
+/// 3: every stored value (invocation records, journal entries, promises, state values) ends
+/// with a CRC-32 of its payload, so damage on disk is reported as damage; a version-2 file is
+/// upgraded at open.
 pub(crate) const FORMAT_VERSION: u64 = 3;
 
 /// `"format_version"` → [`FORMAT_VERSION`] of the writer that created the file.

@@ -1373,8 +1373,9 @@ impl<'t> Tables<'t> {
                 key,
                 value,
             } => {
+                let sealed = crate::journal::entry::seal(value);
                 self.state
-                    .insert((instance.as_str(), key.as_str()), value.as_slice())?;
+                    .insert((instance.as_str(), key.as_str()), sealed.as_slice())?;
             }
             StateOp::Clear { instance, key } => {
                 self.state.remove((instance.as_str(), key.as_str()))?;
