@@ -26,6 +26,10 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // Before either store is opened for writing (which would create a missing one, and seed a
     // missing app.sqlite): both must belong to this folder.
     let identity = zeroapp_app::folder::identity(&args.data_dir, !handlers_on_restate).await?;
+    // Read (or created) before anything starts: a bad key file stops the start, not the first
+    // payment callback.
+    let callback_secret = zeroapp_app::payment_signature::load_or_create_secret(&args.data_dir)
+        .map_err(|e| format!("cannot read or create the payment callback key: {e}"))?;
     let app = App::open(&args.data_dir, args.app_config())
         .await
         .map_err(|e| {
@@ -48,8 +52,6 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         (Some(admin), Some(ingress)) => on_restate(&args, &app, admin, ingress, &stop).await?,
         _ => embedded(&args, &app, identity, &limits, &stop).await?,
     };
-    let callback_secret = zeroapp_app::payment_signature::load_or_create_secret(&args.data_dir)
-        .map_err(|e| format!("cannot read or create the payment callback key: {e}"))?;
     let storefront = server::routes(server::Shared {
         app: app.clone(),
         client: handlers.client,
