@@ -679,6 +679,9 @@ impl Cluster {
             .arg("--config-file")
             .arg(&settings.config)
             .current_dir(self.dir.path())
+            // Restate leaves `invoker-*` folders in the temporary folder: keep them in the
+            // cluster's own, removed with it.
+            .env("TMPDIR", self.dir.path())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
