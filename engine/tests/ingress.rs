@@ -423,9 +423,10 @@ async fn awakeables_are_resolved_and_rejected_over_http() {
     let sent = post(server.ingress, "/Waiter/w2/wait/send", "").await;
     let waiting = sent.json()["invocationId"].as_str().unwrap().to_owned();
     let id = awakeable_id(&server, "w2").await;
+    // Restate's short form, which its TypeScript client uses.
     let rejected = post(
         server.ingress,
-        &format!("/restate/awakeables/{id}/reject"),
+        &format!("/restate/a/{id}/reject"),
         "card declined",
     )
     .await;
@@ -447,6 +448,17 @@ async fn failures_carry_their_code_and_the_invocation_id() {
     assert_eq!(reply.status, 422);
     assert_eq!(reply.error_message(), "not today");
     assert_invocation_id(&reply);
+    // The handler's terminal error: Restate's clients read this header and do not retry it.
+    assert_eq!(
+        reply.header("x-restate-error-source").as_deref(),
+        Some("invocation")
+    );
+    let unknown = post(server.ingress, "/Nope/greet", r#""x""#).await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(
+        unknown.header("x-restate-error-source").as_deref(),
+        Some("ingress")
+    );
     server.stop().await;
 }
 

@@ -27,7 +27,7 @@ pub fn ingress(engine: &Engine, limits: &HttpLimits) -> Routes {
             let response = ingress
                 .route(request)
                 .await
-                .unwrap_or_else(ApiError::into_response);
+                .unwrap_or_else(|error| error.with_source("ingress").into_response());
             tracing::debug!(%method, %path, status = response.status().as_u16(), "ingress");
             response
         })
@@ -170,7 +170,8 @@ impl Ingress {
                     &serde_json::json!({ "services": services }),
                 ))
             }
-            ["awakeables", id, operation] => {
+            // Restate takes both; its TypeScript client posts to the short one.
+            ["awakeables" | "a", id, operation] => {
                 only(&request, &Method::POST)?;
                 self.complete_awakeable(request, id, operation).await
             }

@@ -23,6 +23,9 @@ pub struct ApiError {
     pub status: u16,
     /// What went wrong, for a person.
     pub message: String,
+    /// Where the error came from, as Restate's `x-restate-error-source` header says it:
+    /// `invocation` (the handler's terminal error: a client must not retry it) or `ingress`.
+    pub source: Option<&'static str>,
 }
 
 impl ApiError {
@@ -31,7 +34,15 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same error, marked as coming from `source` unless it is marked already.
+    #[must_use]
+    pub fn with_source(mut self, source: &'static str) -> Self {
+        self.source.get_or_insert(source);
+        self
     }
 
     /// 400 Bad Request.
@@ -63,14 +74,22 @@ impl ApiError {
     pub fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::json!({ "code": self.status, "message": self.message });
-        json(status, &body)
+        let mut response = json(status, &body);
+        if let Some(source) = self.source {
+            response
+                .headers_mut()
+                .insert("x-restate-error-source", HeaderValue::from_static(source));
+        }
+        response
     }
 }
 
 impl From<CallError> for ApiError {
     fn from(error: CallError) -> Self {
         let status = match &error {
-            CallError::Failed(terminal) => return Self::new(terminal.code(), terminal.message()),
+            CallError::Failed(terminal) => {
+                return Self::new(terminal.code(), terminal.message()).with_source("invocation");
+            }
             CallError::UnknownTarget(_)
             | CallError::UnknownInvocation(_)
             | CallError::UnknownAwakeable(_)
