@@ -144,20 +144,10 @@ impl EngineBuilder {
         let retention_ms = u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX);
         let crash_hook = self.crash_hook;
         let identity = if read_only { None } else { self.identity };
-        let path = dir.join(crate::store::DATA_FILE);
-        let store = tokio::task::spawn_blocking(move || {
-            Store::open(&dir, retention_ms, crash_hook, identity)
+        let store = on_data_file(dir, move |dir| {
+            Store::open(dir, retention_ms, crash_hook, identity)
         })
-        .await
-        .map_err(|error| match error.try_into_panic() {
-            // The storage layer panics on some damage it does not expect: report the
-            // damage, naming the file, rather than the panic.
-            Ok(panic) => OpenError::Corrupted {
-                path,
-                message: panic_message(&*panic),
-            },
-            Err(_cancelled) => OpenError::NoRuntime,
-        })??;
+        .await?;
         let next_id = store.last_invocation_id()? + 1;
         Ok(Arc::new(EngineInner {
             registry,
@@ -203,34 +193,17 @@ impl Engine {
         dir: impl AsRef<Path>,
         name: &str,
     ) -> Result<Vec<String>, OpenError> {
-        let dir = dir.as_ref().to_owned();
         let name = name.to_owned();
-        let path = dir.join(crate::store::DATA_FILE);
-        tokio::task::spawn_blocking(move || crate::store::read_workflow_keys(&dir, &name))
-            .await
-            .map_err(|error| match error.try_into_panic() {
-                Ok(panic) => OpenError::Corrupted {
-                    path,
-                    message: panic_message(&*panic),
-                },
-                Err(_cancelled) => OpenError::NoRuntime,
-            })?
+        on_data_file(dir.as_ref().to_owned(), move |dir| {
+            crate::store::read_workflow_keys(dir, &name)
+        })
+        .await
     }
 
     /// The identity recorded in the data file of `dir`, read without opening the file for
     /// writing (no process may have it open); see [`EngineBuilder::folder_identity`].
     pub async fn read_identity(dir: impl AsRef<Path>) -> Result<StoredIdentity, OpenError> {
-        let dir = dir.as_ref().to_owned();
-        let path = dir.join(crate::store::DATA_FILE);
-        tokio::task::spawn_blocking(move || crate::store::read_identity(&dir))
-            .await
-            .map_err(|error| match error.try_into_panic() {
-                Ok(panic) => OpenError::Corrupted {
-                    path,
-                    message: panic_message(&*panic),
-                },
-                Err(_cancelled) => OpenError::NoRuntime,
-            })?
+        on_data_file(dir.as_ref().to_owned(), crate::store::read_identity).await
     }
 
     /// Checks the data file in `dir`, which no process may be using: redb's integrity check,
@@ -239,17 +212,7 @@ impl Engine {
     /// layer cannot open at all is an [`OpenError`] (damage as [`OpenError::Corrupted`], never
     /// a panic); anything else it finds is in the report's `problems`.
     pub async fn check(dir: impl AsRef<Path>) -> Result<CheckReport, OpenError> {
-        let dir = dir.as_ref().to_owned();
-        let path = dir.join(crate::store::DATA_FILE);
-        tokio::task::spawn_blocking(move || crate::store::check::check(&dir))
-            .await
-            .map_err(|error| match error.try_into_panic() {
-                Ok(panic) => OpenError::Corrupted {
-                    path,
-                    message: panic_message(&*panic),
-                },
-                Err(_cancelled) => OpenError::NoRuntime,
-            })?
+        on_data_file(dir.as_ref().to_owned(), crate::store::check::check).await
     }
 
     /// Opens an existing data folder for introspection only: nothing is resumed, no timer
@@ -509,6 +472,25 @@ impl EngineInner {
             Ok(())
         }
     }
+}
+
+/// Runs `work` on the data folder `dir` off the runtime (redb blocks). The storage layer panics
+/// on some damage it does not expect: that is reported as damage naming the data file, never as
+/// the panic.
+async fn on_data_file<T: Send + 'static>(
+    dir: std::path::PathBuf,
+    work: impl FnOnce(&Path) -> Result<T, OpenError> + Send + 'static,
+) -> Result<T, OpenError> {
+    let path = dir.join(crate::store::DATA_FILE);
+    tokio::task::spawn_blocking(move || work(&dir))
+        .await
+        .map_err(|error| match error.try_into_panic() {
+            Ok(panic) => OpenError::Corrupted {
+                path,
+                message: panic_message(&*panic),
+            },
+            Err(_cancelled) => OpenError::NoRuntime,
+        })?
 }
 
 /// The message of a panic payload.

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{as_user, login, request, supervisor, wait_for};
+use common::{as_user, copy_folder, login, request, supervisor, wait_for};
 use serde_json::json;
 
 const ARGS: [&str; 6] = [
@@ -56,16 +56,6 @@ fn folder_with_an_order(data: &Path) {
             .terminate(Duration::from_secs(15))
             .is_some_and(|s| s.success())
     );
-}
-
-fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 /// Starts `zeroapp serve` on `data` and expects it to refuse: its exit code and stderr.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::DATA_FILE;
 use super::records::InvocationRecord;
@@ -39,22 +39,7 @@ pub(crate) fn check(dir: &Path) -> Result<CheckReport, OpenError> {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no data file"),
         });
     }
-    let mut db = match Database::open(&path) {
-        Ok(db) => db,
-        Err(DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::Locked(path)),
-        Err(DatabaseError::Storage(redb::StorageError::Corrupted(message))) => {
-            return Err(OpenError::Corrupted { path, message });
-        }
-        Err(DatabaseError::Storage(redb::StorageError::Io(source))) => {
-            return Err(OpenError::Io { path, source });
-        }
-        Err(other) => {
-            return Err(OpenError::Corrupted {
-                path,
-                message: other.to_string(),
-            });
-        }
-    };
+    let mut db = super::open_to_read(path)?;
     let mut report = CheckReport::default();
     match db.check_integrity() {
         Ok(true) => {}

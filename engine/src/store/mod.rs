@@ -437,6 +437,25 @@ fn stored_identity(
     })
 }
 
+/// Opens an existing data file that no process may have open, to read it (and, for a check, to
+/// run redb's integrity check): one mapping of redb's refusals for every such reader.
+pub(crate) fn open_to_read(path: PathBuf) -> Result<Database, OpenError> {
+    match Database::open(&path) {
+        Ok(db) => Ok(db),
+        Err(DatabaseError::DatabaseAlreadyOpen) => Err(OpenError::Locked(path)),
+        Err(DatabaseError::Storage(redb::StorageError::Corrupted(message))) => {
+            Err(OpenError::Corrupted { path, message })
+        }
+        Err(DatabaseError::Storage(redb::StorageError::Io(source))) => {
+            Err(OpenError::Io { path, source })
+        }
+        Err(other) => Err(OpenError::Corrupted {
+            path,
+            message: other.to_string(),
+        }),
+    }
+}
+
 /// The identity the data file in `dir` carries, read without writing.
 pub(crate) fn read_identity(dir: &Path) -> Result<StoredIdentity, OpenError> {
     let path = dir.join(DATA_FILE);
@@ -446,19 +465,7 @@ pub(crate) fn read_identity(dir: &Path) -> Result<StoredIdentity, OpenError> {
         Ok(meta) if meta.len() == 0 => return Ok(StoredIdentity::NoFile),
         Ok(_) => {}
     }
-    let db = match Database::open(&path) {
-        Ok(db) => db,
-        Err(DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::Locked(path)),
-        Err(DatabaseError::Storage(redb::StorageError::Io(source))) => {
-            return Err(OpenError::Io { path, source });
-        }
-        Err(other) => {
-            return Err(OpenError::Corrupted {
-                path,
-                message: other.to_string(),
-            });
-        }
-    };
+    let db = open_to_read(path)?;
     let txn = db.begin_read().map_err(StoreError::from)?;
     let meta = match txn.open_table(META) {
         Ok(meta) => meta,
@@ -478,16 +485,7 @@ pub(crate) fn read_workflow_keys(dir: &Path, name: &str) -> Result<Vec<String>, 
     if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
         return Ok(Vec::new());
     }
-    let db = match Database::open(&path) {
-        Ok(db) => db,
-        Err(DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::Locked(path)),
-        Err(other) => {
-            return Err(OpenError::Corrupted {
-                path,
-                message: other.to_string(),
-            });
-        }
-    };
+    let db = open_to_read(path)?;
     let txn = db.begin_read().map_err(StoreError::from)?;
     let workflows = match txn.open_table(WORKFLOWS) {
         Ok(table) => table,

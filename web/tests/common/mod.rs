@@ -144,6 +144,17 @@ pub fn request(
     }
 }
 
+/// Copies the files of a stopped server's data folder into `to` (created).
+pub fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
 /// A logged-in user's session cookie (`zeroapp_session=…`).
 pub fn login(addr: &str, user: &str) -> String {
     let body = json!({ "user": user, "password": format!("{user}-password") }).to_string();
