@@ -24,7 +24,12 @@ struct Serving {
 
 /// Starts `zeroapp` (no subcommand: `serve` is the default) on random ports.
 fn serve(data: &Path) -> Serving {
-    let mut child = zeroapp()
+    serve_with(zeroapp().stderr(Stdio::null()), data)
+}
+
+/// Starts `command` as [`serve`] does.
+fn serve_with(command: &mut Command, data: &Path) -> Serving {
+    let mut child = command
         .args([
             "--addr",
             "127.0.0.1:0",
@@ -35,7 +40,6 @@ fn serve(data: &Path) -> Serving {
         ])
         .env("ZEROAPP_DATA_DIR", data)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -81,6 +85,11 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 
 /// A POST of a JSON body over a fresh connection: the status.
 fn post(addr: &str, path: &str, body: &str) -> u16 {
+    post_reply(addr, path, body).0
+}
+
+/// A POST of a JSON body over a fresh connection: (status, body).
+fn post_reply(addr: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
@@ -91,7 +100,9 @@ fn post(addr: &str, path: &str, body: &str) -> u16 {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    response[9..12].parse().unwrap()
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
 }
 
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -185,6 +196,73 @@ fn serves_until_sigterm_then_inspect_reads_the_folder() {
         .args(["inspect", "inv_0000000000000001", "--data-dir"])
         .arg(&data));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no invocation"));
+}
+
+/// The storage layer failing while serving (what redb does on some damage: it panics on the
+/// writer thread) leaves an engine that can commit nothing. The process must not go on serving
+/// errors behind a green `/health`: it logs why and exits non-zero, for a supervisor to restart
+/// it. The failure is injected into the real binary through the engine's `testing` feature
+/// (on in test builds only): the writer fails once the named file exists.
+#[test]
+fn a_dead_writer_ends_the_server_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let fault = dir.path().join("fail-storage");
+    let mut server = serve_with(
+        zeroapp()
+            .env("ZEROAPP_TESTING_STORAGE_FAULT_FILE", &fault)
+            .stderr(Stdio::piped()),
+        &data,
+    );
+    let add = r#"{"product_id": 4, "quantity": 1}"#;
+    assert_eq!(post(&server.ingress, "/UserSession/bob/add_item", add), 200);
+    assert_eq!(get(&server.admin, "/health").0, 200);
+
+    std::fs::write(&fault, b"").unwrap();
+    let refused = post(&server.ingress, "/UserSession/bob/add_item", add);
+    assert_eq!(refused, 503, "a write after the writer died");
+    // Until the process is gone, /health answers 503 or nothing at all, never ok.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        if let Ok(mut stream) = TcpStream::connect(&server.admin) {
+            let request = "GET /health HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n";
+            let mut response = String::new();
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_to_string(&mut response).is_ok()
+                && response.len() > 12
+            {
+                assert_eq!(&response[9..12], "503", "{response}");
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "zeroapp still running 30 s after its writer died"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(2), "exit status {status}");
+    let mut log = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("injected storage failure"), "{log}");
+    assert!(log.contains("the engine can write nothing more"), "{log}");
+
+    // What was committed before the failure is still there for the restarted server.
+    std::fs::remove_file(&fault).unwrap();
+    let mut restarted = serve(&data);
+    let (status, basket) = post_reply(&restarted.ingress, "/UserSession/bob/get_basket", "");
+    assert_eq!(status, 200, "{basket}");
+    assert!(basket.contains("\"product_id\":4"), "{basket}");
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
 }
 
 #[test]

@@ -119,6 +119,8 @@ impl Store {
                 halted: halted.clone(),
                 crash_hook,
                 fail_storage: fail_storage.clone(),
+                #[cfg(feature = "testing")]
+                fault_file: std::env::var_os(writer::FAULT_FILE_VAR).map(PathBuf::from),
             };
             std::thread::Builder::new()
                 .name("engine-writer".into())

@@ -434,7 +434,9 @@ pub(crate) fn run(
             continue;
         }
         #[cfg(feature = "testing")]
-        if halt.fail_storage.load(Ordering::SeqCst) {
+        if halt.fail_storage.load(Ordering::SeqCst)
+            || halt.fault_file.as_ref().is_some_and(|file| file.exists())
+        {
             panic!("injected storage failure (a test)");
         }
         if halt.halted.load(Ordering::SeqCst) {
@@ -536,7 +538,16 @@ pub(crate) struct Halt {
     /// fail, by panicking on the writer thread.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fail_storage: Arc<AtomicBool>,
+    /// Builds with the `testing` feature only: once a file exists at the path named by
+    /// [`FAULT_FILE_VAR`], the storage fails as `fail_storage` makes it fail. It reaches the
+    /// writer of a real server process, for the test that a dead writer ends `zeroapp serve`.
+    #[cfg(feature = "testing")]
+    pub(crate) fault_file: Option<PathBuf>,
 }
+
+/// The environment variable naming the fault file of [`Halt::fault_file`].
+#[cfg(feature = "testing")]
+pub(crate) const FAULT_FILE_VAR: &str = "ZEROAPP_TESTING_STORAGE_FAULT_FILE";
 
 impl Halt {
     /// The position of the first command of `batch` the crash hook halts before.
