@@ -160,7 +160,6 @@ impl Client {
         };
         let mut effects = self.submit(Command::Create(new)).await?;
         let id = effects.invocation.take().ok_or(StoreError::ShutDown)?;
-        self.engine.apply_effects(effects);
         Ok(Accepted {
             id: InvocationId(id),
             previously_accepted: id != new_id,
@@ -233,10 +232,7 @@ impl Client {
             at_ms: self.engine.clock.now_ms(),
         };
         match self.engine.store.submit(command).await? {
-            Ok(effects) => {
-                self.engine.apply_effects(effects);
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(Rejected::UnknownAwakeable) => Err(CallError::UnknownAwakeable(name())),
             Err(Rejected::AlreadyCompleted) => Err(CallError::AlreadyCompleted(name())),
             Err(other) => Err(StoreError::Corrupted(other.to_string()).into()),
@@ -365,8 +361,7 @@ impl Client {
             inv: id.0,
             at_ms: self.engine.clock.now_ms(),
         };
-        let effects = self.submit(command).await?;
-        self.engine.apply_effects(effects);
+        self.submit(command).await?;
         Ok(())
     }
 
@@ -378,8 +373,7 @@ impl Client {
             inv: id.0,
             at_ms: self.engine.clock.now_ms(),
         };
-        let effects = self.submit(command).await?;
-        self.engine.apply_effects(effects);
+        self.submit(command).await?;
         Ok(())
     }
 

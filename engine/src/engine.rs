@@ -149,7 +149,7 @@ impl EngineBuilder {
         })
         .await?;
         let next_id = store.last_invocation_id()? + 1;
-        Ok(Arc::new(EngineInner {
+        let inner = Arc::new(EngineInner {
             registry,
             store,
             clock: self.clock,
@@ -162,7 +162,15 @@ impl EngineBuilder {
             timers: TimerSignal::default(),
             read_only,
             random_seed: self.random_seed,
-        }))
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let runtime = Arc::downgrade(&inner);
+        inner.store.on_commit(Box::new(move |effects| {
+            if let Some(runtime) = runtime.upgrade() {
+                runtime.act_on(effects);
+            }
+        }));
+        Ok(inner)
     }
 }
 
@@ -369,6 +377,9 @@ pub(crate) struct EngineInner {
     /// Opened by [`Engine::inspect`]: refuses every request.
     read_only: bool,
     pub(crate) random_seed: Option<u64>,
+    /// Where invocations run: the runtime the engine was opened in (the writer thread, which
+    /// acts on each commit's effects, starts them there).
+    runtime: tokio::runtime::Handle,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -386,17 +397,27 @@ impl EngineInner {
         if self.cancel.is_cancelled() {
             return;
         }
-        self.tasks.spawn(invoker::drive(self.clone(), id));
+        self.tasks
+            .spawn_on(invoker::drive(self.clone(), id), &self.runtime);
     }
 
-    /// Acts on what a commit changed: starts, wakes, cancels and reports invocations.
-    pub(crate) fn apply_effects(self: &Arc<Self>, effects: Effects) {
-        for id in effects.start {
+    /// Acts on what a commit changed: starts what became runnable, wakes the timer service,
+    /// delivers completions, cancellations and kills to running invocations, and answers
+    /// `attach` watchers. Called by the writer thread for every commit, before it answers.
+    fn act_on(self: &Arc<Self>, effects: &mut Effects) {
+        for id in std::mem::take(&mut effects.start) {
             self.start(id);
         }
-        if let Some(due_ms) = effects.earliest_timer {
+        if let Some(due_ms) = effects.earliest_timer.take() {
             self.timers.added(due_ms);
         }
+        let effects = Effects {
+            deliver: std::mem::take(&mut effects.deliver),
+            cancel: std::mem::take(&mut effects.cancel),
+            killed: std::mem::take(&mut effects.killed),
+            finished: std::mem::take(&mut effects.finished),
+            ..Effects::default()
+        };
         if !effects.deliver.is_empty() || !effects.cancel.is_empty() || !effects.killed.is_empty() {
             let live = lock(&self.live);
             for (id, index, completion) in effects.deliver {

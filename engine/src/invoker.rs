@@ -367,10 +367,7 @@ async fn finish(engine: &Arc<EngineInner>, live: &Live, id: u64, outcome: Outcom
         at_ms: engine.clock.now_ms(),
     };
     match engine.store.submit_as(live.generation, command).await {
-        Ok(Ok(effects)) => {
-            engine.apply_effects(effects);
-            AttemptEnd::Done
-        }
+        Ok(Ok(_)) => AttemptEnd::Done,
         Ok(Err(Rejected::AlreadyFinished(_) | Rejected::UnknownInvocation(_))) => AttemptEnd::Done,
         Ok(Err(other)) => {
             tracing::error!(invocation = id, %other, "finish refused");

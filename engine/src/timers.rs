@@ -106,9 +106,7 @@ async fn fire_due(engine: &Arc<EngineInner>) -> Result<(), crate::StoreError> {
         let Ok(effects) = engine.store.submit(command).await? else {
             return Ok(());
         };
-        let fired = effects.fired;
-        engine.apply_effects(effects);
-        if fired < FIRE_BATCH {
+        if effects.fired < FIRE_BATCH {
             return Ok(());
         }
     }

@@ -120,14 +120,10 @@ impl InvocationCore {
             .submit_as(self.live.generation, command)
             .await
         {
-            Ok(Ok(mut effects)) => {
-                let committed = Committed {
-                    journaled: effects.journaled.take(),
-                    cancel_delivered: effects.cancel_delivered,
-                };
-                self.engine.apply_effects(effects);
-                committed
-            }
+            Ok(Ok(effects)) => Committed {
+                journaled: effects.journaled,
+                cancel_delivered: effects.cancel_delivered,
+            },
             Ok(Err(Rejected::AlreadyFinished(_))) => self.fail(Fatal::Killed).await,
             Ok(Err(rejected)) => self.fail(Fatal::Store(rejected.to_string())).await,
             Err(error) => self.fail(Fatal::Store(error.to_string())).await,
@@ -157,11 +153,10 @@ impl InvocationCore {
             },
         );
         let live = self.live.clone();
-        let engine = self.engine.clone();
         live.detached_started();
         tokio::spawn(async move {
             match answer.await {
-                Ok(Ok(Ok(effects))) => engine.apply_effects(effects),
+                Ok(Ok(Ok(_))) => {}
                 Ok(Ok(Err(Rejected::AlreadyFinished(_)))) => live.fail(Fatal::Killed),
                 Ok(Ok(Err(rejected))) => live.fail(Fatal::Store(rejected.to_string())),
                 Ok(Err(error)) => live.fail(Fatal::Store(error.to_string())),

@@ -10,8 +10,8 @@ pub(crate) mod tables;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use std::thread::JoinHandle;
 use tokio::sync::watch;
@@ -27,7 +27,7 @@ use self::tables::{
     FORMAT_VERSION, IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, META, OBJECT_LOCKS, OBJECT_QUEUE,
     PROMISE_WAITERS, PROMISES, STATE, TIMERS, WAITERS, WORKFLOWS,
 };
-use self::writer::{Command, CrashHook, DbSlot, Reply, Request, WriterStats};
+use self::writer::{Command, CrashHook, DbSlot, EffectSink, Queued, Reply, Request, WriterStats};
 use crate::error::{OpenError, StoreError};
 use crate::journal::entry::decode;
 use crate::journal::{Completion, Entry};
@@ -57,6 +57,10 @@ pub(crate) struct Store {
     /// Why the writer thread died, once it has: `None` while it runs (or after a clean stop).
     died: watch::Receiver<Option<String>>,
     pub(crate) stats: Arc<WriterStats>,
+    /// Where the writer hands the effects of each commit; set once by [`Store::on_commit`].
+    sink: Arc<OnceLock<EffectSink>>,
+    /// Commands queued and not yet answered.
+    queued: Arc<AtomicUsize>,
 }
 
 impl Store {
@@ -108,7 +112,9 @@ impl Store {
         let halted = Arc::new(AtomicBool::new(false));
         let fail_storage = Arc::new(AtomicBool::new(false));
         let (died_tx, died) = watch::channel(None);
+        let sink: Arc<OnceLock<EffectSink>> = Arc::default();
         let writer = {
+            let sink = sink.clone();
             let file = writer::File {
                 db: db.clone(),
                 path,
@@ -127,7 +133,7 @@ impl Store {
                 .spawn(move || {
                     // The storage layer panics on some damage; the writer then is gone for good
                     // and the engine can commit nothing more: say so, for `Engine::failure`.
-                    let run = || writer::run(&file, rx, &stats, retention_ms, &halt);
+                    let run = || writer::run(&file, rx, &stats, retention_ms, &halt, &sink);
                     if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
                     {
                         let reason = crate::engine::panic_message(&*panic);
@@ -149,7 +155,21 @@ impl Store {
             fail_storage,
             died,
             stats,
+            sink,
+            queued: Arc::default(),
         })
+    }
+
+    /// Sets where the writer hands each commit's effects (once; later calls change nothing).
+    /// Commands committed before it is set have their effects dropped, so it is set before
+    /// anything is submitted.
+    pub(crate) fn on_commit(&self, sink: EffectSink) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// Whether every command queued so far has been answered, its effects acted on.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) == 0
     }
 
     /// Sends a command to the writer and waits until it is committed (or refused).
@@ -183,9 +203,10 @@ impl Store {
     fn send(&self, generation: Option<u64>, command: Command) -> oneshot::Receiver<Reply> {
         let (reply, answer) = oneshot::channel();
         // If the writer is gone, `reply` is dropped and the receiver reports it.
+        let queued = Queued::new(&self.queued);
         let _ = self
             .requests
-            .send(Request::Apply(Box::new(command), reply, generation));
+            .send(Request::Apply(Box::new(command), reply, generation, queued));
         answer
     }
 

@@ -10,8 +10,8 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
@@ -146,7 +146,10 @@ pub(crate) enum Command {
     Barrier,
 }
 
-/// What a committed command changed that running code must act on.
+/// What a committed command changed that running code must act on. The writer hands each
+/// commit's effects to the [`EffectSink`] before it answers anyone, which takes what concerns
+/// the runtime (`start`, `deliver`, `finished`, `cancel`, `killed`, `earliest_timer`); the
+/// submitter gets the rest in its answer.
 #[derive(Debug, Default)]
 pub(crate) struct Effects {
     /// For `Create`: the invocation the request maps to (an existing one for a workflow key that
@@ -201,10 +204,32 @@ pub(crate) enum Rejected {
 
 pub(crate) type Reply = Result<Result<Effects, Rejected>, StoreError>;
 
+/// Where the writer hands each committed command's effects, in commit order and before the
+/// command is answered: so a submitter that gets its answer finds them acted on already, and no
+/// submitter has to remember to act on them.
+pub(crate) type EffectSink = Box<dyn Fn(&mut Effects) + Send + Sync>;
+
+/// Counts a command from the moment it is queued until it has been answered, its effects acted
+/// on: while any is counted, the engine is not idle (see `Store::is_quiet`).
+pub(crate) struct Queued(Arc<AtomicUsize>);
+
+impl Queued {
+    pub(crate) fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 pub(crate) enum Request {
     /// A command, where to answer, and for a command of an invocation attempt the store
     /// generation the attempt started in.
-    Apply(Box<Command>, oneshot::Sender<Reply>, Option<u64>),
+    Apply(Box<Command>, oneshot::Sender<Reply>, Option<u64>, Queued),
     /// Copy the data file, between two commits, to this new file; answer its size.
     Backup(PathBuf, oneshot::Sender<Result<u64, StoreError>>),
     Stop,
@@ -328,6 +353,8 @@ struct Pending {
     reply: oneshot::Sender<Reply>,
     /// For a command of an invocation attempt: the store generation the attempt started in.
     generation: Option<u64>,
+    /// Dropped after the answer is sent.
+    _queued: Queued,
 }
 
 impl Pending {
@@ -387,21 +414,23 @@ pub(crate) fn run(
     stats: &Arc<WriterStats>,
     retention_ms: u64,
     halt: &Halt,
+    sink: &OnceLock<EffectSink>,
 ) {
     let mut stop = false;
     let mut failure: Option<Failure> = None;
     // Everything received and not yet applied, in arrival order.
     let mut queue: VecDeque<Pending> = VecDeque::new();
-    let pending = |command: Box<Command>, reply, generation| Pending {
+    let pending = |command: Box<Command>, reply, generation, queued| Pending {
         command: *command,
         reply,
         generation,
+        _queued: queued,
     };
     while !stop || !queue.is_empty() {
         if queue.is_empty() {
             match rx.blocking_recv() {
-                Some(Request::Apply(command, reply, generation)) => {
-                    queue.push_back(pending(command, reply, generation));
+                Some(Request::Apply(command, reply, generation, queued)) => {
+                    queue.push_back(pending(command, reply, generation, queued));
                 }
                 Some(Request::Backup(dest, reply)) => {
                     let _ = reply.send(back_up(&file.path, &dest));
@@ -412,8 +441,8 @@ pub(crate) fn run(
         // Nothing sent after `Stop` is taken.
         while !stop {
             match rx.try_recv() {
-                Ok(Request::Apply(command, reply, generation)) => {
-                    queue.push_back(pending(command, reply, generation));
+                Ok(Request::Apply(command, reply, generation, queued)) => {
+                    queue.push_back(pending(command, reply, generation, queued));
                 }
                 Ok(Request::Backup(dest, reply)) => {
                     let _ = reply.send(back_up(&file.path, &dest));
@@ -498,8 +527,13 @@ pub(crate) fn run(
             let started = Instant::now();
             let commands: Vec<&Command> = batch.iter().map(|p| &p.command).collect();
             match apply_batch(&db, &commands, retention_ms) {
-                Ok(results) => {
+                Ok(mut results) => {
                     record_commit(stats, batch.len(), started);
+                    if let Some(sink) = sink.get() {
+                        for effects in results.iter_mut().flatten() {
+                            sink(effects);
+                        }
+                    }
                     for (done, result) in batch.into_iter().zip(results) {
                         let _ = done.reply.send(Ok(result));
                     }
