@@ -21,13 +21,6 @@ use zeroapp_app::{App, AppConfig};
 use zeroapp_engine::testing::{CrashPoints, Outcome, START_MS, Setup, TestEngine};
 use zeroapp_engine::{Client, EngineBuilder, ManualClock, Target};
 
-/// How long the engine must commit nothing before the checker moves the virtual clock to the
-/// next timer. The checker's 30 ms default let a loaded machine (the whole test suite on two
-/// cores) jump the approval deadline while a completed promise was still being delivered: the
-/// same winner, but a later `now`. The checker cannot yet know that the engine is idle
-/// (docs/testing.md).
-const IDLE: Duration = Duration::from_millis(250);
-
 const USER: &str = "alice";
 const PRODUCT: i64 = 3;
 const QUANTITY: u32 = 2;
@@ -194,8 +187,7 @@ struct Facts {
 async fn checkout_is_the_same_after_a_crash_at_any_entry() {
     let checker =
         CrashPoints::with_setup(|clock| Shop::open(shop_config(), Prepare::Basket, clock))
-            .timeout(Duration::from_secs(60))
-            .idle(IDLE);
+            .timeout(Duration::from_secs(60));
     let checkout = Checkout {
         order_id: "cp-checkout".into(),
         zone: "domestic".into(),
@@ -239,8 +231,7 @@ async fn fulfil(order_id: &'static str, config: AppConfig, expected: OrderStatus
     let checker = CrashPoints::with_setup(move |clock| {
         Shop::open(config.clone(), Prepare::PaidOrder(order_id), clock)
     })
-    .timeout(Duration::from_secs(60))
-    .idle(IDLE);
+    .timeout(Duration::from_secs(60));
     let input = FulfillmentOrder {
         order_id: order_id.into(),
         user_id: USER.into(),

@@ -1,10 +1,11 @@
 //! Time as the engine sees it. Only this module reads the wall clock: handlers get time through
 //! the journal (`now()`), and tests can substitute their own [`Clock`].
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
@@ -12,8 +13,9 @@ use tokio::sync::Notify;
 /// A future returned by [`Clock::sleep_until`].
 pub type ClockSleep<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
-/// A source of wall-clock time in milliseconds since the Unix epoch. Durable timers fire by
-/// this clock, never before it reaches their deadline.
+/// A source of wall-clock time in milliseconds since the Unix epoch. Everything the engine waits
+/// on waits on this clock: durable timers (never fired before it reaches their deadline), retry
+/// backoff of invocations and of `run` steps, and the inactivity timeout before suspension.
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
@@ -22,12 +24,20 @@ pub trait Clock: Send + Sync + 'static {
     /// caller checks the time again). The default sleeps on tokio's timer.
     fn sleep_until(&self, deadline_ms: u64) -> ClockSleep<'_> {
         let wait = deadline_ms.saturating_sub(self.now_ms());
+        #[allow(clippy::disallowed_methods)] // the real clock's sleep
         Box::pin(tokio::time::sleep(Duration::from_millis(wait)))
     }
 }
 
+/// Sleeps by `clock` for `duration` from now.
+pub(crate) fn sleep_for(clock: &dyn Clock, duration: Duration) -> ClockSleep<'_> {
+    let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    clock.sleep_until(clock.now_ms().saturating_add(millis))
+}
+
 /// A clock that moves only when told to, for tests of timers and retention that must not wait
-/// in real time. Clones share the same time.
+/// in real time. Clones share the same time. It knows the deadlines of everything sleeping on
+/// it ([`ManualClock::next_deadline`]), so a test can skip straight to the next one.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     inner: Arc<ManualInner>,
@@ -37,6 +47,39 @@ pub struct ManualClock {
 struct ManualInner {
     now_ms: AtomicU64,
     moved: Notify,
+    /// Deadlines of the sleeps in progress, with how many sleep until each.
+    sleepers: Mutex<BTreeMap<u64, usize>>,
+}
+
+impl ManualInner {
+    fn sleepers(&self) -> MutexGuard<'_, BTreeMap<u64, usize>> {
+        self.sleepers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A sleep on a [`ManualClock`], counted in its deadlines while it exists.
+struct Sleeper<'a> {
+    inner: &'a ManualInner,
+    deadline_ms: u64,
+}
+
+impl<'a> Sleeper<'a> {
+    fn new(inner: &'a ManualInner, deadline_ms: u64) -> Self {
+        *inner.sleepers().entry(deadline_ms).or_default() += 1;
+        Self { inner, deadline_ms }
+    }
+}
+
+impl Drop for Sleeper<'_> {
+    fn drop(&mut self) {
+        let mut sleepers = self.inner.sleepers();
+        if let Some(count) = sleepers.get_mut(&self.deadline_ms) {
+            *count -= 1;
+            if *count == 0 {
+                sleepers.remove(&self.deadline_ms);
+            }
+        }
+    }
 }
 
 impl ManualClock {
@@ -46,8 +89,15 @@ impl ManualClock {
             inner: Arc::new(ManualInner {
                 now_ms: AtomicU64::new(start_ms),
                 moved: Notify::new(),
+                sleepers: Mutex::default(),
             }),
         }
+    }
+
+    /// The earliest deadline anything is sleeping towards on this clock right now (a durable
+    /// timer the engine waits for, a retry's backoff, an inactivity timeout), if any.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.inner.sleepers().keys().next().copied()
     }
 
     /// Moves the clock forward and wakes everything sleeping on it.
@@ -65,6 +115,7 @@ impl Clock for ManualClock {
 
     fn sleep_until(&self, deadline_ms: u64) -> ClockSleep<'_> {
         Box::pin(async move {
+            let _sleeper = Sleeper::new(&self.inner, deadline_ms);
             loop {
                 let moved = self.inner.moved.notified();
                 tokio::pin!(moved);

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::client::Client;
 use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::counted::Counted;
 use crate::error::{OpenError, StoreError};
 use crate::invoker::{self, Fatal, Live};
 use crate::retry::RetryPolicy;
@@ -163,6 +164,8 @@ impl EngineBuilder {
             read_only,
             random_seed: self.random_seed,
             runtime: tokio::runtime::Handle::current(),
+            drives: Arc::default(),
+            retrying: Arc::default(),
         });
         let runtime = Arc::downgrade(&inner);
         inner.store.on_commit(Box::new(move |effects| {
@@ -380,6 +383,10 @@ pub(crate) struct EngineInner {
     /// Where invocations run: the runtime the engine was opened in (the writer thread, which
     /// acts on each commit's effects, starts them there).
     runtime: tokio::runtime::Handle,
+    /// Invocations being driven: running an attempt, or between attempts.
+    drives: Arc<AtomicUsize>,
+    /// Of those, the ones between attempts, waiting on the clock for their retry.
+    retrying: Arc<AtomicUsize>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -397,8 +404,43 @@ impl EngineInner {
         if self.cancel.is_cancelled() {
             return;
         }
-        self.tasks
-            .spawn_on(invoker::drive(self.clone(), id), &self.runtime);
+        let driving = Counted::new(&self.drives);
+        let drive = invoker::drive(self.clone(), id);
+        self.tasks.spawn_on(
+            async move {
+                let _driving = driving;
+                drive.await;
+            },
+            &self.runtime,
+        );
+    }
+
+    /// Counts an invocation between two attempts, waiting on the clock, until the guard drops.
+    pub(crate) fn sleeping_on_clock(&self) -> Counted {
+        Counted::new(&self.retrying)
+    }
+
+    /// Whether the engine is idle: nothing is being committed, no timer is due, and every
+    /// invocation in memory waits (for a completion, or for the clock) rather than works.
+    /// Only moving the clock or input from outside can make anything happen.
+    pub(crate) fn is_idle(&self) -> bool {
+        if !self.store.is_quiet() {
+            return false;
+        }
+        {
+            let live = lock(&self.live);
+            let retrying = self.retrying.load(Ordering::SeqCst);
+            if live.len() + retrying != self.drives.load(Ordering::SeqCst)
+                || live.values().any(|live| live.is_busy())
+            {
+                return false;
+            }
+        }
+        match self.store.first_timer() {
+            Ok(Some(due)) => due > self.clock.now_ms(),
+            Ok(None) => true,
+            Err(_) => false,
+        }
     }
 
     /// Acts on what a commit changed: starts what became runnable, wakes the timer service,

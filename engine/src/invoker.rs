@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::clock::sleep_for;
 use crate::context::InvocationCore;
 use crate::context::backend::Backend;
+use crate::counted::Counted;
 use crate::engine::EngineInner;
 use crate::error::TerminalError;
 use crate::journal::Completion;
@@ -52,6 +54,9 @@ pub(crate) struct Live {
     detached: AtomicUsize,
     /// Woken when `detached` drops to zero.
     drained: Notify,
+    /// Waits on the clock in progress (a `run` step's retry backoff, the attempt's own): the
+    /// invocation waits for time, not for work.
+    clock_sleeps: Arc<AtomicUsize>,
     /// The store's generation when the attempt started: its commands are refused once the
     /// store has been reopened after a failed commit (see `Store::submit_as`).
     pub(crate) generation: u64,
@@ -142,6 +147,34 @@ impl Live {
         }
     }
 
+    /// Counts a wait on the clock until the guard drops.
+    pub(crate) fn sleep_on_clock(&self) -> Counted {
+        Counted::new(&self.clock_sleeps)
+    }
+
+    /// Whether the attempt is doing (or about to do) work, rather than only waiting for a
+    /// completion or for the clock: what `TestEngine` waits out before it moves time.
+    pub(crate) fn is_busy(&self) -> bool {
+        if lock(&self.fatal).is_some()
+            || *lock(&self.suspend)
+            || self.cancel_requested()
+            || self.detached.load(Ordering::SeqCst) > 0
+        {
+            return true;
+        }
+        let sleeping = self.clock_sleeps.load(Ordering::SeqCst);
+        if self.active.load(Ordering::SeqCst) > sleeping {
+            // An operation executes (a `run` closure, an append awaiting its commit).
+            return true;
+        }
+        let waiting: Vec<u32> = lock(&self.waiting).iter().copied().collect();
+        if waiting.is_empty() {
+            return sleeping == 0;
+        }
+        let completions = lock(&self.completions);
+        waiting.iter().any(|index| completions.contains_key(index))
+    }
+
     /// Counts an executing operation until the guard drops; no suspension meanwhile.
     pub(crate) fn begin_operation(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::SeqCst);
@@ -213,10 +246,13 @@ pub(crate) async fn drive(engine: Arc<EngineInner>, id: u64) {
         };
         match end {
             AttemptEnd::Done => return,
-            AttemptEnd::RetryAfter(delay) => tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = cancelled.cancelled() => return,
-            },
+            AttemptEnd::RetryAfter(delay) => {
+                let _sleeping = engine.sleeping_on_clock();
+                tokio::select! {
+                    () = sleep_for(&*engine.clock, delay) => {}
+                    () = cancelled.cancelled() => return,
+                }
+            }
         }
     }
 }
@@ -250,10 +286,8 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
         live.request_cancel();
     }
     if let Status::BackingOff { retry_at_ms } = record.status {
-        let wait = retry_at_ms.saturating_sub(engine.clock.now_ms());
-        if wait > 0 {
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-        }
+        let _sleeping = live.sleep_on_clock();
+        engine.clock.sleep_until(retry_at_ms).await;
     }
     let handler = match engine.registry.handler(&record.target) {
         Ok(handler) => handler,

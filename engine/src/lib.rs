@@ -105,6 +105,7 @@
 mod client;
 mod clock;
 pub mod context;
+mod counted;
 mod engine;
 mod error;
 #[cfg(feature = "fuzzing")]

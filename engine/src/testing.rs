@@ -171,19 +171,86 @@ impl<S: Setup> TestEngine<S> {
         self.dir.path()
     }
 
-    /// Moves the clock forward, then waits until every timer that came due has fired.
+    /// Moves the clock forward by `by`: first lets the engine run until it is idle (every
+    /// invocation waits for a completion or for time, nothing is being committed), then moves
+    /// the clock, then lets the engine run until it is idle again. So a handler just sent has
+    /// reached its sleep before time moves, and every timer that came due has fired and its
+    /// handler taken its next steps when this returns.
     pub async fn advance(&self, by: Duration) {
+        self.idle().await;
         self.clock.advance(by);
-        let now = self.clock.now_ms();
-        let inner = self.engine().inner();
-        for _ in 0..10_000 {
-            match inner.store.first_timer() {
-                Ok(Some(due)) if due <= now => tokio::time::sleep(Duration::from_millis(1)).await,
-                _ => break,
-            }
+        self.idle().await;
+    }
+
+    /// Lets the engine run until it is idle: nothing is being committed, no timer is due, and
+    /// every invocation in memory waits — for a completion (a call, an awakeable, a promise, a
+    /// timer still in the future) or for the clock (a retry's backoff) — rather than works.
+    /// Gives up waiting after [`IDLE_LIMIT`] of real time (a `run` step that works in real
+    /// time for longer, say), with a warning.
+    pub async fn idle(&self) {
+        if !self.wait_idle(real_now() + IDLE_LIMIT).await {
+            tracing::warn!(limit = ?IDLE_LIMIT, "the test engine did not become idle");
         }
-        // Let the handlers woken by the timers take their next step.
-        tokio::task::yield_now().await;
+    }
+
+    /// Waits until the engine is idle, twice in a row a moment apart; false if `deadline`
+    /// passes first.
+    async fn wait_idle(&self, deadline: Instant) -> bool {
+        let inner = self.engine().inner();
+        let mut idle_once = false;
+        loop {
+            let idle = inner.is_idle();
+            if idle && idle_once {
+                return true;
+            }
+            idle_once = idle;
+            if real_now() >= deadline {
+                return false;
+            }
+            pause().await;
+        }
+    }
+
+    /// Moves the clock to the next moment anything waits for (a durable timer, a retry's
+    /// backoff, an inactivity timeout); false if nothing waits for time.
+    fn skip_to_next_deadline(&self) -> bool {
+        let now = self.clock.now_ms();
+        let timer = self.engine().inner().store.first_timer().ok().flatten();
+        let next = [timer, self.clock.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(due) => {
+                if due > now {
+                    self.clock.advance(Duration::from_millis(due - now));
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs the engine until invocation `id` has finished, and returns its output: whenever the
+    /// engine is idle and the invocation has not finished, the clock skips to the next moment
+    /// anything waits for, so a workflow that sleeps for a week or retries with long backoffs
+    /// finishes at once. Fails with [`CallError::Failed`] if the invocation failed; gives up
+    /// with [`CallError::NotFinished`] after `limit` of real time (while the invocation waits
+    /// for input from outside, an awakeable or a promise nobody completes, say).
+    pub async fn run_until_finished<T: serde::de::DeserializeOwned>(
+        &self,
+        id: InvocationId,
+        limit: Duration,
+    ) -> Result<T, CallError> {
+        let never = AtomicBool::new(false);
+        match self.settle(id, real_now() + limit, &never).await {
+            Ok(Some(outcome)) => {
+                let value = outcome.map_err(CallError::Failed)?;
+                serde_json::from_value(value).map_err(|e| CallError::Codec(e.to_string()))
+            }
+            Ok(None) | Err(Settle::Stuck) => Err(CallError::NotFinished(id.to_string())),
+            Err(Settle::Call(error)) => Err(error),
+        }
     }
 
     /// Simulates a crash: nothing more is committed from this moment, the engine is dropped and
@@ -210,19 +277,17 @@ impl<S: Setup> TestEngine<S> {
         }
     }
 
-    /// Waits for an invocation's outcome, advancing the clock to the next timer whenever the
-    /// engine has committed nothing for `idle`. Returns `None` if `stop` says so first.
+    /// Waits for an invocation's outcome, skipping the clock to the next deadline whenever the
+    /// engine is idle. Returns `None` if `stop` says so first.
     async fn settle(
         &self,
         id: InvocationId,
-        idle: Duration,
         deadline: Instant,
         stop: &AtomicBool,
     ) -> Result<Option<Outcome>, Settle> {
         let inner = self.engine().inner();
         let client = self.client();
-        let mut commits = u64::MAX;
-        let mut quiet_since = Instant::now();
+        let mut idle_once = false;
         loop {
             if stop.load(Ordering::SeqCst) {
                 return Ok(None);
@@ -233,25 +298,36 @@ impl<S: Setup> TestEngine<S> {
                 Ok(None) => {}
                 Err(error) => return Err(Settle::Call(error)),
             }
-            if Instant::now() >= deadline {
+            if real_now() >= deadline {
                 return Err(Settle::Stuck);
             }
-            let now_commits = inner.writer_statistics().commits;
-            if now_commits != commits {
-                commits = now_commits;
-                quiet_since = Instant::now();
-            } else if quiet_since.elapsed() >= idle {
-                let now = self.clock.now_ms();
-                if let Ok(Some(due)) = inner.store.first_timer() {
-                    if due > now {
-                        self.clock.advance(Duration::from_millis(due - now));
-                    }
-                }
-                quiet_since = Instant::now();
+            let idle = inner.is_idle();
+            if idle && idle_once {
+                // Nothing more happens until time moves (or outside input arrives).
+                self.skip_to_next_deadline();
+                idle_once = false;
+            } else {
+                idle_once = idle;
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            pause().await;
         }
     }
+}
+
+/// How long [`TestEngine::idle`] waits, in real time, for the engine to become idle.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Real time, for the test's own limits (how long a run may take), never the engine's.
+#[allow(clippy::disallowed_methods)]
+fn real_now() -> Instant {
+    Instant::now()
+}
+
+/// A moment of real time for the engine's tasks and its writer thread to go on, between two
+/// looks at the engine from a test.
+async fn pause() {
+    #[allow(clippy::disallowed_methods)] // the test's own pace, not the engine's time
+    tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
 /// An invocation's result: its output as JSON (`null` for none), or its terminal error.
@@ -386,7 +462,6 @@ type MakeSetup<S> = Box<
 pub struct CrashPoints<S: Setup> {
     make_setup: MakeSetup<S>,
     timeout: Duration,
-    idle: Duration,
 }
 
 impl<S: Setup + Clone> CrashPoints<S> {
@@ -418,7 +493,6 @@ impl<S: Setup> CrashPoints<S> {
                 Box::pin(async move { made.await.map_err(|e| e.to_string()) })
             }),
             timeout: Duration::from_secs(30),
-            idle: Duration::from_millis(30),
         }
     }
 
@@ -426,14 +500,6 @@ impl<S: Setup> CrashPoints<S> {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
-        self
-    }
-
-    /// How long the engine must have committed nothing before the virtual clock jumps to the
-    /// next timer (30 ms by default). Longer if handlers wait on outside work in real time.
-    #[must_use]
-    pub fn idle(mut self, idle: Duration) -> Self {
-        self.idle = idle;
         self
     }
 
@@ -525,9 +591,9 @@ impl<S: Setup> CrashPoints<S> {
             .submit_raw(target.clone(), input.to_vec(), SendOptions::default())
             .await?
             .id;
-        let deadline = Instant::now() + self.timeout;
+        let deadline = real_now() + self.timeout;
         let stuck = |waited| CrashPointError::Stuck { run, waited };
-        let mut outcome = match test.settle(id, self.idle, deadline, &crashed).await {
+        let mut outcome = match test.settle(id, deadline, &crashed).await {
             Ok(outcome) => outcome,
             Err(Settle::Call(error)) => return Err(error.into()),
             Err(Settle::Stuck) => return Err(stuck(self.timeout)),
@@ -535,7 +601,7 @@ impl<S: Setup> CrashPoints<S> {
         if outcome.is_none() {
             test.crash().await?;
             let never = AtomicBool::new(false);
-            outcome = match test.settle(id, self.idle, deadline, &never).await {
+            outcome = match test.settle(id, deadline, &never).await {
                 Ok(outcome) => outcome,
                 Err(Settle::Call(error)) => return Err(error.into()),
                 Err(Settle::Stuck) => return Err(stuck(self.timeout)),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::clock::sleep_for;
 use crate::engine::EngineInner;
 use crate::store::writer::Command;
 
@@ -64,7 +65,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>) {
         if let Err(error) = fire_due(&engine).await {
             tracing::error!(%error, "firing timers failed; trying again in a second");
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                () = sleep_for(&*engine.clock, Duration::from_secs(1)) => continue,
                 () = engine.cancel.cancelled() => return,
             }
         }

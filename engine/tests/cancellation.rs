@@ -4,6 +4,7 @@
 //! that keeps failing is recorded, not dropped.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+#![allow(clippy::disallowed_methods)] // a test waits in real time for what it observes
 
 mod common;
 

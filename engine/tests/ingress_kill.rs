@@ -3,6 +3,7 @@
 //! finished step run once.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+#![allow(clippy::disallowed_methods)] // a test waits in real time for what it observes
 
 mod common;
 

@@ -9,6 +9,7 @@
 //!   once; the totals returned form exactly 1..=n: no lost and no doubled update.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+#![allow(clippy::disallowed_methods)] // a test waits in real time for what it observes
 
 mod common;
 

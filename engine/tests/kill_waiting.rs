@@ -5,6 +5,7 @@
 //! process is killed while they run.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+#![allow(clippy::disallowed_methods)] // a test waits in real time for what it observes
 
 mod common;
 

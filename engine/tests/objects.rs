@@ -2,6 +2,7 @@
 //! read committed state; state operations.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+#![allow(clippy::disallowed_methods)] // a test waits in real time for what it observes
 
 mod common;
 

@@ -4,14 +4,15 @@
 //! non-idempotent step.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a failure is the test failing
+#![allow(clippy::disallowed_methods)] // a test waits in real time for what it observes
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use zeroapp_engine::EngineBuilder;
 use zeroapp_engine::prelude::*;
 use zeroapp_engine::testing::{CrashPointError, CrashPoints, Run, Setup, TestEngine};
+use zeroapp_engine::{Clock, EngineBuilder};
 
 async fn remind(ctx: Context, hours: u64) -> Result<String, HandlerError> {
     ctx.sleep(Duration::from_secs(hours * 3600)).await?;
@@ -338,4 +339,126 @@ async fn a_dead_writer_turns_health_red_and_says_why() {
         "{body}"
     );
     test.shutdown().await;
+}
+
+/// Fails the first four attempts of its `run` step; the fifth succeeds.
+async fn charge(ctx: WorkflowContext, attempts: Arc<AtomicU64>) -> Result<String, HandlerError> {
+    let policy = RetryPolicy::exponential(Duration::from_secs(1));
+    let receipt = ctx
+        .run_with("charge", policy, move || {
+            let attempts = attempts.clone();
+            async move {
+                match attempts.fetch_add(1, Ordering::SeqCst) {
+                    0..4 => Err(HandlerError::retryable("the bank is busy")),
+                    _ => Ok("receipt-1".to_owned()),
+                }
+            }
+        })
+        .await?;
+    Ok(receipt)
+}
+
+/// A `run` step retried with backoff (1 + 2 + 4 + 8 s) waits on the virtual clock: the
+/// workflow finishes as soon as the test lets time skip, not after fifteen real seconds.
+#[tokio::test]
+async fn a_retried_run_step_waits_on_the_virtual_clock() {
+    let attempts = Arc::new(AtomicU64::new(0));
+    let counted = attempts.clone();
+    let test = TestEngine::start(move |builder: EngineBuilder| {
+        let attempts = counted.clone();
+        builder.register(
+            Workflow::new("Renewal")
+                .run(move |ctx: WorkflowContext, (): ()| charge(ctx, attempts.clone())),
+        )
+    })
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let id = test
+        .client()
+        .send(Target::workflow("Renewal", "customer-1", "run"), &())
+        .await
+        .unwrap();
+    let receipt: String = test
+        .run_until_finished(id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let wall = started.elapsed();
+    let virtual_elapsed = test.clock().now_ms() - zeroapp_engine::testing::START_MS;
+    println!("retried run step: {wall:?} of real time, {virtual_elapsed} ms of virtual time");
+    assert_eq!(receipt, "receipt-1");
+    assert_eq!(attempts.load(Ordering::SeqCst), 5);
+    assert!(virtual_elapsed >= 15_000, "{virtual_elapsed} ms");
+    assert!(
+        wall < Duration::from_secs(15),
+        "{wall:?}: the backoff waited in real time"
+    );
+}
+
+/// Fails its first three attempts with a retryable error: the engine retries the invocation.
+async fn flaky_attempts(_ctx: Context, attempts: Arc<AtomicU64>) -> Result<u64, HandlerError> {
+    let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+    if attempt <= 3 {
+        return Err(HandlerError::retryable(format!("attempt {attempt} failed")));
+    }
+    Ok(attempt)
+}
+
+/// The engine's own retry backoff (an invocation that fails) waits on the virtual clock too;
+/// `advance` is what moves it on.
+#[tokio::test]
+async fn an_invocation_retried_with_backoff_waits_on_the_virtual_clock() {
+    let attempts = Arc::new(AtomicU64::new(0));
+    let counted = attempts.clone();
+    let test = TestEngine::start(move |builder: EngineBuilder| {
+        let attempts = counted.clone();
+        builder
+            .retry_policy(RetryPolicy::exponential(Duration::from_secs(60)))
+            .register(
+                Service::new("Flaky").handler("go", move |ctx: Context, (): ()| {
+                    flaky_attempts(ctx, attempts.clone())
+                }),
+            )
+    })
+    .await
+    .unwrap();
+    let id = test
+        .client()
+        .send(Target::service("Flaky", "go"), &())
+        .await
+        .unwrap();
+    test.idle().await;
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        1,
+        "waits a minute of virtual time"
+    );
+    test.advance(Duration::from_secs(60)).await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    // Then 120 s and 240 s: skipped by run_until_finished.
+    let attempt: u64 = test
+        .run_until_finished(id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(attempt, 4);
+}
+
+/// `advance` right after `send`, with no pause: the handler reaches its sleep before time moves,
+/// on the default one-thread test runtime, every time.
+#[tokio::test]
+async fn advance_right_after_send_never_races_the_handler() {
+    let test = TestEngine::start(reminders).await.unwrap();
+    let client = test.client();
+    for round in 0..20 {
+        let id = client
+            .send(Target::service("Reminders", "remind"), &1u64)
+            .await
+            .unwrap();
+        test.advance(Duration::from_secs(3600)).await;
+        assert_eq!(
+            client.output_raw(id).unwrap().as_deref(),
+            Some(&b"\"1 hours later\""[..]),
+            "round {round}"
+        );
+    }
 }

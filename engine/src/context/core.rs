@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::backend::{Backend, BoxFuture, Handle, Outcome, RunAction};
-use crate::clock::to_system_time;
+use crate::clock::{sleep_for, to_system_time};
 use crate::engine::EngineInner;
 use crate::error::TerminalError;
 use crate::ids::{InvocationId, Target, awakeable_id, parse_awakeable_id};
@@ -213,7 +213,7 @@ impl InvocationCore {
             }
             tokio::select! {
                 () = &mut notified => {}
-                () = tokio::time::sleep(inactivity) => self.live.request_suspension(),
+                () = sleep_for(&*self.engine.clock, inactivity) => self.live.request_suspension(),
             }
         }
     }
@@ -262,7 +262,8 @@ impl InvocationCore {
         // The closure's effects reach the world: everything the handler did before it must be
         // durable first (an awakeable id it publishes, a state write it relies on).
         self.live.detached_committed().await;
-        let started = Instant::now();
+        let clock = &*self.engine.clock;
+        let started_ms = clock.now_ms();
         let mut failures = 0;
         let result = loop {
             match action().await {
@@ -271,10 +272,13 @@ impl InvocationCore {
                     Ok(terminal) => break Err(terminal),
                     Err(retryable) => {
                         failures += 1;
-                        match policy.next_delay(failures, started.elapsed()) {
+                        let elapsed =
+                            Duration::from_millis(clock.now_ms().saturating_sub(started_ms));
+                        match policy.next_delay(failures, elapsed) {
                             Some(delay) => {
                                 tracing::debug!(step = %name, %retryable, ?delay, "run failed, retrying");
-                                tokio::time::sleep(delay).await;
+                                let _sleeping = self.live.sleep_on_clock();
+                                sleep_for(clock, delay).await;
                             }
                             None => {
                                 break Err(TerminalError::new(format!(
@@ -522,21 +526,18 @@ impl InvocationCore {
 
     /// A random number for the operation at `index`: from the OS, or with a seed (tests) a
     /// function of (seed, invocation, index), so that a run from scratch draws the same numbers.
+    /// The engine's one source of randomness; what it draws is journaled before a handler sees
+    /// it.
     fn random_u64(&self, index: u32) -> u64 {
         match self.engine.random_seed {
+            #[allow(clippy::disallowed_methods)] // the journaled source
             None => rand::random(),
             Some(seed) => splitmix64(seed ^ splitmix64(self.id ^ (u64::from(index) << 40))),
         }
     }
 
     fn random_u128(&self, index: u32) -> u128 {
-        match self.engine.random_seed {
-            None => rand::random(),
-            Some(_) => {
-                u128::from(self.random_u64(index)) << 64
-                    | u128::from(self.random_u64(index | 0x8000_0000))
-            }
-        }
+        u128::from(self.random_u64(index)) << 64 | u128::from(self.random_u64(index | 0x8000_0000))
     }
 
     async fn rand_u64(self: Arc<Self>) -> Result<u64, TerminalError> {
@@ -615,10 +616,7 @@ impl InvocationCore {
     }
 
     fn new_awakeable(self: &Arc<Self>) -> (String, Handle) {
-        let secret = match self.engine.random_seed {
-            None => rand::random(),
-            Some(_) => self.random_u128(self.replay().next_index()),
-        };
+        let secret = self.random_u128(self.replay().next_index());
         let (entry, handle) = self.issue_durable(Op::Awakeable { secret }, Vec::new);
         let secret = match entry.map(|e| e.op) {
             Some(Op::Awakeable { secret }) => secret,

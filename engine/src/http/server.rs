@@ -1,5 +1,10 @@
 //! The server loop: accepts connections under a cap, serves HTTP/1.1 with header and idle
 //! timeouts, and shuts down gracefully.
+//!
+//! Its timeouts are about connections, in real time, not about workflow time: it waits on
+//! tokio's clock, not the engine's.
+
+#![allow(clippy::disallowed_methods)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

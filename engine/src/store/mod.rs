@@ -27,7 +27,8 @@ use self::tables::{
     FORMAT_VERSION, IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, META, OBJECT_LOCKS, OBJECT_QUEUE,
     PROMISE_WAITERS, PROMISES, STATE, TIMERS, WAITERS, WORKFLOWS,
 };
-use self::writer::{Command, CrashHook, DbSlot, EffectSink, Queued, Reply, Request, WriterStats};
+use self::writer::{Command, CrashHook, DbSlot, EffectSink, Reply, Request, WriterStats};
+use crate::counted::Counted;
 use crate::error::{OpenError, StoreError};
 use crate::journal::entry::decode;
 use crate::journal::{Completion, Entry};
@@ -203,7 +204,7 @@ impl Store {
     fn send(&self, generation: Option<u64>, command: Command) -> oneshot::Receiver<Reply> {
         let (reply, answer) = oneshot::channel();
         // If the writer is gone, `reply` is dropped and the receiver reports it.
-        let queued = Queued::new(&self.queued);
+        let queued = Counted::new(&self.queued);
         let _ = self
             .requests
             .send(Request::Apply(Box::new(command), reply, generation, queued));

@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use super::tables::{
     IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, OBJECT_LOCKS, OBJECT_QUEUE, PROMISE_WAITERS,
     PROMISES, PURGE_SLOT, START_SLOT, STATE, TIMERS, WAITERS, WORKFLOWS, timer,
 };
+use crate::counted::Counted;
 use crate::error::{StoreError, TerminalError};
 use crate::ids::{HandlerKind, Target};
 use crate::journal::entry::{decode, encode};
@@ -209,27 +210,10 @@ pub(crate) type Reply = Result<Result<Effects, Rejected>, StoreError>;
 /// submitter has to remember to act on them.
 pub(crate) type EffectSink = Box<dyn Fn(&mut Effects) + Send + Sync>;
 
-/// Counts a command from the moment it is queued until it has been answered, its effects acted
-/// on: while any is counted, the engine is not idle (see `Store::is_quiet`).
-pub(crate) struct Queued(Arc<AtomicUsize>);
-
-impl Queued {
-    pub(crate) fn new(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count.clone())
-    }
-}
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 pub(crate) enum Request {
     /// A command, where to answer, and for a command of an invocation attempt the store
     /// generation the attempt started in.
-    Apply(Box<Command>, oneshot::Sender<Reply>, Option<u64>, Queued),
+    Apply(Box<Command>, oneshot::Sender<Reply>, Option<u64>, Counted),
     /// Copy the data file, between two commits, to this new file; answer its size.
     Backup(PathBuf, oneshot::Sender<Result<u64, StoreError>>),
     Stop,
@@ -353,8 +337,9 @@ struct Pending {
     reply: oneshot::Sender<Reply>,
     /// For a command of an invocation attempt: the store generation the attempt started in.
     generation: Option<u64>,
-    /// Dropped after the answer is sent.
-    _queued: Queued,
+    /// Counts the command from the moment it is queued until it is answered, its effects acted
+    /// on (see `Store::is_quiet`): dropped after the answer is sent.
+    _queued: Counted,
 }
 
 impl Pending {
@@ -384,7 +369,7 @@ impl Failure {
                 other => other.to_string(),
             },
             full: matches!(error, StoreError::StorageFull(_)),
-            since: Instant::now(),
+            since: disk_time(),
         }
     }
 
@@ -499,7 +484,7 @@ pub(crate) fn run(
                         refused.refuse(failed.error());
                     }
                     failure = Some(Failure {
-                        since: Instant::now(),
+                        since: disk_time(),
                         ..failed
                     });
                     continue;
@@ -524,7 +509,7 @@ pub(crate) fn run(
             None => Vec::new(),
         };
         if !batch.is_empty() {
-            let started = Instant::now();
+            let started = disk_time();
             let commands: Vec<&Command> = batch.iter().map(|p| &p.command).collect();
             match apply_batch(&db, &commands, retention_ms) {
                 Ok(mut results) => {
@@ -558,6 +543,13 @@ pub(crate) fn run(
 }
 
 const HALTED: &str = "the engine was halted (a simulated crash)";
+
+/// Real time, for what concerns the disk alone: how long a commit took, how long since a
+/// failed commit before the file is reopened. Workflow time is the engine's `Clock`.
+#[allow(clippy::disallowed_methods)]
+fn disk_time() -> Instant {
+    Instant::now()
+}
 
 /// Decides, for tests, whether the writer halts before a command. Called on the writer thread
 /// for each command in commit order, until it first answers `true`.

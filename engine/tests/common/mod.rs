@@ -1,5 +1,6 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
+#![allow(clippy::disallowed_methods)] // a test waits in real time for what it observes
 
 #[cfg(feature = "http")]
 pub mod http;

@@ -3,6 +3,8 @@
 //! random moments and restarts it on the same data folder, and the child reports what it did in
 //! a side file that survives the kills.
 
+#![allow(clippy::disallowed_methods)] // a test waits in real time for what it observes
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
