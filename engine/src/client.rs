@@ -14,7 +14,7 @@ use crate::ids::{InvocationId, ServiceKind, Target, instance_key, parse_awakeabl
 use crate::introspect::{InvocationFilter, InvocationInfo, JournalEntryInfo, info_of};
 use crate::journal::Completion;
 use crate::service::Workflow;
-use crate::store::writer::{Command, Completable, Effects, NewInvocation, Rejected};
+use crate::store::command::{Command, Completable, Effects, NewInvocation, Rejected};
 
 /// How to submit a request: with an idempotency key, after a delay.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -20,8 +20,9 @@ use crate::service::{Definition, Registry};
 use crate::store::Store;
 use crate::store::StoredIdentity;
 use crate::store::check::CheckReport;
+use crate::store::command::{CrashHook, Effects};
 use crate::store::records::Outcome;
-use crate::store::writer::{CrashHook, Effects};
+use crate::store::stats::WriterStatistics;
 use crate::timers::{self, TimerSignal};
 
 /// Settings of an engine.
@@ -286,65 +287,6 @@ impl Drop for Engine {
     }
 }
 
-/// Statistics of the writer, for benchmarks and metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WriterStatistics {
-    /// Transactions committed.
-    pub commits: u64,
-    /// Commands applied in them.
-    pub commands: u64,
-    /// Time spent applying and committing, in microseconds.
-    pub commit_micros: u64,
-    /// Commands per commit.
-    pub batch_sizes: Histogram,
-    /// Microseconds per commit, applying included.
-    pub commit_latency_micros: Histogram,
-}
-
-impl WriterStatistics {
-    /// What accumulated between an `earlier` reading and this one.
-    #[must_use]
-    pub fn since(&self, earlier: &Self) -> Self {
-        Self {
-            commits: self.commits.saturating_sub(earlier.commits),
-            commands: self.commands.saturating_sub(earlier.commands),
-            commit_micros: self.commit_micros.saturating_sub(earlier.commit_micros),
-            batch_sizes: self.batch_sizes.since(&earlier.batch_sizes),
-            commit_latency_micros: self
-                .commit_latency_micros
-                .since(&earlier.commit_latency_micros),
-        }
-    }
-}
-
-/// Observations counted in fixed buckets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Histogram {
-    /// Inclusive upper bounds of the buckets; one unbounded bucket follows the last.
-    pub bounds: &'static [u64],
-    /// Observations per bucket (`bounds.len() + 1` of them), not cumulative.
-    pub counts: Vec<u64>,
-    /// The sum of all observations.
-    pub sum: u64,
-}
-
-impl Histogram {
-    /// What was observed between an `earlier` snapshot and this one.
-    #[must_use]
-    pub fn since(&self, earlier: &Self) -> Self {
-        Self {
-            bounds: self.bounds,
-            counts: self
-                .counts
-                .iter()
-                .enumerate()
-                .map(|(i, n)| n.saturating_sub(earlier.counts.get(i).copied().unwrap_or(0)))
-                .collect(),
-            sum: self.sum.saturating_sub(earlier.sum),
-        }
-    }
-}
-
 impl Engine {
     /// Counters of the single writer: commits, commands, time spent.
     pub fn writer_statistics(&self) -> WriterStatistics {
@@ -354,18 +296,10 @@ impl Engine {
 
 impl EngineInner {
     pub(crate) fn writer_statistics(&self) -> WriterStatistics {
-        let stats = &self.store.stats;
-        WriterStatistics {
-            commits: stats.commits.load(Ordering::Relaxed),
-            commands: stats.commands.load(Ordering::Relaxed),
-            commit_micros: stats.commit_micros.load(Ordering::Relaxed),
-            batch_sizes: stats.batch_sizes.snapshot(),
-            commit_latency_micros: stats.commit_latency.snapshot(),
-        }
+        self.store.stats.statistics()
     }
 }
 
-/// The shared core of an engine, held by every task and client.
 pub(crate) struct EngineInner {
     pub(crate) registry: Registry,
     pub(crate) store: Store,
@@ -423,6 +357,7 @@ impl EngineInner {
     /// Whether the engine is idle: nothing is being committed, no timer is due, and every
     /// invocation in memory waits (for a completion, or for the clock) rather than works.
     /// Only moving the clock or input from outside can make anything happen.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // TestEngine's
     pub(crate) fn is_idle(&self) -> bool {
         if !self.store.is_quiet() {
             return false;

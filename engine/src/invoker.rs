@@ -19,8 +19,8 @@ use crate::counted::Counted;
 use crate::engine::EngineInner;
 use crate::error::TerminalError;
 use crate::journal::Completion;
+use crate::store::command::{Command, Rejected};
 use crate::store::records::{Cancel, InvocationRecord, Outcome, Status};
-use crate::store::writer::{Command, Rejected};
 
 /// A failure the handler must not observe: the attempt is abandoned.
 #[derive(Debug, Clone)]
@@ -154,6 +154,7 @@ impl Live {
 
     /// Whether the attempt is doing (or about to do) work, rather than only waiting for a
     /// completion or for the clock: what `TestEngine` waits out before it moves time.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // TestEngine's
     pub(crate) fn is_busy(&self) -> bool {
         if lock(&self.fatal).is_some()
             || *lock(&self.suspend)

@@ -131,7 +131,7 @@ pub use crate::context::{
     Context, ContextBase, ContextPromises, ContextReadState, ContextWriteState, DurableFuture,
     ObjectContext, Saga, Selectable, SharedObjectContext, SharedWorkflowContext, WorkflowContext,
 };
-pub use crate::engine::{Engine, EngineBuilder, EngineConfig, Histogram, WriterStatistics};
+pub use crate::engine::{Engine, EngineBuilder, EngineConfig};
 pub use crate::error::{
     CallError, HandlerError, IntoTerminal, OpenError, StoreError, TerminalError,
 };
@@ -142,6 +142,7 @@ pub use crate::introspect::{
 pub use crate::retry::RetryPolicy;
 pub use crate::service::{Definition, HandlerFuture, Service, VirtualObject, Workflow};
 pub use crate::store::check::CheckReport;
+pub use crate::store::stats::{Histogram, WriterStatistics};
 pub use crate::store::{DATA_FILE, StoredIdentity};
 
 /// Everything a handler module usually needs.

@@ -55,7 +55,7 @@ use crate::clock::{Clock, ManualClock};
 use crate::engine::{Engine, EngineBuilder};
 use crate::error::{CallError, OpenError, TerminalError};
 use crate::ids::{InvocationId, Target};
-use crate::store::writer::{Command, CrashHook};
+use crate::store::command::{Command, CrashHook};
 use crate::{JournalEntryInfo, SendOptions};
 
 /// Where the virtual clock starts: 2026-01-01T00:00:00Z, in milliseconds since the epoch.

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use crate::clock::sleep_for;
 use crate::engine::EngineInner;
-use crate::store::writer::Command;
+use crate::store::command::Command;
 
 /// Timers fired per commit; more due timers are fired by the commits that follow at once. Large,
 /// so that one command fires everything that came due while the previous batch was applied:

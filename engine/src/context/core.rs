@@ -20,7 +20,7 @@ use crate::ids::{InvocationId, Target, awakeable_id, parse_awakeable_id};
 use crate::invoker::{Fatal, Live};
 use crate::journal::{Completion, Entry, Op, Replay, Step};
 use crate::retry::RetryPolicy;
-use crate::store::writer::{Action, Command, Completable, NewInvocation, Rejected, StateOp};
+use crate::store::command::{Action, Command, Completable, NewInvocation, Rejected, StateOp};
 
 /// One execution (attempt) of an invocation.
 #[doc(hidden)]

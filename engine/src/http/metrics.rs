@@ -2,8 +2,9 @@
 
 use std::fmt::Write;
 
-use crate::engine::{EngineInner, Histogram};
+use crate::engine::EngineInner;
 use crate::error::StoreError;
+use crate::store::stats::Histogram;
 
 /// The metrics page: invocations by status, pending timers, and the writer's commits.
 pub(crate) fn render(engine: &EngineInner) -> Result<String, StoreError> {

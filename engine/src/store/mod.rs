@@ -5,8 +5,11 @@
 //! Nothing outside this module opens a redb transaction.
 
 pub(crate) mod check;
+pub(crate) mod command;
 pub(crate) mod records;
+pub(crate) mod stats;
 pub(crate) mod tables;
+pub(crate) mod transition;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
@@ -22,12 +25,14 @@ use redb::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use self::command::{Command, CrashHook, EffectSink, Reply};
 use self::records::InvocationRecord;
+use self::stats::WriterStats;
 use self::tables::{
     FORMAT_VERSION, IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, META, OBJECT_LOCKS, OBJECT_QUEUE,
     PROMISE_WAITERS, PROMISES, STATE, TIMERS, WAITERS, WORKFLOWS,
 };
-use self::writer::{Command, CrashHook, DbSlot, EffectSink, Reply, Request, WriterStats};
+use self::writer::{DbSlot, Request};
 use crate::counted::Counted;
 use crate::error::{OpenError, StoreError};
 use crate::journal::entry::decode;
@@ -169,6 +174,7 @@ impl Store {
     }
 
     /// Whether every command queued so far has been answered, its effects acted on.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // TestEngine's
     pub(crate) fn is_quiet(&self) -> bool {
         self.queued.load(Ordering::SeqCst) == 0
     }
