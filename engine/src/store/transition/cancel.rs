@@ -128,3 +128,128 @@ impl Tables<'_> {
         Ok(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::testkit::{Mem, cart, instance};
+    use crate::error::TerminalError;
+    use crate::ids::{HandlerKind, Target};
+    use crate::journal::{Completion, Op};
+    use crate::store::command::{Command, Rejected};
+    use crate::store::records::{Cancel, Status};
+
+    /// 1 calls 2, which calls 3; all running.
+    fn chain() -> Mem {
+        let mem = Mem::new();
+        mem.create(1, Target::service("Root", "run"), HandlerKind::Shared);
+        mem.call(1, 0, 2);
+        mem.call(2, 0, 3);
+        mem
+    }
+
+    fn cancelled_code(mem: &Mem, inv: u64) -> Option<u16> {
+        match mem.record(inv)?.outcome? {
+            Err(error) => Some(error.code()),
+            Ok(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_kill_ends_every_callee_the_invocation_waits_on() {
+        let mem = chain();
+        let fx = mem.apply(Command::Kill { inv: 1, at_ms: 10 }).unwrap();
+        let mut killed = fx.killed.clone();
+        killed.sort_unstable();
+        assert_eq!(killed, vec![1, 2, 3]);
+        for inv in [1, 2, 3] {
+            let record = mem.record(inv).unwrap();
+            assert_eq!(
+                (record.status, record.cancel),
+                (Status::Failed, Cancel::Killed)
+            );
+            assert_eq!(cancelled_code(&mem, inv), Some(TerminalError::CANCELLED));
+        }
+        assert!(mem.inflight().is_empty());
+        assert!(mem.waiters().is_empty());
+    }
+
+    #[test]
+    fn a_cancel_fails_the_pending_calls_and_asks_the_innermost_callee_to_stop() {
+        let mem = chain();
+        let fx = mem.apply(Command::Cancel { inv: 1, at_ms: 10 }).unwrap();
+        let cancelled = Completion::Failure(TerminalError::with_code(
+            TerminalError::CANCELLED,
+            "cancelled",
+        ));
+        // 1 and 2 are blocked on calls: those calls fail now, and their compensations can run.
+        assert_eq!(mem.completion(1, 0), Some(cancelled.clone()));
+        assert_eq!(mem.completion(2, 0), Some(cancelled));
+        assert_eq!(mem.record(1).unwrap().cancel, Cancel::Delivered);
+        // 3 runs: it is asked to stop at its next await.
+        assert_eq!(fx.cancel, vec![3]);
+        assert_eq!(mem.record(3).unwrap().cancel, Cancel::Requested);
+        assert!(!mem.record(3).unwrap().status.is_finished());
+    }
+
+    #[test]
+    fn cancelling_a_queued_invocation_ends_it_without_running_it() {
+        let mem = Mem::new();
+        let key = instance(&cart());
+        mem.create(1, cart(), HandlerKind::Exclusive);
+        mem.create(2, cart(), HandlerKind::Exclusive);
+        let fx = mem.apply(Command::Cancel { inv: 2, at_ms: 10 }).unwrap();
+        assert!(fx.start.is_empty());
+        assert_eq!(mem.record(2).unwrap().status, Status::Failed);
+        assert!(mem.queued(&key).is_empty());
+        assert_eq!(mem.lock(&key), Some(1), "the holder keeps the key");
+    }
+
+    #[test]
+    fn a_suspended_invocation_is_started_to_see_its_cancellation() {
+        let mem = Mem::new();
+        mem.create(1, Target::service("Sleeper", "run"), HandlerKind::Shared);
+        mem.append(1, 0, Op::Awakeable { secret: 7 }, vec![]);
+        let suspend = Command::Suspend {
+            inv: 1,
+            awaiting: vec![0],
+            at_ms: 5,
+        };
+        assert!(mem.apply(suspend).unwrap().suspended);
+        let fx = mem.apply(Command::Cancel { inv: 1, at_ms: 10 }).unwrap();
+        assert_eq!(fx.start, vec![1]);
+        assert_eq!(mem.record(1).unwrap().status, Status::Ready);
+        assert_eq!(mem.inflight(), vec![1]);
+    }
+
+    #[test]
+    fn a_cancellation_is_delivered_to_one_await_only() {
+        let mem = Mem::new();
+        mem.create(1, Target::service("Sleeper", "run"), HandlerKind::Shared);
+        mem.append(1, 0, Op::Awakeable { secret: 7 }, vec![]);
+        mem.apply(Command::Cancel { inv: 1, at_ms: 10 }).unwrap();
+        let deliver = |index| Command::DeliverCancel {
+            inv: 1,
+            index,
+            entry: None,
+            at_ms: 20,
+        };
+        let first = mem.apply(deliver(0)).unwrap();
+        assert!(first.cancel_delivered);
+        assert!(matches!(first.journaled, Some(Completion::Failure(_))));
+        assert_eq!(mem.record(1).unwrap().cancel, Cancel::Delivered);
+        // A later await (a compensation's) is not cancelled again.
+        mem.append(1, 1, Op::Awakeable { secret: 8 }, vec![]);
+        let later = mem.apply(deliver(1)).unwrap();
+        assert!(!later.cancel_delivered);
+        assert_eq!(mem.completion(1, 1), None);
+    }
+
+    #[test]
+    fn cancelling_an_unknown_invocation_is_refused() {
+        let mem = Mem::new();
+        let refused = mem.apply(Command::Cancel { inv: 9, at_ms: 10 });
+        assert_eq!(refused.unwrap_err(), Rejected::UnknownInvocation(9));
+    }
+}

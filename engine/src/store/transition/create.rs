@@ -118,3 +118,99 @@ impl Tables<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::testkit::{Mem, cart, instance, invocation, order};
+    use crate::ids::{HandlerKind, Target};
+    use crate::store::command::{Command, Rejected};
+    use crate::store::records::Status;
+    use crate::store::tables::{START_SLOT, timer};
+
+    #[test]
+    fn a_repeated_idempotency_key_maps_to_the_first_invocation() {
+        let mem = Mem::new();
+        let target = Target::service("Payments", "charge");
+        let keyed = |id, input: &[u8]| {
+            let mut new = invocation(id, target.clone(), HandlerKind::Shared);
+            new.idempotency_key = Some("k-1".into());
+            new.input = input.to_vec();
+            Command::Create(new)
+        };
+        let first = mem.apply(keyed(1, b"10")).unwrap();
+        assert_eq!((first.invocation, first.start), (Some(1), vec![1]));
+
+        let again = mem.apply(keyed(2, b"10")).unwrap();
+        assert_eq!(
+            again.invocation,
+            Some(1),
+            "the same request maps to the first"
+        );
+        assert!(again.start.is_empty());
+        assert!(mem.record(2).is_none(), "nothing new is created");
+
+        let other = mem.apply(keyed(3, b"99"));
+        assert_eq!(
+            other.unwrap_err(),
+            Rejected::IdempotencyConflict("k-1".into())
+        );
+        assert!(mem.record(3).is_none(), "a refusal writes nothing");
+        assert_eq!(mem.idempotency(&target, "k-1"), Some(1));
+    }
+
+    #[test]
+    fn exclusive_invocations_of_one_key_queue_in_arrival_order() {
+        let mem = Mem::new();
+        let key = instance(&cart());
+        assert_eq!(mem.create(1, cart(), HandlerKind::Exclusive).start, vec![1]);
+        assert!(
+            mem.create(2, cart(), HandlerKind::Exclusive)
+                .start
+                .is_empty()
+        );
+        assert!(
+            mem.create(3, cart(), HandlerKind::Exclusive)
+                .start
+                .is_empty()
+        );
+        assert_eq!(mem.lock(&key), Some(1));
+        assert_eq!(mem.queued(&key), vec![2, 3]);
+        assert_eq!(mem.record(2).unwrap().status, Status::Pending);
+        // A shared handler of the same key does not wait for the key.
+        let shared = Target::object("Cart", "alice", "get");
+        assert_eq!(mem.create(4, shared, HandlerKind::Shared).start, vec![4]);
+        assert_eq!(mem.inflight(), vec![1, 4]);
+    }
+
+    #[test]
+    fn a_workflow_key_runs_once() {
+        let mem = Mem::new();
+        assert_eq!(
+            mem.create(1, order(), HandlerKind::WorkflowRun).start,
+            vec![1]
+        );
+        let again = mem.create(2, order(), HandlerKind::WorkflowRun);
+        assert_eq!(again.invocation, Some(1));
+        assert!(again.start.is_empty());
+        assert!(mem.record(2).is_none());
+        assert_eq!(mem.workflow(&instance(&order())), Some(1));
+    }
+
+    #[test]
+    fn a_delayed_send_waits_for_its_start_timer() {
+        let mem = Mem::new();
+        let mut new = invocation(1, Target::service("Mail", "send"), HandlerKind::Shared);
+        new.start_at_ms = Some(500);
+        let fx = mem.apply(Command::Create(new)).unwrap();
+        assert!(fx.start.is_empty());
+        assert_eq!(fx.earliest_timer, Some(500));
+        assert_eq!(
+            mem.record(1).unwrap().status,
+            Status::Scheduled { start_at_ms: 500 }
+        );
+        assert_eq!(mem.timers(), vec![(500, 1, START_SLOT, timer::START)]);
+        assert!(mem.inflight().is_empty());
+    }
+}

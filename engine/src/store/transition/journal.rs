@@ -194,3 +194,184 @@ impl Tables<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::testkit::{Mem, entry, instance, order};
+    use crate::ids::{HandlerKind, Target};
+    use crate::journal::{Completion, Op};
+    use crate::store::command::{Action, Command, Completable, Rejected, StateOp};
+
+    fn promise(name: &str) -> Completable {
+        Completable::Promise {
+            instance: instance(&order()),
+            name: name.into(),
+        }
+    }
+
+    fn complete(what: Completable, value: &[u8]) -> Command {
+        Command::Complete {
+            what,
+            completion: Completion::Value(value.to_vec()),
+            by: None,
+            at_ms: 10,
+        }
+    }
+
+    fn await_promise(
+        mem: &Mem,
+        inv: u64,
+        index: u32,
+        name: &str,
+    ) -> crate::store::command::Effects {
+        let action = Action::AwaitPromise {
+            instance: instance(&order()),
+            name: name.into(),
+        };
+        mem.append(
+            inv,
+            index,
+            Op::GetPromise { name: name.into() },
+            vec![action],
+        )
+    }
+
+    #[test]
+    fn an_index_is_written_once() {
+        let mem = Mem::new();
+        mem.create(1, Target::service("S", "h"), HandlerKind::Shared);
+        mem.append(
+            1,
+            0,
+            Op::Run {
+                name: "first".into(),
+            },
+            vec![],
+        );
+        let again = mem.apply(Command::Append {
+            inv: 1,
+            index: 0,
+            entry: entry(Op::Run {
+                name: "second".into(),
+            }),
+            actions: vec![],
+        });
+        assert_eq!(
+            again.unwrap_err(),
+            Rejected::IndexTaken { inv: 1, index: 0 }
+        );
+        assert_eq!(
+            mem.entry(1, 0).unwrap().op,
+            Op::Run {
+                name: "first".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_promise_awaited_first_is_delivered_when_completed_and_only_once() {
+        let mem = Mem::new();
+        mem.create(1, order(), HandlerKind::WorkflowRun);
+        let awaited = await_promise(&mem, 1, 0, "approval");
+        assert!(awaited.deliver.is_empty());
+        let key = instance(&order());
+        assert_eq!(
+            mem.promise_waiters(),
+            vec![(key.clone(), "approval".into(), 1, 0)]
+        );
+
+        let fx = mem.apply(complete(promise("approval"), b"true")).unwrap();
+        let approved = Completion::Value(b"true".to_vec());
+        assert_eq!(fx.deliver, vec![(1, 0, approved.clone())]);
+        assert_eq!(mem.completion(1, 0), Some(approved.clone()));
+        assert!(mem.promise_waiters().is_empty());
+
+        let second = mem.apply(complete(promise("approval"), b"false"));
+        assert_eq!(second.unwrap_err(), Rejected::AlreadyCompleted);
+        assert_eq!(mem.promise(&key, "approval"), Some(approved));
+    }
+
+    #[test]
+    fn a_promise_completed_first_is_delivered_at_the_await() {
+        let mem = Mem::new();
+        mem.create(1, order(), HandlerKind::WorkflowRun);
+        mem.apply(complete(promise("approval"), b"true")).unwrap();
+        let fx = await_promise(&mem, 1, 0, "approval");
+        let approved = Completion::Value(b"true".to_vec());
+        assert_eq!(fx.deliver, vec![(1, 0, approved.clone())]);
+        assert_eq!(mem.completion(1, 0), Some(approved));
+        assert!(mem.promise_waiters().is_empty());
+    }
+
+    #[test]
+    fn an_awakeable_is_completed_only_with_its_secret_and_once() {
+        let mem = Mem::new();
+        mem.create(1, Target::service("S", "h"), HandlerKind::Shared);
+        mem.append(1, 0, Op::Awakeable { secret: 42 }, vec![]);
+        let awakeable = |secret| Completable::Awakeable {
+            inv: 1,
+            index: 0,
+            secret,
+        };
+        let forged = mem.apply(complete(awakeable(41), b"1"));
+        assert_eq!(forged.unwrap_err(), Rejected::UnknownAwakeable);
+        assert_eq!(mem.completion(1, 0), None);
+
+        let fx = mem.apply(complete(awakeable(42), b"1")).unwrap();
+        assert_eq!(fx.deliver, vec![(1, 0, Completion::Value(b"1".to_vec()))]);
+        let again = mem.apply(complete(awakeable(42), b"2"));
+        assert_eq!(again.unwrap_err(), Rejected::AlreadyCompleted);
+        assert_eq!(mem.completion(1, 0), Some(Completion::Value(b"1".to_vec())));
+    }
+
+    #[test]
+    fn a_handler_completing_a_promise_twice_journals_the_refusal() {
+        let mem = Mem::new();
+        mem.create(1, order(), HandlerKind::WorkflowRun);
+        let by = |index| Command::Complete {
+            what: promise("approval"),
+            completion: Completion::Value(b"true".to_vec()),
+            by: Some((
+                1,
+                index,
+                entry(Op::CompletePromise {
+                    name: "approval".into(),
+                }),
+            )),
+            at_ms: 10,
+        };
+        let first = mem.apply(by(0)).unwrap();
+        assert_eq!(first.journaled, Some(Completion::Empty));
+        let second = mem.apply(by(1)).unwrap();
+        match second.journaled {
+            Some(Completion::Failure(error)) => assert_eq!(error.code(), 409),
+            other => panic!("the second completion journaled {other:?}"),
+        }
+    }
+
+    #[test]
+    fn state_writes_commit_with_their_entry() {
+        let mem = Mem::new();
+        mem.create(1, order(), HandlerKind::WorkflowRun);
+        let key = instance(&order());
+        let set = |name: &str, value: &[u8]| {
+            Action::State(StateOp::Set {
+                instance: key.clone(),
+                key: name.into(),
+                value: value.to_vec(),
+            })
+        };
+        let op = |name: &str| Op::SetState { key: name.into() };
+        mem.append(1, 0, op("status"), vec![set("status", b"\"paid\"")]);
+        mem.append(1, 1, op("items"), vec![set("items", b"3")]);
+        assert_eq!(mem.state(&key, "status"), Some(b"\"paid\"".to_vec()));
+        let clear_all = Action::State(StateOp::ClearAll {
+            instance: key.clone(),
+        });
+        mem.append(1, 2, Op::ClearAllState, vec![clear_all]);
+        assert_eq!(mem.state(&key, "status"), None);
+        assert_eq!(mem.state(&key, "items"), None);
+    }
+}

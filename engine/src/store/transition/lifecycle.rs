@@ -143,3 +143,147 @@ impl Tables<'_> {
         Ok(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::testkit::{Mem, RETENTION_MS, cart, instance};
+    use crate::error::TerminalError;
+    use crate::ids::{HandlerKind, Target};
+    use crate::journal::{Completion, Op};
+    use crate::store::command::{Action, Command, Rejected};
+    use crate::store::records::Status;
+    use crate::store::tables::{PURGE_SLOT, timer};
+
+    fn finish(inv: u64, output: &[u8], at_ms: u64) -> Command {
+        Command::Finish {
+            inv,
+            outcome: Ok(output.to_vec()),
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn finishing_an_exclusive_invocation_passes_the_key_to_the_next() {
+        let mem = Mem::new();
+        let key = instance(&cart());
+        mem.create(1, cart(), HandlerKind::Exclusive);
+        mem.create(2, cart(), HandlerKind::Exclusive);
+        let fx = mem.apply(finish(1, b"1", 50)).unwrap();
+        assert_eq!(fx.start, vec![2]);
+        assert_eq!(fx.finished, vec![(1, Ok(b"1".to_vec()))]);
+        assert_eq!(mem.lock(&key), Some(2));
+        assert!(mem.queued(&key).is_empty());
+        assert_eq!(mem.record(2).unwrap().status, Status::Ready);
+        assert_eq!(mem.record(1).unwrap().status, Status::Completed);
+        assert_eq!(mem.inflight(), vec![2]);
+        // Kept for the retention period, then purged by a timer.
+        assert_eq!(
+            mem.timers(),
+            vec![(50 + RETENTION_MS, 1, PURGE_SLOT, timer::PURGE)]
+        );
+        mem.apply(finish(2, b"2", 60)).unwrap();
+        assert_eq!(mem.lock(&key), None, "the last holder frees the key");
+    }
+
+    #[test]
+    fn an_outcome_reaches_the_waiting_callers_entry() {
+        let mem = Mem::new();
+        mem.create(1, Target::service("Caller", "run"), HandlerKind::Shared);
+        let called = mem.call(1, 0, 2);
+        assert_eq!(called.start, vec![2]);
+        assert_eq!(mem.waiters(), vec![(2, 1, 0)]);
+        assert_eq!(mem.completion(1, 0), None);
+
+        let fx = mem.apply(finish(2, b"7", 10)).unwrap();
+        assert_eq!(fx.deliver, vec![(1, 0, Completion::Value(b"7".to_vec()))]);
+        assert_eq!(mem.completion(1, 0), Some(Completion::Value(b"7".to_vec())));
+        assert!(mem.waiters().is_empty());
+    }
+
+    #[test]
+    fn an_invocation_suspends_only_while_what_it_awaits_is_incomplete() {
+        let mem = Mem::new();
+        mem.create(1, Target::service("Sleeper", "run"), HandlerKind::Shared);
+        let sleep = Op::Sleep { wake_at_ms: 100 };
+        mem.append(1, 0, sleep, vec![Action::Timer { due_ms: 100 }]);
+        let suspend = || Command::Suspend {
+            inv: 1,
+            awaiting: vec![0],
+            at_ms: 5,
+        };
+        assert!(mem.apply(suspend()).unwrap().suspended);
+        assert_eq!(mem.record(1).unwrap().status, Status::Suspended);
+        assert!(mem.inflight().is_empty());
+
+        // The timer fires: the invocation is started again, and a suspension on a complete
+        // entry is declined.
+        let fired = mem
+            .apply(Command::FireTimers {
+                now_ms: 100,
+                limit: 10,
+            })
+            .unwrap();
+        assert_eq!(fired.start, vec![1]);
+        assert!(!mem.apply(suspend()).unwrap().suspended);
+        assert_eq!(mem.record(1).unwrap().status, Status::Ready);
+    }
+
+    #[test]
+    fn nothing_is_recorded_after_an_outcome() {
+        let mem = Mem::new();
+        mem.create(1, Target::service("Once", "run"), HandlerKind::Shared);
+        mem.apply(finish(1, b"1", 10)).unwrap();
+        assert_eq!(
+            mem.apply(finish(1, b"2", 20)).unwrap_err(),
+            Rejected::AlreadyFinished(1)
+        );
+        let back_off = Command::BackOff {
+            inv: 1,
+            failed_attempts: 1,
+            retry_at_ms: 30,
+            error: "late".into(),
+            at_ms: 20,
+        };
+        assert_eq!(
+            mem.apply(back_off).unwrap_err(),
+            Rejected::AlreadyFinished(1)
+        );
+        let record = mem.record(1).unwrap();
+        assert_eq!(record.outcome, Some(Ok(b"1".to_vec())));
+        assert_eq!(record.last_error, None);
+    }
+
+    #[test]
+    fn a_retry_is_recorded_with_its_attempt_and_error() {
+        let mem = Mem::new();
+        mem.create(1, Target::service("Flaky", "run"), HandlerKind::Shared);
+        let back_off = Command::BackOff {
+            inv: 1,
+            failed_attempts: 2,
+            retry_at_ms: 300,
+            error: "bank busy".into(),
+            at_ms: 100,
+        };
+        mem.apply(back_off).unwrap();
+        let record = mem.record(1).unwrap();
+        assert_eq!(record.status, Status::BackingOff { retry_at_ms: 300 });
+        assert_eq!(
+            (record.attempt, record.last_error.as_deref()),
+            (2, Some("bank busy"))
+        );
+        assert_eq!(
+            mem.inflight(),
+            vec![1],
+            "still to run: recovered at the next open"
+        );
+        let failed = Command::Finish {
+            inv: 1,
+            outcome: Err(TerminalError::new("gave up")),
+            at_ms: 400,
+        };
+        mem.apply(failed).unwrap();
+        assert_eq!(mem.record(1).unwrap().status, Status::Failed);
+    }
+}

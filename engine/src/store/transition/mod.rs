@@ -10,7 +10,7 @@ mod journal;
 mod lifecycle;
 mod purge;
 #[cfg(test)]
-mod tests;
+mod testkit;
 mod timers;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};

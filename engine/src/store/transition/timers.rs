@@ -57,3 +57,64 @@ impl Tables<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::testkit::{Mem, invocation};
+    use crate::ids::{HandlerKind, Target};
+    use crate::journal::{Completion, Op};
+    use crate::store::command::{Action, Command};
+    use crate::store::records::Status;
+
+    fn sleeper(mem: &Mem, inv: u64, due_ms: u64) {
+        mem.create(inv, Target::service("Sleeper", "run"), HandlerKind::Shared);
+        let op = Op::Sleep { wake_at_ms: due_ms };
+        mem.append(inv, 0, op, vec![Action::Timer { due_ms }]);
+    }
+
+    fn fire(mem: &Mem, now_ms: u64, limit: usize) -> usize {
+        mem.apply(Command::FireTimers { now_ms, limit })
+            .unwrap()
+            .fired
+    }
+
+    #[test]
+    fn only_due_timers_fire_earliest_first_up_to_the_limit() {
+        let mem = Mem::new();
+        sleeper(&mem, 1, 300);
+        sleeper(&mem, 2, 100);
+        sleeper(&mem, 3, 200);
+        assert_eq!(fire(&mem, 99, 10), 0);
+        assert_eq!(fire(&mem, 250, 1), 1);
+        assert_eq!(mem.completion(2, 0), Some(Completion::Empty));
+        assert_eq!(
+            mem.completion(3, 0),
+            None,
+            "beyond the limit: the next batch"
+        );
+        assert_eq!(fire(&mem, 250, 10), 1);
+        assert_eq!(mem.completion(3, 0), Some(Completion::Empty));
+        assert_eq!(mem.completion(1, 0), None, "not due");
+        assert_eq!(mem.timers().len(), 1);
+    }
+
+    #[test]
+    fn a_start_timer_admits_a_delayed_send() {
+        let mem = Mem::new();
+        let mut new = invocation(1, Target::service("Mail", "send"), HandlerKind::Shared);
+        new.start_at_ms = Some(500);
+        mem.apply(Command::Create(new)).unwrap();
+        let fx = mem
+            .apply(Command::FireTimers {
+                now_ms: 500,
+                limit: 10,
+            })
+            .unwrap();
+        assert_eq!(fx.start, vec![1]);
+        assert_eq!(mem.record(1).unwrap().status, Status::Ready);
+        assert_eq!(mem.inflight(), vec![1]);
+        assert!(mem.timers().is_empty());
+    }
+}
