@@ -7,12 +7,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::context::millis;
-use crate::engine::EngineInner;
+use crate::clock::millis;
 use crate::error::{CallError, StoreError, TerminalError};
 use crate::ids::{InvocationId, ServiceKind, Target, instance_key, parse_awakeable_id};
 use crate::introspect::{InvocationFilter, InvocationInfo, JournalEntryInfo, info_of};
 use crate::journal::Completion;
+use crate::runtime::Runtime;
 use crate::service::Workflow;
 use crate::store::command::{Command, Completable, Effects, NewInvocation, Rejected};
 
@@ -55,11 +55,11 @@ pub struct Accepted {
 /// A handle for calling handlers from outside. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    engine: Arc<EngineInner>,
+    engine: Arc<Runtime>,
 }
 
 impl Client {
-    pub(crate) fn new(engine: Arc<EngineInner>) -> Self {
+    pub(crate) fn new(engine: Arc<Runtime>) -> Self {
         Self { engine }
     }
 

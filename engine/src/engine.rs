@@ -1,53 +1,21 @@
 //! Opening the engine: registration, configuration, start-up recovery and shutdown.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
 use crate::client::Client;
-use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::counted::Counted;
-use crate::error::{OpenError, StoreError};
-use crate::invoker::{self, Fatal, Live};
+use crate::clock::{Clock, SharedClock};
+use crate::error::{OpenError, StoreError, panic_message};
 use crate::retry::RetryPolicy;
+use crate::runtime::clocks::SystemClock;
+use crate::runtime::{EngineConfig, Runtime};
 use crate::service::{Definition, Registry};
 use crate::store::Store;
 use crate::store::StoredIdentity;
 use crate::store::check::CheckReport;
-use crate::store::command::{CrashHook, Effects};
-use crate::store::records::Outcome;
+use crate::store::command::CrashHook;
 use crate::store::stats::WriterStatistics;
-use crate::timers::{self, TimerSignal};
-
-/// Settings of an engine.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// How long an invocation may wait (for a call's result, a timer, an awakeable) before its
-    /// memory is given back; it resumes by replay when what it waits for completes.
-    pub inactivity_timeout: Duration,
-    /// How failed invocation attempts are retried.
-    pub retry_policy: RetryPolicy,
-    /// How long a finished invocation keeps its journal and result (for introspection, attach
-    /// and idempotency) before it is purged. A finished workflow's state and promises go with
-    /// it, and its key can run again.
-    pub retention: Duration,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            inactivity_timeout: Duration::from_secs(60),
-            retry_policy: RetryPolicy::default(),
-            retention: Duration::from_secs(24 * 60 * 60),
-        }
-    }
-}
 
 /// Collects definitions and settings, then opens a data folder.
 pub struct EngineBuilder {
@@ -123,16 +91,11 @@ impl EngineBuilder {
     /// if its file has an incompatible format.
     pub async fn open(self, dir: impl AsRef<Path>) -> Result<Engine, OpenError> {
         let inner = self.open_store(dir.as_ref(), false).await?;
-        let inflight = inner.store.inflight()?;
-        tracing::info!(resuming = inflight.len(), "engine open");
-        for id in inflight {
-            inner.start(id);
-        }
-        inner.tasks.spawn(timers::run(inner.clone()));
+        inner.resume()?;
         Ok(Engine { inner })
     }
 
-    async fn open_store(self, dir: &Path, read_only: bool) -> Result<Arc<EngineInner>, OpenError> {
+    async fn open_store(self, dir: &Path, read_only: bool) -> Result<Arc<Runtime>, OpenError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(OpenError::NoRuntime);
         }
@@ -150,38 +113,21 @@ impl EngineBuilder {
             Store::open(dir, retention_ms, crash_hook, identity)
         })
         .await?;
-        let next_id = store.last_invocation_id()? + 1;
-        let inner = Arc::new(EngineInner {
+        Ok(Runtime::new(
             registry,
             store,
-            clock: self.clock,
-            config: self.config,
-            live: Mutex::new(HashMap::new()),
-            watchers: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(next_id),
-            cancel: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-            timers: TimerSignal::default(),
+            self.clock,
+            self.config,
             read_only,
-            random_seed: self.random_seed,
-            runtime: tokio::runtime::Handle::current(),
-            drives: Arc::default(),
-            retrying: Arc::default(),
-        });
-        let runtime = Arc::downgrade(&inner);
-        inner.store.on_commit(Box::new(move |effects| {
-            if let Some(runtime) = runtime.upgrade() {
-                runtime.act_on(effects);
-            }
-        }));
-        Ok(inner)
+            self.random_seed,
+        )?)
     }
 }
 
 /// An open engine: the owner of its data folder. Dropping it stops its invocations; call
 /// [`Engine::shutdown`] to also wait for the writer to finish.
 pub struct Engine {
-    inner: Arc<EngineInner>,
+    inner: Arc<Runtime>,
 }
 
 impl Engine {
@@ -253,10 +199,7 @@ impl Engine {
     /// again at once, even in the same process. [`Client`]s made from this engine then answer
     /// [`StoreError::ShutDown`].
     pub async fn shutdown(self) {
-        self.inner.cancel.cancel();
-        self.inner.tasks.close();
-        self.inner.tasks.wait().await;
-        self.inner.store.close().await;
+        self.inner.shut_down().await;
     }
 
     /// Copies the engine's data file while it serves: see [`Client::back_up`].
@@ -276,7 +219,7 @@ impl Engine {
         self.inner.store.failed().await
     }
 
-    pub(crate) fn inner(&self) -> &Arc<EngineInner> {
+    pub(crate) fn inner(&self) -> &Arc<Runtime> {
         &self.inner
     }
 }
@@ -291,184 +234,6 @@ impl Engine {
     /// Counters of the single writer: commits, commands, time spent.
     pub fn writer_statistics(&self) -> WriterStatistics {
         self.inner.writer_statistics()
-    }
-}
-
-impl EngineInner {
-    pub(crate) fn writer_statistics(&self) -> WriterStatistics {
-        self.store.stats.statistics()
-    }
-}
-
-pub(crate) struct EngineInner {
-    pub(crate) registry: Registry,
-    pub(crate) store: Store,
-    pub(crate) clock: SharedClock,
-    pub(crate) config: EngineConfig,
-    live: Mutex<HashMap<u64, Arc<Live>>>,
-    watchers: Mutex<HashMap<u64, Vec<oneshot::Sender<Outcome>>>>,
-    next_id: AtomicU64,
-    pub(crate) cancel: CancellationToken,
-    tasks: TaskTracker,
-    pub(crate) timers: TimerSignal,
-    /// Opened by [`Engine::inspect`]: refuses every request.
-    read_only: bool,
-    pub(crate) random_seed: Option<u64>,
-    /// Where invocations run: the runtime the engine was opened in (the writer thread, which
-    /// acts on each commit's effects, starts them there).
-    runtime: tokio::runtime::Handle,
-    /// Invocations being driven: running an attempt, or between attempts.
-    drives: Arc<AtomicUsize>,
-    /// Of those, the ones between attempts, waiting on the clock for their retry.
-    retrying: Arc<AtomicUsize>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl EngineInner {
-    /// A fresh invocation id. Ids of invocations that never got committed are simply skipped.
-    pub(crate) fn allocate_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Runs an invocation in the background.
-    pub(crate) fn start(self: &Arc<Self>, id: u64) {
-        if self.cancel.is_cancelled() {
-            return;
-        }
-        let driving = Counted::new(&self.drives);
-        let drive = invoker::drive(self.clone(), id);
-        self.tasks.spawn_on(
-            async move {
-                let _driving = driving;
-                drive.await;
-            },
-            &self.runtime,
-        );
-    }
-
-    /// Counts an invocation between two attempts, waiting on the clock, until the guard drops.
-    pub(crate) fn sleeping_on_clock(&self) -> Counted {
-        Counted::new(&self.retrying)
-    }
-
-    /// Whether the engine is idle: nothing is being committed, no timer is due, and every
-    /// invocation in memory waits (for a completion, or for the clock) rather than works.
-    /// Only moving the clock or input from outside can make anything happen.
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // TestEngine's
-    pub(crate) fn is_idle(&self) -> bool {
-        if !self.store.is_quiet() {
-            return false;
-        }
-        {
-            let live = lock(&self.live);
-            let retrying = self.retrying.load(Ordering::SeqCst);
-            if live.len() + retrying != self.drives.load(Ordering::SeqCst)
-                || live.values().any(|live| live.is_busy())
-            {
-                return false;
-            }
-        }
-        match self.store.first_timer() {
-            Ok(Some(due)) => due > self.clock.now_ms(),
-            Ok(None) => true,
-            Err(_) => false,
-        }
-    }
-
-    /// Acts on what a commit changed: starts what became runnable, wakes the timer service,
-    /// delivers completions, cancellations and kills to running invocations, and answers
-    /// `attach` watchers. Called by the writer thread for every commit, before it answers.
-    fn act_on(self: &Arc<Self>, effects: &mut Effects) {
-        for id in std::mem::take(&mut effects.start) {
-            self.start(id);
-        }
-        if let Some(due_ms) = effects.earliest_timer.take() {
-            self.timers.added(due_ms);
-        }
-        let effects = Effects {
-            deliver: std::mem::take(&mut effects.deliver),
-            cancel: std::mem::take(&mut effects.cancel),
-            killed: std::mem::take(&mut effects.killed),
-            finished: std::mem::take(&mut effects.finished),
-            ..Effects::default()
-        };
-        if !effects.deliver.is_empty() || !effects.cancel.is_empty() || !effects.killed.is_empty() {
-            let live = lock(&self.live);
-            for (id, index, completion) in effects.deliver {
-                if let Some(live) = live.get(&id) {
-                    live.deliver(index, completion);
-                }
-            }
-            for id in effects.cancel {
-                if let Some(live) = live.get(&id) {
-                    live.request_cancel();
-                }
-            }
-            for id in effects.killed {
-                if let Some(live) = live.get(&id) {
-                    live.fail(Fatal::Killed);
-                }
-            }
-        }
-        if !effects.finished.is_empty() {
-            let mut watchers = lock(&self.watchers);
-            for (id, outcome) in effects.finished {
-                for watcher in watchers.remove(&id).unwrap_or_default() {
-                    let _ = watcher.send(outcome.clone());
-                }
-            }
-        }
-    }
-
-    pub(crate) fn register_live(&self, id: u64) -> Arc<Live> {
-        let live = Arc::new(Live::new(self.store.generation()));
-        lock(&self.live).insert(id, live.clone());
-        live
-    }
-
-    pub(crate) fn unregister_live(&self, id: u64, live: &Arc<Live>) {
-        let mut map = lock(&self.live);
-        if map
-            .get(&id)
-            .is_some_and(|current| Arc::ptr_eq(current, live))
-        {
-            map.remove(&id);
-        }
-    }
-
-    /// Whether an invocation is executing in this process now.
-    pub(crate) fn is_live(&self, id: u64) -> bool {
-        lock(&self.live).contains_key(&id)
-    }
-
-    /// Registers interest in an invocation's outcome; see [`Client::attach`].
-    pub(crate) fn watch(&self, id: u64) -> oneshot::Receiver<Outcome> {
-        let (tx, rx) = oneshot::channel();
-        lock(&self.watchers).entry(id).or_default().push(tx);
-        rx
-    }
-
-    pub(crate) fn unwatch_closed(&self, id: u64) {
-        let mut watchers = lock(&self.watchers);
-        if let Some(list) = watchers.get_mut(&id) {
-            list.retain(|w| !w.is_closed());
-            if list.is_empty() {
-                watchers.remove(&id);
-            }
-        }
-    }
-
-    pub(crate) fn check_open(&self) -> Result<(), StoreError> {
-        if self.read_only {
-            Err(StoreError::ReadOnly)
-        } else if self.cancel.is_cancelled() {
-            Err(StoreError::ShutDown)
-        } else {
-            Ok(())
-        }
     }
 }
 
@@ -489,13 +254,4 @@ async fn on_data_file<T: Send + 'static>(
             },
             Err(_cancelled) => OpenError::NoRuntime,
         })?
-}
-
-/// The message of a panic payload.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
 }

@@ -226,68 +226,6 @@ impl StoreError {
     }
 }
 
-/// Whether an I/O error says the disk, or the process's file-size limit, is full.
-fn is_full(io: &std::io::Error) -> bool {
-    matches!(
-        io.kind(),
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
-    )
-}
-
-impl From<redb::StorageError> for StoreError {
-    fn from(error: redb::StorageError) -> Self {
-        match error {
-            redb::StorageError::Io(io) if is_full(&io) => Self::StorageFull(io.to_string()),
-            other => Self::Redb(other.to_string()),
-        }
-    }
-}
-
-impl From<redb::CommitError> for StoreError {
-    fn from(error: redb::CommitError) -> Self {
-        match error {
-            redb::CommitError::Storage(storage) => storage.into(),
-            other => Self::Redb(other.to_string()),
-        }
-    }
-}
-
-impl From<redb::TransactionError> for StoreError {
-    fn from(error: redb::TransactionError) -> Self {
-        match error {
-            redb::TransactionError::Storage(storage) => storage.into(),
-            other => Self::Redb(other.to_string()),
-        }
-    }
-}
-
-impl From<redb::TableError> for StoreError {
-    fn from(error: redb::TableError) -> Self {
-        match error {
-            redb::TableError::Storage(storage) => storage.into(),
-            other => Self::Redb(other.to_string()),
-        }
-    }
-}
-
-impl From<redb::DatabaseError> for StoreError {
-    fn from(error: redb::DatabaseError) -> Self {
-        match error {
-            redb::DatabaseError::Storage(storage) => storage.into(),
-            other => Self::Redb(other.to_string()),
-        }
-    }
-}
-
-impl From<redb::Error> for StoreError {
-    fn from(error: redb::Error) -> Self {
-        match error {
-            redb::Error::Io(io) if is_full(&io) => Self::StorageFull(io.to_string()),
-            other => Self::Redb(other.to_string()),
-        }
-    }
-}
-
 /// A call, send or attach through the [`Client`](crate::Client) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -338,4 +276,13 @@ impl CallError {
             _ => None,
         }
     }
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }

@@ -3,10 +3,11 @@
 use std::time::SystemTime;
 
 use crate::clock::to_system_time;
-use crate::engine::{Engine, EngineInner};
+use crate::engine::Engine;
 use crate::error::{StoreError, TerminalError};
 use crate::ids::{HandlerKind, InvocationId, Target, instance_key};
 use crate::journal::Completion;
+use crate::runtime::Runtime;
 use crate::store::records::{Cancel, InvocationRecord, Status};
 
 /// Where an invocation is in its life.
@@ -162,7 +163,7 @@ pub struct InvocationFilter {
     pub limit: Option<usize>,
 }
 
-pub(crate) fn info_of(engine: &EngineInner, id: u64, record: InvocationRecord) -> InvocationInfo {
+pub(crate) fn info_of(engine: &Runtime, id: u64, record: InvocationRecord) -> InvocationInfo {
     let status = match record.status {
         Status::Pending => InvocationStatus::Pending,
         Status::Scheduled { .. } => InvocationStatus::Scheduled,
@@ -239,7 +240,7 @@ impl Engine {
 
 /// The bodies behind [`Engine`]'s introspection, for the parts of the crate that hold only the
 /// engine's shared core (the HTTP admin API).
-impl EngineInner {
+impl Runtime {
     pub(crate) fn list_invocations(
         &self,
         filter: &InvocationFilter,

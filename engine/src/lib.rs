@@ -115,23 +115,22 @@ pub mod fuzzing;
 pub mod http;
 mod ids;
 mod introspect;
-mod invoker;
 mod journal;
 mod retry;
+mod runtime;
 mod service;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod timers;
 
 pub use crate::client::Client;
 pub use crate::client::{Accepted, SendOptions};
-pub use crate::clock::{Clock, ClockSleep, ManualClock, SystemClock};
+pub use crate::clock::{Clock, ClockSleep};
 pub use crate::context::{
     Context, ContextBase, ContextPromises, ContextReadState, ContextWriteState, DurableFuture,
     ObjectContext, Saga, Selectable, SharedObjectContext, SharedWorkflowContext, WorkflowContext,
 };
-pub use crate::engine::{Engine, EngineBuilder, EngineConfig};
+pub use crate::engine::{Engine, EngineBuilder};
 pub use crate::error::{
     CallError, HandlerError, IntoTerminal, OpenError, StoreError, TerminalError,
 };
@@ -140,6 +139,8 @@ pub use crate::introspect::{
     Cancellation, InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo,
 };
 pub use crate::retry::RetryPolicy;
+pub use crate::runtime::EngineConfig;
+pub use crate::runtime::clocks::{ManualClock, SystemClock};
 pub use crate::service::{Definition, HandlerFuture, Service, VirtualObject, Workflow};
 pub use crate::store::check::CheckReport;
 pub use crate::store::stats::{Histogram, WriterStatistics};

@@ -51,10 +51,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::client::Client;
-use crate::clock::{Clock, ManualClock};
+use crate::clock::Clock;
 use crate::engine::{Engine, EngineBuilder};
 use crate::error::{CallError, OpenError, TerminalError};
 use crate::ids::{InvocationId, Target};
+use crate::runtime::clocks::ManualClock;
 use crate::store::command::{Command, CrashHook};
 use crate::{JournalEntryInfo, SendOptions};
 

@@ -38,7 +38,6 @@
 //! before the handler sees it; on replay, the recorded result is returned and nothing runs again.
 
 pub mod backend;
-mod core;
 mod future;
 mod saga;
 
@@ -51,8 +50,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::backend::{Backend, RunAction};
-pub(crate) use self::core::InvocationCore;
-pub(crate) use self::core::millis;
 pub use self::future::{DurableFuture, Selectable};
 pub use self::saga::Saga;
 use crate::error::{HandlerError, TerminalError};

@@ -6,12 +6,13 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::client::Client;
-use crate::engine::{Engine, EngineInner};
+use crate::engine::Engine;
 use crate::error::{CallError, TerminalError};
 use crate::http::reply::{self, ApiError, format_time};
 use crate::http::{Request, Response, Routes, decode, metrics, query_pairs};
 use crate::ids::InvocationId;
 use crate::introspect::{InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo};
+use crate::runtime::Runtime;
 
 /// How many invocations a listing returns when the request names no limit.
 const DEFAULT_LIST_LIMIT: usize = 100;
@@ -34,7 +35,7 @@ pub fn admin(engine: &Engine) -> Routes {
 }
 
 struct Admin {
-    engine: Arc<EngineInner>,
+    engine: Arc<Runtime>,
     client: Client,
 }
 

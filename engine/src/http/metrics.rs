@@ -2,12 +2,12 @@
 
 use std::fmt::Write;
 
-use crate::engine::EngineInner;
 use crate::error::StoreError;
+use crate::runtime::Runtime;
 use crate::store::stats::Histogram;
 
 /// The metrics page: invocations by status, pending timers, and the writer's commits.
-pub(crate) fn render(engine: &EngineInner) -> Result<String, StoreError> {
+pub(crate) fn render(engine: &Runtime) -> Result<String, StoreError> {
     let mut out = String::new();
     let counts = engine.count_invocations()?;
     header(

@@ -7,6 +7,7 @@
 pub(crate) mod check;
 pub(crate) mod command;
 pub(crate) mod records;
+mod redb_errors;
 pub(crate) mod stats;
 pub(crate) mod tables;
 pub(crate) mod transition;
@@ -142,7 +143,7 @@ impl Store {
                     let run = || writer::run(&file, rx, &stats, retention_ms, &halt, &sink);
                     if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
                     {
-                        let reason = crate::engine::panic_message(&*panic);
+                        let reason = crate::error::panic_message(&*panic);
                         tracing::error!(%reason, "the engine's writer stopped");
                         died_tx.send_replace(Some(reason));
                     }

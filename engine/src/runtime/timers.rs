@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::clock::sleep_for;
-use crate::engine::EngineInner;
+use crate::runtime::Runtime;
 use crate::store::command::Command;
 
 /// Timers fired per commit; more due timers are fired by the commits that follow at once. Large,
@@ -50,7 +50,7 @@ impl TimerSignal {
 }
 
 /// The service's loop; ends when the engine shuts down.
-pub(crate) async fn run(engine: Arc<EngineInner>) {
+pub(crate) async fn run(engine: Arc<Runtime>) {
     let signal = &engine.timers;
     loop {
         if engine.cancel.is_cancelled() {
@@ -89,7 +89,7 @@ pub(crate) async fn run(engine: Arc<EngineInner>) {
     }
 }
 
-async fn sleep_until(engine: &EngineInner, deadline_ms: Option<u64>) {
+async fn sleep_until(engine: &Runtime, deadline_ms: Option<u64>) {
     match deadline_ms {
         Some(deadline_ms) => engine.clock.sleep_until(deadline_ms).await,
         None => std::future::pending().await,
@@ -97,7 +97,7 @@ async fn sleep_until(engine: &EngineInner, deadline_ms: Option<u64>) {
 }
 
 /// Fires every timer due now, a batch per commit.
-async fn fire_due(engine: &Arc<EngineInner>) -> Result<(), crate::StoreError> {
+async fn fire_due(engine: &Arc<Runtime>) -> Result<(), crate::StoreError> {
     loop {
         let now_ms = engine.clock.now_ms();
         let command = Command::FireTimers {

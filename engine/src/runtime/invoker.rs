@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::invocation::InvocationCore;
 use crate::clock::sleep_for;
-use crate::context::InvocationCore;
 use crate::context::backend::Backend;
 use crate::counted::Counted;
-use crate::engine::EngineInner;
 use crate::error::TerminalError;
 use crate::journal::Completion;
+use crate::runtime::Runtime;
 use crate::store::command::{Command, Rejected};
 use crate::store::records::{Cancel, InvocationRecord, Outcome, Status};
 
@@ -238,7 +238,7 @@ enum AttemptEnd {
 }
 
 /// Runs invocation `id` until it finishes or suspends, retrying with backoff.
-pub(crate) async fn drive(engine: Arc<EngineInner>, id: u64) {
+pub(crate) async fn drive(engine: Arc<Runtime>, id: u64) {
     let cancelled = engine.cancel.clone();
     loop {
         let end = tokio::select! {
@@ -258,14 +258,14 @@ pub(crate) async fn drive(engine: Arc<EngineInner>, id: u64) {
     }
 }
 
-async fn attempt(engine: &Arc<EngineInner>, id: u64) -> AttemptEnd {
+async fn attempt(engine: &Arc<Runtime>, id: u64) -> AttemptEnd {
     let live = engine.register_live(id);
     let end = attempt_with(engine, id, &live).await;
     engine.unregister_live(id, &live);
     end
 }
 
-async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> AttemptEnd {
+async fn attempt_with(engine: &Arc<Runtime>, id: u64, live: &Arc<Live>) -> AttemptEnd {
     let (record, journal) = match engine.store.load(id) {
         Ok(Some(loaded)) => loaded,
         Ok(None) => {
@@ -364,7 +364,7 @@ async fn attempt_with(engine: &Arc<EngineInner>, id: u64, live: &Arc<Live>) -> A
 /// Ends an attempt the handler must not see end: a journal mismatch fails the invocation, a
 /// store failure retries it.
 async fn abandon(
-    engine: &Arc<EngineInner>,
+    engine: &Arc<Runtime>,
     live: &Live,
     id: u64,
     record: &InvocationRecord,
@@ -387,15 +387,13 @@ async fn abandon(
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned());
-    format!("the handler panicked: {text}")
+    format!(
+        "the handler panicked: {}",
+        crate::error::panic_message(payload)
+    )
 }
 
-async fn finish(engine: &Arc<EngineInner>, live: &Live, id: u64, outcome: Outcome) -> AttemptEnd {
+async fn finish(engine: &Arc<Runtime>, live: &Live, id: u64, outcome: Outcome) -> AttemptEnd {
     let command = Command::Finish {
         inv: id,
         outcome,
@@ -416,7 +414,7 @@ async fn finish(engine: &Arc<EngineInner>, live: &Live, id: u64, outcome: Outcom
 }
 
 async fn back_off(
-    engine: &Arc<EngineInner>,
+    engine: &Arc<Runtime>,
     live: &Live,
     id: u64,
     failed_before: u32,

@@ -12,20 +12,20 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::backend::{Backend, BoxFuture, Handle, Outcome, RunAction};
-use crate::clock::{sleep_for, to_system_time};
-use crate::engine::EngineInner;
+use crate::clock::{millis, sleep_for, to_system_time};
+use crate::context::backend::{Backend, BoxFuture, Handle, Outcome, RunAction};
 use crate::error::TerminalError;
 use crate::ids::{InvocationId, Target, awakeable_id, parse_awakeable_id};
-use crate::invoker::{Fatal, Live};
 use crate::journal::{Completion, Entry, Op, Replay, Step};
 use crate::retry::RetryPolicy;
+use crate::runtime::Runtime;
+use crate::runtime::invoker::{Fatal, Live};
 use crate::store::command::{Action, Command, Completable, NewInvocation, Rejected, StateOp};
 
 /// One execution (attempt) of an invocation.
 #[doc(hidden)]
 pub struct InvocationCore {
-    pub(crate) engine: Arc<EngineInner>,
+    pub(crate) engine: Arc<Runtime>,
     pub(crate) id: u64,
     pub(crate) target: Target,
     pub(crate) attempt: u32,
@@ -44,7 +44,7 @@ struct StateOverlay {
 
 impl InvocationCore {
     pub(crate) fn new(
-        engine: Arc<EngineInner>,
+        engine: Arc<Runtime>,
         id: u64,
         target: Target,
         attempt: u32,
@@ -788,10 +788,6 @@ struct Committed {
     cancel_delivered: bool,
 }
 
-pub(crate) fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 fn json<T: Serialize>(value: &T) -> Result<Completion, Fatal> {
     serde_json::to_vec(value)
         .map(Completion::Value)
@@ -811,7 +807,7 @@ fn outcome(completion: Option<Completion>, what: &str) -> Outcome {
 
 /// Decodes a value the engine journaled itself (state keys, random numbers, time, a winner).
 fn decode_value<T: DeserializeOwned>(outcome: Outcome, what: &str) -> Result<T, TerminalError> {
-    super::decode_value(outcome, what)
+    crate::context::decode_value(outcome, what)
 }
 
 /// The token of a durable future whose operation did not match the journal.
