@@ -5,8 +5,7 @@
 //! code, the store failed), the operation reports it to the invoker and never returns; the
 //! invoker then drops the handler's future.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -16,7 +15,8 @@ use crate::clock::{millis, sleep_for, to_system_time};
 use crate::context::backend::{Backend, BoxFuture, Handle, Outcome, RunAction};
 use crate::error::TerminalError;
 use crate::ids::{InvocationId, Target, awakeable_id, parse_awakeable_id};
-use crate::journal::{Completion, Entry, Op, Replay, Step};
+use crate::journal::machine::{Overlaid, Wake};
+use crate::journal::{Completion, Entry, Op, Step};
 use crate::retry::RetryPolicy;
 use crate::runtime::Runtime;
 use crate::runtime::invoker::{Fatal, Live};
@@ -29,17 +29,8 @@ pub struct InvocationCore {
     pub(crate) id: u64,
     pub(crate) target: Target,
     pub(crate) attempt: u32,
+    /// The attempt's machine (replay, the state overlay, completions, waits) and its wake-ups.
     pub(crate) live: Arc<Live>,
-    replay: Mutex<Replay>,
-    /// This execution's own state writes, which reads must see before they are committed.
-    written: Mutex<StateOverlay>,
-}
-
-/// State writes not yet known to be committed, layered over the committed state.
-#[derive(Debug, Default)]
-struct StateOverlay {
-    cleared_all: bool,
-    values: BTreeMap<String, Option<Vec<u8>>>,
 }
 
 impl InvocationCore {
@@ -51,30 +42,23 @@ impl InvocationCore {
         live: Arc<Live>,
         journal: Vec<(u32, Entry)>,
     ) -> Self {
+        live.machine().load(journal);
         Self {
             engine,
             id,
             target,
             attempt,
             live,
-            replay: Mutex::new(Replay::new(journal)),
-            written: Mutex::new(StateOverlay::default()),
         }
     }
 
-    fn replay(&self) -> MutexGuard<'_, Replay> {
-        // A poisoned lock means a panic while issuing an index; the journal view is still whole.
-        self.replay
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     pub(crate) fn is_replaying(&self) -> bool {
-        self.replay().is_replaying()
+        self.live.machine().is_replaying()
     }
 
+    /// Hands `op` the next index; a mismatch is recorded as the attempt's fatal failure.
     fn issue(&self, op: &Op) -> Step {
-        self.replay().issue(op)
+        self.live.machine().issue(op)
     }
 
     fn instance(&self) -> String {
@@ -96,19 +80,23 @@ impl InvocationCore {
         std::future::pending().await
     }
 
+    /// After a [`Step::Mismatch`] (which the machine recorded): stops the handler.
     async fn fail_mismatch<T>(&self, step: Step) -> T {
-        let message = match step {
-            Step::Mismatch {
-                index,
-                recorded,
-                issued,
-            } => format!(
-                "journal mismatch at index {index}: the handler issued {issued} but the journal \
-                 holds {recorded}; the handler's code changed while this invocation was in flight"
-            ),
-            other => format!("unexpected replay step {other:?}"),
-        };
-        self.fail(Fatal::Mismatch(message)).await
+        self.report_mismatch(step);
+        std::future::pending().await
+    }
+
+    /// Wakes the invoker to stop the handler after a [`Step::Mismatch`], for an operation that
+    /// returns without awaiting.
+    fn report_mismatch(&self, step: Step) {
+        if let Step::Mismatch {
+            index,
+            recorded,
+            issued,
+        } = step
+        {
+            self.live.fail(Fatal::mismatch(index, &recorded, &issued));
+        }
     }
 
     /// Submits a command of this invocation and waits for its commit; then acts on what the
@@ -166,10 +154,15 @@ impl InvocationCore {
         });
     }
 
+    /// Takes the delivered completion of `index` (the machine is locked for this step only).
+    fn take_completion(&self, index: u32) -> Option<Completion> {
+        self.live.machine().take_completion(index)
+    }
+
     /// Waits for the completion of the entry at `index`.
     pub(crate) async fn completion(&self, index: u32) -> Completion {
         match self.wait_any(&[index], index, None).await {
-            Waited::Ready(_) => match self.live.take_completion(index) {
+            Waited::Ready(_) => match self.take_completion(index) {
                 Some(completion) => completion,
                 None => {
                     self.fail(Fatal::Store(format!("completion {index} vanished")))
@@ -185,16 +178,17 @@ impl InvocationCore {
     /// write there if the index is still empty, as for a select). Suspension is requested after
     /// the inactivity timeout.
     async fn wait_any(&self, indices: &[u32], at: u32, absent: Option<&Entry>) -> Waited {
-        let _waiting: Vec<_> = indices.iter().map(|&i| self.live.wait_for(i)).collect();
+        let _waiting = self.live.wait_for(indices);
         let inactivity = self.engine.config.inactivity_timeout;
         loop {
             let notified = self.live.completed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(position) = indices.iter().position(|&i| self.live.has_completion(i)) {
+            let wake = self.live.machine().poll_wait(indices);
+            if let Wake::Ready(position) = wake {
                 return Waited::Ready(position);
             }
-            if self.live.cancel_requested() {
+            if wake == Wake::DeliverCancel {
                 let command = Command::DeliverCancel {
                     inv: self.id,
                     index: at,
@@ -204,7 +198,7 @@ impl InvocationCore {
                 let committed = self.commit(command).await;
                 if committed.cancel_delivered || committed.journaled.is_none() {
                     // Delivered now, or no longer pending (delivered by a concurrent await).
-                    self.live.cancel_delivered();
+                    self.live.machine().cancel_delivered();
                 }
                 if let Some(completion) = committed.journaled {
                     return Waited::Journaled(completion);
@@ -304,13 +298,11 @@ impl InvocationCore {
         let store = &self.engine.store;
         let completion = self
             .immediate(Op::GetState { key: key.clone() }, |_| {
-                let value = {
-                    let written = self.written();
-                    match written.values.get(&key) {
-                        Some(value) => Ok(value.clone()),
-                        None if written.cleared_all => Ok(None),
-                        None => store.state_get(&instance, &key),
-                    }
+                let overlaid = self.live.machine().overlaid(&key);
+                let value = match overlaid {
+                    Overlaid::Written(value) => Ok(value),
+                    Overlaid::ClearedAll => Ok(None),
+                    Overlaid::Untouched => store.state_get(&instance, &key),
                 };
                 match value {
                     Ok(Some(bytes)) => Ok(Completion::Value(bytes)),
@@ -331,15 +323,8 @@ impl InvocationCore {
         let completion = self
             .immediate(Op::GetStateKeys, |_| {
                 match self.committed_keys(store, &instance) {
-                    Ok(mut keys) => {
-                        for (key, value) in &self.written().values {
-                            if value.is_some() {
-                                keys.insert(key.clone());
-                            } else {
-                                keys.remove(key);
-                            }
-                        }
-                        let keys: Vec<String> = keys.into_iter().collect();
+                    Ok(committed) => {
+                        let keys = self.live.machine().keys_over(committed);
                         serde_json::to_vec(&keys)
                             .map(Completion::Value)
                             .map_err(|e| Fatal::Store(e.to_string()))
@@ -351,16 +336,12 @@ impl InvocationCore {
         decode_value(outcome(Some(completion), "state keys"), "state keys")
     }
 
-    fn written(&self) -> MutexGuard<'_, StateOverlay> {
-        self.written.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn committed_keys(
         &self,
         store: &crate::store::Store,
         instance: &str,
     ) -> Result<std::collections::BTreeSet<String>, crate::error::StoreError> {
-        if self.written().cleared_all {
+        if self.live.machine().cleared_all() {
             return Ok(std::collections::BTreeSet::new());
         }
         Ok(store
@@ -371,7 +352,7 @@ impl InvocationCore {
     }
 
     fn set_state(&self, key: &str, value: Option<Vec<u8>>) {
-        self.written().values.insert(key.to_owned(), value.clone());
+        self.live.machine().write_state(key, value.clone());
         let instance = self.instance();
         let (op, state) = match value {
             Some(value) => (
@@ -398,11 +379,7 @@ impl InvocationCore {
     }
 
     fn clear_all_state(&self) {
-        {
-            let mut written = self.written();
-            written.cleared_all = true;
-            written.values.clear();
-        }
+        self.live.machine().clear_all_state();
         let instance = self.instance();
         self.write_state(Op::ClearAllState, StateOp::ClearAll { instance });
     }
@@ -417,21 +394,9 @@ impl InvocationCore {
                     vec![Action::State(state)],
                 );
             }
-            step @ Step::Mismatch { .. } => {
-                // The handler cannot be stopped from a synchronous call: report, and the invoker
-                // drops the handler at its next await.
-                if let Step::Mismatch {
-                    index,
-                    recorded,
-                    issued,
-                } = step
-                {
-                    self.live.fail(Fatal::Mismatch(format!(
-                        "journal mismatch at index {index}: the handler issued {issued} but the \
-                         journal holds {recorded}"
-                    )));
-                }
-            }
+            // The handler cannot be stopped from a synchronous call: report, and the invoker
+            // drops the handler at its next await.
+            step @ Step::Mismatch { .. } => self.report_mismatch(step),
         }
     }
 
@@ -562,21 +527,6 @@ impl InvocationCore {
         let completion = self.immediate(Op::Now, |_| json(&now)).await;
         decode_value::<u64>(outcome(Some(completion), "now"), "now").map(to_system_time)
     }
-    /// Reports a journal mismatch found by an operation that returns without awaiting.
-    fn report_mismatch(&self, step: Step) {
-        if let Step::Mismatch {
-            index,
-            recorded,
-            issued,
-        } = step
-        {
-            self.live.fail(Fatal::Mismatch(format!(
-                "journal mismatch at index {index}: the handler issued {issued} but the journal \
-                 holds {recorded}"
-            )));
-        }
-    }
-
     /// Issues an operation whose completion arrives later; a live one is appended (without
     /// waiting) with `actions`. Returns the entry at its index, and its handle.
     fn issue_durable(
@@ -616,7 +566,7 @@ impl InvocationCore {
     }
 
     fn new_awakeable(self: &Arc<Self>) -> (String, Handle) {
-        let secret = self.random_u128(self.replay().next_index());
+        let secret = self.random_u128(self.live.machine().next_index());
         let (entry, handle) = self.issue_durable(Op::Awakeable { secret }, Vec::new);
         let secret = match entry.map(|e| e.op) {
             Some(Op::Awakeable { secret }) => secret,

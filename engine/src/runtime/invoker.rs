@@ -5,8 +5,6 @@
 //! It never decides *whether* an invocation may run (that is the writer's object queue) and
 //! never touches redb itself.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -15,48 +13,26 @@ use tokio::sync::Notify;
 use super::invocation::InvocationCore;
 use crate::clock::sleep_for;
 use crate::context::backend::Backend;
-use crate::counted::Counted;
 use crate::error::TerminalError;
 use crate::journal::Completion;
+pub(crate) use crate::journal::machine::Fatal;
+use crate::journal::machine::Machine;
 use crate::runtime::Runtime;
 use crate::store::command::{Command, Rejected};
 use crate::store::records::{Cancel, InvocationRecord, Outcome, Status};
 
-/// A failure the handler must not observe: the attempt is abandoned.
-#[derive(Debug, Clone)]
-pub(crate) enum Fatal {
-    /// Replay found another operation in the journal: fail the invocation.
-    Mismatch(String),
-    /// The store failed or refused a write: retry the attempt.
-    Store(String),
-    /// The invocation was killed (and is already recorded as failed): stop, write nothing.
-    Killed,
-}
-
-/// The in-memory side of a running invocation, shared by its context and the invoker.
+/// The in-memory side of a running attempt: its [`Machine`] behind a lock, shared by its context
+/// (the driver of the handler's operations), the invoker, and the runtime delivering
+/// completions; and the notifications that wake whoever waits on it.
 #[derive(Debug, Default)]
 pub(crate) struct Live {
-    completions: Mutex<HashMap<u32, Completion>>,
-    /// Woken when a completion is delivered.
+    machine: Mutex<Machine>,
+    /// Woken when a completion or a cancellation is delivered.
     pub(crate) completed: Notify,
-    /// Woken when the invoker should look at `fatal` or `suspend`.
+    /// Woken when the invoker should look at a fatal failure or a suspension.
     signal: Notify,
-    fatal: Mutex<Option<Fatal>>,
-    /// Indices the handler is waiting for.
-    waiting: Mutex<HashSet<u32>>,
-    /// A waiting operation passed the inactivity timeout.
-    suspend: Mutex<bool>,
-    /// Operations executing right now (run closures, appends in flight).
-    active: AtomicUsize,
-    /// A cancellation waits to fail the next await.
-    cancel: AtomicBool,
-    /// Appends queued without waiting whose commit is not confirmed yet.
-    detached: AtomicUsize,
-    /// Woken when `detached` drops to zero.
+    /// Woken when every detached append is acknowledged.
     drained: Notify,
-    /// Waits on the clock in progress (a `run` step's retry backoff, the attempt's own): the
-    /// invocation waits for time, not for work.
-    clock_sleeps: Arc<AtomicUsize>,
     /// The store's generation when the attempt started: its commands are refused once the
     /// store has been reopened after a failed commit (see `Store::submit_as`).
     pub(crate) generation: u64,
@@ -75,27 +51,23 @@ impl Live {
         }
     }
 
+    /// The attempt's machine, locked: hold it only for a step, never across an await.
+    pub(crate) fn machine(&self) -> MutexGuard<'_, Machine> {
+        lock(&self.machine)
+    }
+
     pub(crate) fn deliver(&self, index: u32, completion: Completion) {
-        lock(&self.completions).insert(index, completion);
+        self.machine().deliver(index, completion);
         self.completed.notify_waiters();
-    }
-
-    pub(crate) fn take_completion(&self, index: u32) -> Option<Completion> {
-        lock(&self.completions).remove(&index)
-    }
-
-    /// Whether a completion for `index` was delivered (and not taken yet).
-    pub(crate) fn has_completion(&self, index: u32) -> bool {
-        lock(&self.completions).contains_key(&index)
     }
 
     /// Counts an append queued without waiting; call [`Live::detached_done`] once it is answered.
     pub(crate) fn detached_started(&self) {
-        self.detached.fetch_add(1, Ordering::SeqCst);
+        self.machine().detached_started();
     }
 
     pub(crate) fn detached_done(&self) {
-        if self.detached.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.machine().detached_done() {
             self.drained.notify_waiters();
         }
     }
@@ -106,7 +78,7 @@ impl Live {
             let drained = self.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            if self.detached.load(Ordering::SeqCst) == 0 {
+            if self.machine().detached_committed() {
                 return;
             }
             drained.await;
@@ -115,98 +87,58 @@ impl Live {
 
     /// Makes the next await fail with "cancelled".
     pub(crate) fn request_cancel(&self) {
-        self.cancel.store(true, Ordering::SeqCst);
+        self.machine().request_cancel();
         self.completed.notify_waiters();
     }
 
-    pub(crate) fn cancel_requested(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
-    }
-
-    /// The cancellation was delivered to an await (or turned out to be delivered already).
-    pub(crate) fn cancel_delivered(&self) {
-        self.cancel.store(false, Ordering::SeqCst);
-    }
-
     pub(crate) fn fail(&self, fatal: Fatal) {
-        lock(&self.fatal).get_or_insert(fatal);
+        self.machine().fail(fatal);
         self.signal.notify_one();
     }
 
+    /// The inactivity timeout elapsed: the invoker suspends the attempt if it still can.
     pub(crate) fn request_suspension(&self) {
-        *lock(&self.suspend) = true;
+        self.machine().inactivity_elapsed();
         self.signal.notify_one();
     }
 
-    /// Marks `index` as awaited until the guard drops.
-    pub(crate) fn wait_for(self: &Arc<Self>, index: u32) -> WaitGuard {
-        lock(&self.waiting).insert(index);
+    /// Marks `indices` as awaited until the guard drops.
+    pub(crate) fn wait_for(self: &Arc<Self>, indices: &[u32]) -> WaitGuard {
+        self.machine().wait_for(indices);
         WaitGuard {
             live: self.clone(),
-            index,
+            indices: indices.to_vec(),
         }
-    }
-
-    /// Counts a wait on the clock until the guard drops.
-    pub(crate) fn sleep_on_clock(&self) -> Counted {
-        Counted::new(&self.clock_sleeps)
-    }
-
-    /// Whether the attempt is doing (or about to do) work, rather than only waiting for a
-    /// completion or for the clock: what `TestEngine` waits out before it moves time.
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // TestEngine's
-    pub(crate) fn is_busy(&self) -> bool {
-        if lock(&self.fatal).is_some()
-            || *lock(&self.suspend)
-            || self.cancel_requested()
-            || self.detached.load(Ordering::SeqCst) > 0
-        {
-            return true;
-        }
-        let sleeping = self.clock_sleeps.load(Ordering::SeqCst);
-        if self.active.load(Ordering::SeqCst) > sleeping {
-            // An operation executes (a `run` closure, an append awaiting its commit).
-            return true;
-        }
-        let waiting: Vec<u32> = lock(&self.waiting).iter().copied().collect();
-        if waiting.is_empty() {
-            return sleeping == 0;
-        }
-        let completions = lock(&self.completions);
-        waiting.iter().any(|index| completions.contains_key(index))
     }
 
     /// Counts an executing operation until the guard drops; no suspension meanwhile.
     pub(crate) fn begin_operation(self: &Arc<Self>) -> ActiveGuard {
-        self.active.fetch_add(1, Ordering::SeqCst);
+        self.machine().begin_operation();
         ActiveGuard { live: self.clone() }
     }
 
-    /// What to suspend on, if the invocation can suspend now.
-    fn suspendable(&self) -> Option<Vec<u32>> {
-        let mut requested = lock(&self.suspend);
-        if !*requested {
-            return None;
-        }
-        *requested = false;
-        let waiting: Vec<u32> = lock(&self.waiting).iter().copied().collect();
-        let idle = self.active.load(Ordering::SeqCst) == 0;
-        let ready = {
-            let completions = lock(&self.completions);
-            waiting.iter().any(|index| completions.contains_key(index))
-        };
-        (idle && !waiting.is_empty() && !ready && !self.cancel_requested()).then_some(waiting)
+    /// Counts a wait on the clock until the guard drops: the attempt waits for time.
+    pub(crate) fn sleep_on_clock(self: &Arc<Self>) -> ClockGuard {
+        self.machine().begin_clock_sleep();
+        ClockGuard { live: self.clone() }
+    }
+
+    /// Whether the attempt is doing (or about to do) work: what `TestEngine` waits out before
+    /// it moves time.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // TestEngine's
+    pub(crate) fn is_busy(&self) -> bool {
+        self.machine().is_busy()
     }
 }
 
 pub(crate) struct WaitGuard {
     live: Arc<Live>,
-    index: u32,
+    indices: Vec<u32>,
 }
 
 impl Drop for WaitGuard {
     fn drop(&mut self) {
-        lock(&self.live.waiting).remove(&self.index);
+        self.live.machine().stop_waiting(&self.indices);
     }
 }
 
@@ -216,7 +148,17 @@ pub(crate) struct ActiveGuard {
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.live.active.fetch_sub(1, Ordering::SeqCst);
+        self.live.machine().end_operation();
+    }
+}
+
+pub(crate) struct ClockGuard {
+    live: Arc<Live>,
+}
+
+impl Drop for ClockGuard {
+    fn drop(&mut self) {
+        self.live.machine().end_clock_sleep();
     }
 }
 
@@ -311,12 +253,13 @@ async fn attempt_with(engine: &Arc<Runtime>, id: u64, live: &Arc<Live>) -> Attem
         tokio::select! {
             joined = &mut task.0 => break joined,
             () = live.signal.notified() => {
-                let fatal = lock(&live.fatal).take();
+                let fatal = live.machine().take_fatal();
                 if let Some(fatal) = fatal {
                     drop(task);
                     return abandon(engine, live, id, &record, fatal).await;
                 }
-                if let Some(awaiting) = live.suspendable() {
+                let suspension = live.machine().take_suspension();
+                if let Some(awaiting) = suspension {
                     let command = Command::Suspend { inv: id, awaiting, at_ms: engine.clock.now_ms() };
                     if let Ok(Ok(effects)) = engine.store.submit_as(live.generation, command).await {
                         if effects.suspended {
@@ -331,7 +274,7 @@ async fn attempt_with(engine: &Arc<Runtime>, id: u64, live: &Arc<Live>) -> Attem
     // A journal mismatch found by a state write (which returns at once) surfaces here. After a
     // state write fails to commit, the writer refuses this attempt's later commands (see
     // `Store::submit_as`), so the outcome cannot commit without it.
-    let fatal = lock(&live.fatal).take();
+    let fatal = live.machine().take_fatal();
     if let Some(fatal) = fatal {
         return abandon(engine, live, id, &record, fatal).await;
     }
