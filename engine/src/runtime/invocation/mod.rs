@@ -1,9 +1,16 @@
-//! The invocation behind a context: hands out journal indices, replays recorded entries,
-//! executes and journals live ones, and waits for completions.
+//! The invocation behind a context, the embedded engine's `Backend`: the async driver of the
+//! attempt's [`Machine`](crate::journal::machine::Machine). It asks the machine for each
+//! operation's index (replay or execute), performs what the machine cannot (appends through
+//! the writer, reads of committed state, `run` closures, sleeps on the clock), and waits for
+//! completions. `state.rs` has the state operations, `waits.rs` calls, sends, timers,
+//! awakeables and promises.
 //!
 //! When something goes wrong that the handler must not observe (the journal does not match the
 //! code, the store failed), the operation reports it to the invoker and never returns; the
 //! invoker then drops the handler's future.
+
+mod state;
+mod waits;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,13 +21,13 @@ use serde::de::DeserializeOwned;
 use crate::clock::{millis, sleep_for, to_system_time};
 use crate::context::backend::{Backend, BoxFuture, Handle, Outcome, RunAction};
 use crate::error::TerminalError;
-use crate::ids::{InvocationId, Target, awakeable_id, parse_awakeable_id};
-use crate::journal::machine::{Overlaid, Wake};
+use crate::ids::{InvocationId, Target};
+use crate::journal::machine::Wake;
 use crate::journal::{Completion, Entry, Op, Step};
 use crate::retry::RetryPolicy;
 use crate::runtime::Runtime;
 use crate::runtime::invoker::{Fatal, Live};
-use crate::store::command::{Action, Command, Completable, NewInvocation, Rejected, StateOp};
+use crate::store::command::{Action, Command, Rejected};
 
 /// One execution (attempt) of an invocation.
 #[doc(hidden)]
@@ -293,202 +300,6 @@ impl InvocationCore {
         result
     }
 
-    async fn get_state(self: Arc<Self>, key: String) -> Result<Option<Vec<u8>>, TerminalError> {
-        let instance = self.instance();
-        let store = &self.engine.store;
-        let completion = self
-            .immediate(Op::GetState { key: key.clone() }, |_| {
-                let overlaid = self.live.machine().overlaid(&key);
-                let value = match overlaid {
-                    Overlaid::Written(value) => Ok(value),
-                    Overlaid::ClearedAll => Ok(None),
-                    Overlaid::Untouched => store.state_get(&instance, &key),
-                };
-                match value {
-                    Ok(Some(bytes)) => Ok(Completion::Value(bytes)),
-                    Ok(None) => Ok(Completion::Empty),
-                    Err(e) => Err(Fatal::Store(e.to_string())),
-                }
-            })
-            .await;
-        match completion {
-            Completion::Empty => Ok(None),
-            other => outcome(Some(other), &format!("state {key:?}")).map(Some),
-        }
-    }
-
-    async fn state_keys(self: Arc<Self>) -> Result<Vec<String>, TerminalError> {
-        let instance = self.instance();
-        let store = &self.engine.store;
-        let completion = self
-            .immediate(Op::GetStateKeys, |_| {
-                match self.committed_keys(store, &instance) {
-                    Ok(committed) => {
-                        let keys = self.live.machine().keys_over(committed);
-                        serde_json::to_vec(&keys)
-                            .map(Completion::Value)
-                            .map_err(|e| Fatal::Store(e.to_string()))
-                    }
-                    Err(e) => Err(Fatal::Store(e.to_string())),
-                }
-            })
-            .await;
-        decode_value(outcome(Some(completion), "state keys"), "state keys")
-    }
-
-    fn committed_keys(
-        &self,
-        store: &crate::store::Store,
-        instance: &str,
-    ) -> Result<std::collections::BTreeSet<String>, crate::error::StoreError> {
-        if self.live.machine().cleared_all() {
-            return Ok(std::collections::BTreeSet::new());
-        }
-        Ok(store
-            .state_all(instance)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect())
-    }
-
-    fn set_state(&self, key: &str, value: Option<Vec<u8>>) {
-        self.live.machine().write_state(key, value.clone());
-        let instance = self.instance();
-        let (op, state) = match value {
-            Some(value) => (
-                Op::SetState {
-                    key: key.to_owned(),
-                },
-                StateOp::Set {
-                    instance,
-                    key: key.to_owned(),
-                    value,
-                },
-            ),
-            None => (
-                Op::ClearState {
-                    key: key.to_owned(),
-                },
-                StateOp::Clear {
-                    instance,
-                    key: key.to_owned(),
-                },
-            ),
-        };
-        self.write_state(op, state);
-    }
-
-    fn clear_all_state(&self) {
-        self.live.machine().clear_all_state();
-        let instance = self.instance();
-        self.write_state(Op::ClearAllState, StateOp::ClearAll { instance });
-    }
-
-    fn write_state(&self, op: Op, state: StateOp) {
-        match self.issue(&op) {
-            Step::Replayed(..) => {}
-            Step::Live(index) => {
-                self.append_detached(
-                    index,
-                    self.entry(op, Some(Completion::Empty)),
-                    vec![Action::State(state)],
-                );
-            }
-            // The handler cannot be stopped from a synchronous call: report, and the invoker
-            // drops the handler at its next await.
-            step @ Step::Mismatch { .. } => self.report_mismatch(step),
-        }
-    }
-
-    /// Issues a call or send: creates the callee atomically with the journal entry.
-    async fn spawn_callee(
-        &self,
-        target: Target,
-        input: Vec<u8>,
-        wait: bool,
-        delay: Option<Duration>,
-    ) -> Result<(u32, u64, Option<Completion>), TerminalError> {
-        let kind = self
-            .engine
-            .registry
-            .resolve(&target)
-            .map_err(|e| TerminalError::with_code(404, e.to_string()))?;
-        let issued = if wait {
-            Op::Call {
-                target: target.clone(),
-                callee: 0,
-            }
-        } else {
-            Op::Send {
-                target: target.clone(),
-                callee: 0,
-            }
-        };
-        match self.issue(&issued) {
-            Step::Replayed(index, entry) => match entry.op {
-                Op::Call { callee, .. } | Op::Send { callee, .. } => {
-                    Ok((index, callee, entry.completion))
-                }
-                other => Err(TerminalError::new(format!(
-                    "journal entry {index} is {} where a call or send was recorded",
-                    other.describe()
-                ))),
-            },
-            Step::Live(index) => {
-                let callee = self.engine.allocate_id();
-                let now_ms = self.engine.clock.now_ms();
-                let op = if wait {
-                    Op::Call {
-                        target: target.clone(),
-                        callee,
-                    }
-                } else {
-                    Op::Send {
-                        target: target.clone(),
-                        callee,
-                    }
-                };
-                let new = NewInvocation {
-                    id: callee,
-                    target,
-                    kind,
-                    input,
-                    waiter: wait.then_some((self.id, index)),
-                    created_ms: now_ms,
-                    idempotency_key: None,
-                    start_at_ms: delay.map(|d| now_ms.saturating_add(millis(d))),
-                };
-                {
-                    let _active = self.live.begin_operation();
-                    self.append(index, self.entry(op, None), vec![Action::Spawn(new)])
-                        .await;
-                }
-                Ok((index, callee, None))
-            }
-            step @ Step::Mismatch { .. } => self.fail_mismatch(step).await,
-        }
-    }
-
-    async fn call(self: Arc<Self>, target: Target, input: Vec<u8>) -> Outcome {
-        let what = format!("the result of {target}");
-        let (index, _, recorded) = self.spawn_callee(target, input, true, None).await?;
-        let completion = match recorded {
-            Some(completion) => completion,
-            None => self.completion(index).await,
-        };
-        outcome(Some(completion), &what)
-    }
-
-    async fn send(
-        self: Arc<Self>,
-        target: Target,
-        input: Vec<u8>,
-        delay: Option<Duration>,
-    ) -> Result<String, TerminalError> {
-        let (_, callee, _) = self.spawn_callee(target, input, false, delay).await?;
-        Ok(InvocationId(callee).to_string())
-    }
-
     /// A random number for the operation at `index`: from the OS, or with a seed (tests) a
     /// function of (seed, invocation, index), so that a run from scratch draws the same numbers.
     /// The engine's one source of randomness; what it draws is journaled before a handler sees
@@ -527,156 +338,6 @@ impl InvocationCore {
         let completion = self.immediate(Op::Now, |_| json(&now)).await;
         decode_value::<u64>(outcome(Some(completion), "now"), "now").map(to_system_time)
     }
-    /// Issues an operation whose completion arrives later; a live one is appended (without
-    /// waiting) with `actions`. Returns the entry at its index, and its handle.
-    fn issue_durable(
-        self: &Arc<Self>,
-        op: Op,
-        actions: impl FnOnce() -> Vec<Action>,
-    ) -> (Option<Entry>, Handle) {
-        match self.issue(&op) {
-            Step::Replayed(index, entry) => {
-                let ready = entry
-                    .completion
-                    .clone()
-                    .map(|completion| outcome(Some(completion), "a durable future's result"));
-                let handle = Handle {
-                    token: u64::from(index),
-                    ready,
-                };
-                (Some(entry), handle)
-            }
-            Step::Live(index) => {
-                let entry = self.entry(op, None);
-                self.append_detached(index, entry.clone(), actions());
-                (Some(entry), Handle::pending(u64::from(index)))
-            }
-            step @ Step::Mismatch { .. } => {
-                self.report_mismatch(step);
-                (None, Handle::pending(BROKEN))
-            }
-        }
-    }
-
-    fn sleep_until_ms(self: &Arc<Self>, wake_at_ms: u64) -> Handle {
-        self.issue_durable(Op::Sleep { wake_at_ms }, || {
-            vec![Action::Timer { due_ms: wake_at_ms }]
-        })
-        .1
-    }
-
-    fn new_awakeable(self: &Arc<Self>) -> (String, Handle) {
-        let secret = self.random_u128(self.live.machine().next_index());
-        let (entry, handle) = self.issue_durable(Op::Awakeable { secret }, Vec::new);
-        let secret = match entry.map(|e| e.op) {
-            Some(Op::Awakeable { secret }) => secret,
-            _ => secret,
-        };
-        let index = u32::try_from(handle.token).unwrap_or(u32::MAX);
-        (awakeable_id(self.id, index, secret), handle)
-    }
-
-    fn new_promise(self: &Arc<Self>, name: &str) -> Handle {
-        let instance = self.instance();
-        let op = Op::GetPromise {
-            name: name.to_owned(),
-        };
-        self.issue_durable(op, || {
-            vec![Action::AwaitPromise {
-                instance,
-                name: name.to_owned(),
-            }]
-        })
-        .1
-    }
-
-    /// Waits for the completion of a pending durable future.
-    async fn await_handle(self: Arc<Self>, token: u64) -> Outcome {
-        let Some(index) = u32::try_from(token).ok().filter(|&i| i != u32::MAX) else {
-            // Replay found another operation here (already reported): wait to be dropped.
-            return std::future::pending().await;
-        };
-        outcome(
-            Some(self.completion(index).await),
-            "a durable future's result",
-        )
-    }
-
-    async fn peek_promise(self: Arc<Self>, name: String) -> Result<Option<Vec<u8>>, TerminalError> {
-        let instance = self.instance();
-        let store = &self.engine.store;
-        let completion = self
-            .immediate(Op::PeekPromise { name: name.clone() }, |_| {
-                match store.promise(&instance, &name) {
-                    Ok(Some(completion)) => Ok(completion),
-                    Ok(None) => Ok(Completion::Empty),
-                    Err(e) => Err(Fatal::Store(e.to_string())),
-                }
-            })
-            .await;
-        match completion {
-            Completion::Empty => Ok(None),
-            other => outcome(Some(other), &format!("promise {name:?}")).map(Some),
-        }
-    }
-
-    /// Completes an awakeable or a promise from this handler; the outcome is journaled.
-    async fn complete(
-        self: Arc<Self>,
-        op: Op,
-        what: Completable,
-        completion: Completion,
-    ) -> Result<(), TerminalError> {
-        let recorded = match self.issue(&op) {
-            Step::Replayed(_, entry) => entry.completion,
-            Step::Live(index) => {
-                let _active = self.live.begin_operation();
-                let command = Command::Complete {
-                    what,
-                    completion,
-                    by: Some((self.id, index, self.entry(op, None))),
-                    at_ms: self.engine.clock.now_ms(),
-                };
-                self.commit(command).await.journaled
-            }
-            step @ Step::Mismatch { .. } => return self.fail_mismatch(step).await,
-        };
-        match recorded {
-            Some(Completion::Failure(e)) => Err(e),
-            Some(_) => Ok(()),
-            None => Err(TerminalError::new("the completion has no recorded result")),
-        }
-    }
-
-    async fn complete_awakeable(
-        self: Arc<Self>,
-        id: String,
-        completion: Completion,
-    ) -> Result<(), TerminalError> {
-        let Some((inv, index, secret)) = parse_awakeable_id(&id) else {
-            return Err(TerminalError::with_code(
-                400,
-                format!("{id:?} is not an awakeable id"),
-            ));
-        };
-        let what = Completable::Awakeable { inv, index, secret };
-        self.complete(Op::CompleteAwakeable { id }, what, completion)
-            .await
-    }
-
-    async fn complete_promise(
-        self: Arc<Self>,
-        name: String,
-        completion: Completion,
-    ) -> Result<(), TerminalError> {
-        let what = Completable::Promise {
-            instance: self.instance(),
-            name: name.clone(),
-        };
-        self.complete(Op::CompletePromise { name }, what, completion)
-            .await
-    }
-
     /// Waits for the first of several durable futures; the winner is journaled, so replay picks
     /// the same one.
     async fn select(self: Arc<Self>, candidates: Vec<(u64, bool)>) -> Result<usize, TerminalError> {
