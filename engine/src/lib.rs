@@ -88,10 +88,11 @@
 //! * `service` — defining services, objects and workflows.
 //! * `client` — calling handlers from outside.
 //! * `introspect` — listing invocations, reading journals and state.
-//! * `journal` — entries and the replay state machine (no I/O).
-//! * `store` — the redb file and its single writer (the only code that writes).
-//! * `invoker` — runs invocations: attempts, retries, suspension.
-//! * `timers` — fires durable timers by the engine's [`Clock`].
+//! * `journal` — entries, replay, and the invocation machine of one attempt (no I/O).
+//! * `store` — the redb file: the state transitions of every command, and the single writer
+//!   thread that commits them (the only code that writes).
+//! * `runtime` — runs invocations: attempts, retries, suspension, the timer service, and the
+//!   clocks everything waits on.
 //! * `http` (cargo feature `http`) — the Restate-compatible HTTP ingress and the admin API.
 //! * `testing` (cargo feature `testing`) — an engine with a virtual clock for tests, and the
 //!   crash-point checker.
