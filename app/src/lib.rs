@@ -123,15 +123,22 @@ impl App {
     }
 
     /// Registers the domain's services, objects and workflow with the embedded engine.
+    ///
+    /// Every domain handler is ingress-private there: the storefront calls them in-process, so
+    /// the engine's HTTP ingress refuses them (paying an order, approving one or filling
+    /// someone's basket go through the storefront's authenticated routes only).
     pub fn register(&self, builder: EngineBuilder) -> EngineBuilder {
         self.definitions()
             .into_iter()
+            .map(Definition::ingress_private)
             .fold(builder, |builder, definition| builder.register(definition))
     }
 
     /// The domain's services, objects and workflow, for any engine that serves definitions
     /// (the embedded one through [`App::register`], a Restate cluster through
-    /// `zeroapp-restate`).
+    /// `zeroapp-restate`). They are public here: on a cluster the storefront calls them through
+    /// the cluster's ingress, which the operator keeps on a private network
+    /// (docs/scale-out.md).
     pub fn definitions(&self) -> Vec<Definition> {
         vec![
             shipping::service(self).into(),

@@ -393,6 +393,29 @@ impl Client {
         crate::clock::to_system_time(self.engine.clock.now_ms())
     }
 
+    /// Whether the HTTP ingress refuses `target`'s handler (it is ingress-private).
+    #[cfg(feature = "http")]
+    pub(crate) fn is_ingress_private(&self, target: &Target) -> bool {
+        self.engine
+            .registry
+            .is_ingress_private(&target.service, &target.handler)
+    }
+
+    /// The services, objects and workflows the ingress serves something of, sorted.
+    #[cfg(feature = "http")]
+    pub(crate) fn public_services(&self) -> Vec<String> {
+        let registry = &self.engine.registry;
+        let mut names = registry.names();
+        names.retain(|name| !registry.is_wholly_private(name));
+        names
+    }
+
+    /// The target of invocation `id`, if there is such an invocation.
+    #[cfg(feature = "http")]
+    pub(crate) fn target_of(&self, id: InvocationId) -> Result<Option<Target>, CallError> {
+        Ok(self.engine.store.record(id.0)?.map(|record| record.target))
+    }
+
     /// The kind of the service, object or workflow registered as `name`.
     pub fn service_kind(&self, name: &str) -> Option<ServiceKind> {
         self.engine.registry.kind_of(name)

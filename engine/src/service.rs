@@ -27,6 +27,8 @@ pub(crate) type ErasedHandler =
 
 struct HandlerDef {
     kind: HandlerKind,
+    /// Refused by the HTTP ingress; callable from handlers and the in-process `Client`.
+    ingress_private: bool,
     run: ErasedHandler,
     /// Whether a JSON input decodes into the handler's input type.
     check_input: fn(&[u8]) -> Result<(), String>,
@@ -45,6 +47,8 @@ pub struct Definition {
     name: String,
     kind: ServiceKind,
     handlers: HashMap<String, HandlerDef>,
+    /// Set by `ingress_private`: handlers added afterwards are private too.
+    private_added_later: bool,
 }
 
 impl Definition {
@@ -58,6 +62,7 @@ impl Definition {
             name,
             kind,
             handlers: HashMap::new(),
+            private_added_later: false,
         }
     }
 
@@ -105,6 +110,7 @@ impl Definition {
             handler.to_owned(),
             HandlerDef {
                 kind,
+                ingress_private: self.private_added_later,
                 run,
                 check_input: check_input::<I>,
             },
@@ -114,6 +120,31 @@ impl Definition {
             "handler {handler:?} is registered twice on {}",
             self.name
         );
+        self
+    }
+
+    /// Makes every handler (those added before and after) ingress-private: callable from other
+    /// handlers and through the in-process [`Client`](crate::Client), refused by the HTTP
+    /// ingress — and by a Restate cluster's ingress, which gets the same flag (Restate's
+    /// `ingressPrivate`).
+    #[must_use]
+    pub fn ingress_private(mut self) -> Self {
+        for handler in self.handlers.values_mut() {
+            handler.ingress_private = true;
+        }
+        self.private_added_later = true;
+        self
+    }
+
+    /// Makes one handler ingress-private.
+    fn ingress_private_handler(mut self, name: &str) -> Self {
+        match self.handlers.get_mut(name) {
+            Some(handler) => handler.ingress_private = true,
+            None => panic!(
+                "no handler {name:?} on {} to make private: register it first",
+                self.name
+            ),
+        }
         self
     }
 }
@@ -143,6 +174,14 @@ impl Definition {
         handlers
     }
 
+    /// Whether the HTTP ingress refuses `handler` (it is called by other handlers and through
+    /// the in-process `Client` only). False for a handler that does not exist.
+    pub fn is_ingress_private(&self, handler: &str) -> bool {
+        self.handlers
+            .get(handler)
+            .is_some_and(|h| h.ingress_private)
+    }
+
     /// Whether `input` (JSON; empty means `null`) decodes as the handler's input type; why not
     /// if it does not. `None` if there is no such handler.
     pub fn check_input(&self, handler: &str, input: &[u8]) -> Option<Result<(), String>> {
@@ -166,6 +205,24 @@ impl Definition {
 pub struct Service(Definition);
 
 impl Service {
+    /// Makes every handler of this service (those added before and after) ingress-private:
+    /// callable from other handlers and through the in-process [`Client`](crate::Client),
+    /// refused by the HTTP ingress (Restate's `ingressPrivate`).
+    #[must_use]
+    pub fn ingress_private(self) -> Self {
+        Self(self.0.ingress_private())
+    }
+
+    /// Makes the handler `name` (registered already) ingress-private.
+    ///
+    /// # Panics
+    ///
+    /// If no handler `name` was registered before: a mistake in the program, not in its input.
+    #[must_use]
+    pub fn ingress_private_handler(self, name: &str) -> Self {
+        Self(self.0.ingress_private_handler(name))
+    }
+
     /// A service called `name`.
     pub fn new(name: impl Into<String>) -> Self {
         Self(Definition::new(name, ServiceKind::Service))
@@ -192,6 +249,24 @@ impl Service {
 pub struct VirtualObject(Definition);
 
 impl VirtualObject {
+    /// Makes every handler of this object (those added before and after) ingress-private:
+    /// callable from other handlers and through the in-process [`Client`](crate::Client),
+    /// refused by the HTTP ingress (Restate's `ingressPrivate`).
+    #[must_use]
+    pub fn ingress_private(self) -> Self {
+        Self(self.0.ingress_private())
+    }
+
+    /// Makes the handler `name` (registered already) ingress-private.
+    ///
+    /// # Panics
+    ///
+    /// If no handler `name` was registered before: a mistake in the program, not in its input.
+    #[must_use]
+    pub fn ingress_private_handler(self, name: &str) -> Self {
+        Self(self.0.ingress_private_handler(name))
+    }
+
     /// A virtual object called `name`.
     pub fn new(name: impl Into<String>) -> Self {
         Self(Definition::new(name, ServiceKind::VirtualObject))
@@ -234,6 +309,24 @@ impl VirtualObject {
 pub struct Workflow(Definition);
 
 impl Workflow {
+    /// Makes every handler of this workflow (those added before and after) ingress-private:
+    /// callable from other handlers and through the in-process [`Client`](crate::Client),
+    /// refused by the HTTP ingress (Restate's `ingressPrivate`).
+    #[must_use]
+    pub fn ingress_private(self) -> Self {
+        Self(self.0.ingress_private())
+    }
+
+    /// Makes the handler `name` (registered already) ingress-private.
+    ///
+    /// # Panics
+    ///
+    /// If no handler `name` was registered before: a mistake in the program, not in its input.
+    #[must_use]
+    pub fn ingress_private_handler(self, name: &str) -> Self {
+        Self(self.0.ingress_private_handler(name))
+    }
+
     /// The name of a workflow's main handler.
     pub const RUN: &'static str = "run";
 
@@ -302,6 +395,24 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
+    /// Whether the HTTP ingress refuses `handler` of `service` (see
+    /// [`Definition::is_ingress_private`]).
+    pub(crate) fn is_ingress_private(&self, service: &str, handler: &str) -> bool {
+        self.services
+            .get(service)
+            .is_some_and(|definition| definition.is_ingress_private(handler))
+    }
+
+    /// Whether every handler of `service` is ingress-private (the ingress does not even name it).
+    pub(crate) fn is_wholly_private(&self, service: &str) -> bool {
+        self.services.get(service).is_some_and(|definition| {
+            definition
+                .handlers
+                .values()
+                .all(|handler| handler.ingress_private)
+        })
+    }
+
     /// Adds a definition; `Err(name)` if the name is taken.
     pub(crate) fn add(&mut self, definition: Definition) -> Result<(), String> {
         if self.services.contains_key(&definition.name) {

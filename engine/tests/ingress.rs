@@ -93,6 +93,29 @@ fn builder() -> zeroapp_engine::EngineBuilder {
                 .run(approval)
                 .shared("decide", decide),
         )
+        .register(
+            Service::new("Vault")
+                .handler("open", open)
+                .ingress_private(),
+        )
+        .register(Service::new("Front").handler("knock", knock))
+        .register(
+            VirtualObject::new("Account")
+                .exclusive("deposit", add)
+                .shared("audit", total)
+                .ingress_private_handler("audit"),
+        )
+        .register(Workflow::new("Secret").run(approval).ingress_private())
+}
+
+/// Private: only other handlers (and the in-process client) may open the vault.
+async fn open(_ctx: Context, who: String) -> Result<String, HandlerError> {
+    Ok(format!("vault opened for {who}"))
+}
+
+/// Public: calls the private vault.
+async fn knock(ctx: Context, who: String) -> Result<String, HandlerError> {
+    Ok(ctx.call(Target::service("Vault", "open"), &who).await?)
 }
 
 struct Server {
@@ -106,12 +129,29 @@ struct Server {
 
 impl Server {
     async fn start(limits: HttpLimits) -> Self {
+        Self::start_with(limits, None).await
+    }
+
+    /// With `tokens`, the ingress and the admin API each need their own.
+    async fn start_with(limits: HttpLimits, tokens: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let engine = common::open(builder(), dir.path()).await;
         let stop = CancellationToken::new();
         let mut servers = Vec::new();
         let mut addrs = Vec::new();
-        for routes in [http::ingress(&engine, &limits), http::admin(&engine)] {
+        let mut ingress = http::ingress(&engine, &limits);
+        let mut admin = http::admin(&engine);
+        if let Some((ingress_token, admin_token)) = tokens {
+            let token = |t: &str| http::BearerToken::new(t).unwrap();
+            ingress = http::require_bearer(
+                ingress,
+                token(ingress_token),
+                &["/restate/health"],
+                Some("ingress"),
+            );
+            admin = http::require_bearer(admin, token(admin_token), &["/health"], None);
+        }
+        for routes in [ingress, admin] {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addrs.push(listener.local_addr().unwrap());
             servers.push(tokio::spawn(http::serve(
@@ -201,7 +241,10 @@ async fn calls_services_and_objects_by_name() {
     let health = get(server.ingress, "/restate/health").await;
     assert_eq!(
         health.json()["services"],
-        serde_json::json!(["Approval", "Counter", "Greeter", "Waiter"])
+        serde_json::json!([
+            "Account", "Approval", "Counter", "Front", "Greeter", "Waiter"
+        ]),
+        "wholly private services are not named"
     );
     server.stop().await;
 }
@@ -814,5 +857,125 @@ async fn connection_cap_and_idle_timeout() {
         started.elapsed() >= Duration::from_millis(250),
         "closed before idling"
     );
+    server.stop().await;
+}
+
+/// Ingress-private handlers: refused over HTTP (403, the JSON error, nothing written), called by
+/// other handlers and through the in-process client; a service, a workflow or one handler.
+#[tokio::test]
+async fn private_handlers_are_refused_by_the_ingress_only() {
+    let server = Server::start(small_limits()).await;
+    let before = server.written();
+    for (method, path) in [
+        ("POST", "/Vault/open"),
+        ("POST", "/Vault/open/send"),
+        ("GET", "/Vault/open"),
+        ("POST", "/Account/a/audit"),
+        ("POST", "/Secret/k/run"),
+        ("POST", "/Secret/k/run/send"),
+        ("GET", "/restate/workflow/Secret/k/attach"),
+        ("GET", "/restate/workflow/Secret/k/output"),
+        ("GET", "/restate/invocation/Vault/open/key-1/attach"),
+    ] {
+        let reply = request(server.ingress, method, path, &[], r#""Eve""#).await;
+        assert_eq!(reply.status, 403, "{method} {path}: {}", reply.text());
+        assert!(
+            reply.error_message().contains("is private"),
+            "{path}: {}",
+            reply.text()
+        );
+        assert_eq!(
+            reply.header("x-restate-error-source").as_deref(),
+            Some("ingress")
+        );
+    }
+    assert_eq!(server.written(), before, "a refusal writes nothing");
+
+    // Other handlers call it; so does the in-process client.
+    let knocked = post(server.ingress, "/Front/knock", r#""Ada""#).await;
+    assert_eq!(knocked.status, 200, "{}", knocked.text());
+    assert_eq!(knocked.json(), "vault opened for Ada");
+    let client = server.engine.client();
+    let opened: String = client
+        .call(Target::service("Vault", "open"), &"Bob")
+        .await
+        .unwrap();
+    assert_eq!(opened, "vault opened for Bob");
+    // One private handler of an object; its other handlers stay public.
+    assert_eq!(
+        post(server.ingress, "/Account/a/deposit", "5").await.json(),
+        5
+    );
+    // An invocation of a private handler cannot be attached to by id either.
+    let id = client
+        .send(Target::service("Vault", "open"), &"Cy")
+        .await
+        .unwrap();
+    let attach = get(server.ingress, &format!("/restate/invocation/{id}/attach")).await;
+    assert_eq!(attach.status, 403, "{}", attach.text());
+    server.stop().await;
+}
+
+/// Bearer tokens: the ingress and the admin API each take their own; a missing or wrong token
+/// is 401 with the JSON error and `WWW-Authenticate: Bearer`, before anything is read or
+/// written; the health checks stay open.
+#[tokio::test]
+async fn tokens_guard_the_ingress_and_the_admin_api() {
+    let (ingress_token, admin_token) = ("ingress-secret-0123456789", "admin-secret-0123456789");
+    let server = Server::start_with(small_limits(), Some((ingress_token, admin_token))).await;
+    let before = server.written();
+    let bearer = |token: &str| format!("Bearer {token}");
+    let call = |token: Option<String>| async move {
+        let headers: Vec<(&str, &str)> = match &token {
+            Some(value) => vec![("authorization", value.as_str())],
+            None => vec![],
+        };
+        request(
+            server.ingress,
+            "POST",
+            "/Greeter/greet",
+            &headers,
+            r#""Ada""#,
+        )
+        .await
+    };
+    for (token, message) in [
+        (None, "needs a token"),
+        (Some(bearer("wrong-token-0123456789")), "not this server's"),
+        (Some(bearer(admin_token)), "not this server's"),
+        (Some(format!("Basic {ingress_token}")), "needs a token"),
+    ] {
+        let reply = call(token.clone()).await;
+        assert_eq!(reply.status, 401, "{token:?}: {}", reply.text());
+        assert!(reply.error_message().contains(message), "{}", reply.text());
+        assert_eq!(reply.header("www-authenticate").as_deref(), Some("Bearer"));
+    }
+    assert_eq!(server.written(), before, "a refusal writes nothing");
+    let reply = call(Some(bearer(ingress_token))).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(get(server.ingress, "/restate/health").await.status, 200);
+
+    let listed = get(server.admin, "/invocations").await;
+    assert_eq!(listed.status, 401, "{}", listed.text());
+    let with_ingress_token = request(
+        server.admin,
+        "GET",
+        "/invocations",
+        &[("authorization", &bearer(ingress_token))],
+        "",
+    )
+    .await;
+    assert_eq!(with_ingress_token.status, 401, "the tokens are distinct");
+    let listed = request(
+        server.admin,
+        "GET",
+        "/invocations",
+        &[("authorization", &bearer(admin_token))],
+        "",
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(get(server.admin, "/health").await.status, 200);
+    assert_eq!(get(server.admin, "/metrics").await.status, 401);
     server.stop().await;
 }

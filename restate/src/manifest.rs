@@ -68,7 +68,10 @@ pub(crate) fn service(
     let handlers = definition
         .handlers()
         .into_iter()
-        .map(|(handler, kind)| self::handler(definition.name(), handler, kind, retention))
+        .map(|(handler, kind)| {
+            let private = definition.is_ingress_private(handler);
+            self::handler(definition.name(), handler, kind, private, retention)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let retry = invocation_retry();
     let is_workflow = definition.kind() == ServiceKind::Workflow;
@@ -97,6 +100,7 @@ fn handler(
     service: &str,
     name: &str,
     kind: HandlerKind,
+    ingress_private: bool,
     retention: &Retention,
 ) -> Result<Handler, DeploymentError> {
     let handler_name = HandlerName::try_from(name).map_err(|e| DeploymentError::InvalidName {
@@ -123,7 +127,8 @@ fn handler(
         idempotency_retention: None,
         workflow_completion_retention: is_run.then(|| millis(retention.workflow)),
         enable_lazy_state: None,
-        ingress_private: None,
+        // The same visibility as on the embedded ingress: Restate's ingress refuses it too.
+        ingress_private: ingress_private.then_some(true),
         retry_policy_initial_interval: None,
         retry_policy_max_interval: None,
         retry_policy_max_attempts: None,

@@ -43,6 +43,13 @@ pub struct BackupArgs {
     /// The running server's admin API.
     #[arg(long, env = "ZEROAPP_ADMIN_ADDR", default_value = "127.0.0.1:9070")]
     pub admin_addr: SocketAddr,
+    /// The admin API's bearer token, if it requires one; else the file `admin.token` in
+    /// `--data-dir`, if there is one.
+    #[arg(long, env = "ZEROAPP_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The server's data folder, where `admin.token` may be.
+    #[arg(long, env = "ZEROAPP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
 }
 
 /// Flags of `check`.
@@ -72,6 +79,20 @@ pub struct ServeArgs {
     /// Where the admin API (invocations, journals, cancel/kill/purge, /metrics) listens.
     #[arg(long, env = "ZEROAPP_ADMIN_ADDR", default_value = "127.0.0.1:9070")]
     pub admin_addr: SocketAddr,
+    /// The bearer token the ingress requires (at least 16 visible characters); else the file
+    /// `ingress.token` in the data folder, if there is one. Without a token the ingress may
+    /// only listen on a loopback address.
+    #[arg(long, env = "ZEROAPP_INGRESS_TOKEN", hide_env_values = true)]
+    pub ingress_token: Option<String>,
+    /// The bearer token the admin API requires (distinct from the ingress's); else the file
+    /// `admin.token` in the data folder, if there is one. Without a token the admin API may
+    /// only listen on a loopback address.
+    #[arg(long, env = "ZEROAPP_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Serve the domain's handlers on the ingress too (for integrations that call them
+    /// directly); they are private otherwise. Needs an ingress token.
+    #[arg(long, env = "ZEROAPP_PUBLIC_HANDLERS")]
+    pub public_handlers: bool,
     /// Log filter when RUST_LOG is not set: error, warn, info, debug, trace, or directives
     /// such as `info,zeroapp_engine=debug`.
     #[arg(long, env = "ZEROAPP_LOG", default_value = "info")]

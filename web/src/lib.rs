@@ -14,3 +14,4 @@ pub mod pages;
 pub mod serve;
 pub mod server;
 pub mod sse;
+pub mod tokens;

@@ -9,13 +9,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use zeroapp_app::App;
 use zeroapp_engine::Engine;
-use zeroapp_engine::http::{self, HttpLimits, Routes};
+use zeroapp_engine::http::{self, BearerToken, HttpLimits, Routes};
 
 use zeroapp_restate::{Deployment, RestateClient, Retention};
 
 use crate::cli::ServeArgs;
 use crate::engine::EngineClient;
-use crate::server;
+use crate::{server, tokens};
 
 /// Opens the engine (or reaches the Restate cluster), serves until a stop signal, then shuts
 /// down in order: stop accepting, let requests in flight finish (bounded), flush the engine's
@@ -23,6 +23,12 @@ use crate::server;
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     init_logging(&args.log_level);
     let handlers_on_restate = args.restate_admin.is_some() && args.restate_ingress.is_some();
+    // Before anything is opened: a listener others can reach without a token stops the start.
+    let tokens = if handlers_on_restate {
+        Tokens::default()
+    } else {
+        Tokens::load(&args)?
+    };
     // Before either store is opened for writing (which would create a missing one, and seed a
     // missing app.sqlite): both must belong to this folder.
     let identity = zeroapp_app::folder::identity(&args.data_dir, !handlers_on_restate).await?;
@@ -50,7 +56,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let stop = CancellationToken::new();
     let handlers = match (&args.restate_admin, &args.restate_ingress) {
         (Some(admin), Some(ingress)) => on_restate(&args, &app, admin, ingress, &stop).await?,
-        _ => embedded(&args, &app, identity, &limits, &stop).await?,
+        _ => embedded(&args, &app, identity, &limits, tokens, &stop).await?,
     };
     let storefront = server::routes(server::Shared {
         app: app.clone(),
@@ -124,27 +130,91 @@ struct Handlers {
     servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// The bearer tokens of the ingress and the admin API, if they have any.
+#[derive(Default)]
+struct Tokens {
+    ingress: Option<BearerToken>,
+    admin: Option<BearerToken>,
+}
+
+impl Tokens {
+    /// Reads both (see `tokens`), and refuses a listener others can reach without one, or one
+    /// token for both listeners.
+    fn load(args: &ServeArgs) -> Result<Self, String> {
+        let ingress = tokens::Source {
+            listener: "ingress",
+            flag: "--ingress-token",
+            file: "ingress.token",
+            given: args.ingress_token.as_deref(),
+        };
+        let admin = tokens::Source {
+            listener: "admin API",
+            flag: "--admin-token",
+            file: "admin.token",
+            given: args.admin_token.as_deref(),
+        };
+        let loaded = Self {
+            ingress: tokens::load(&ingress, &args.data_dir)?,
+            admin: tokens::load(&admin, &args.data_dir)?,
+        };
+        tokens::check_exposure(&ingress, args.ingress_addr, loaded.ingress.as_ref())?;
+        tokens::check_exposure(&admin, args.admin_addr, loaded.admin.as_ref())?;
+        if args.public_handlers && loaded.ingress.is_none() {
+            return Err(
+                "--public-handlers serves the domain's handlers on the ingress: give the \
+                        ingress a token (--ingress-token or a file ingress.token in the data \
+                        folder), so that only who holds it can call them"
+                    .into(),
+            );
+        }
+        if let (Some(a), Some(b)) = (&loaded.ingress, &loaded.admin) {
+            if a.same_as(b) {
+                return Err(
+                    "the ingress and the admin API need distinct tokens: whoever may \
+                            call handlers must not also cancel, kill and purge invocations"
+                        .into(),
+                );
+            }
+        }
+        Ok(loaded)
+    }
+}
+
 /// The embedded engine in the data folder, with its ingress and admin API.
 async fn embedded(
     args: &ServeArgs,
     app: &App,
     identity: uuid::Uuid,
     limits: &HttpLimits,
+    tokens: Tokens,
     stop: &CancellationToken,
 ) -> Result<Handlers, Box<dyn std::error::Error>> {
-    let engine = app
-        .register(Engine::builder().folder_identity(identity))
+    let builder = Engine::builder().folder_identity(identity);
+    let builder = if args.public_handlers {
+        app.definitions()
+            .into_iter()
+            .fold(builder, |builder, definition| builder.register(definition))
+    } else {
+        app.register(builder)
+    };
+    let engine = builder
         .open(&args.data_dir)
         .await
         .map_err(|e| format!("cannot open the engine in {}: {e}", args.data_dir.display()))?;
-    let ingress = http::ingress(&engine, limits);
+    let mut ingress = http::ingress(&engine, limits);
+    if let Some(token) = tokens.ingress {
+        ingress = http::require_bearer(ingress, token, &["/restate/health"], Some("ingress"));
+    }
     let ingress = listen("ingress", args.ingress_addr, ingress, limits, stop).await?;
-    let admin = crate::backup::with_backup_route(
+    let mut admin = crate::backup::with_backup_route(
         http::admin(&engine),
         engine.client(),
         app.clone(),
         args.data_dir.clone(),
     );
+    if let Some(token) = tokens.admin {
+        admin = http::require_bearer(admin, token, &["/health"], None);
+    }
     let admin = listen("admin", args.admin_addr, admin, limits, stop).await?;
     Ok(Handlers {
         client: EngineClient::Embedded(engine.client()),
@@ -252,8 +322,10 @@ fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only for a terminal: a log file or a supervisor's journal gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

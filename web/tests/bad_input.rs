@@ -734,6 +734,38 @@ fn cases(f: &Fixture) -> Vec<Case> {
         )
         .to(To::Ingress)
         .answers(404, "service 'NoSuchService' not found"),
+        // The domain's handlers are private: the ingress refuses every one, whoever asks.
+        case(
+            "pay bob's order through the ingress",
+            "POST",
+            "/PaymentGateway/pay",
+        )
+        .to(To::Ingress)
+        .body(format!("\"{UNPAID}\"").into_bytes())
+        .answers(403, "PaymentGateway/pay is private"),
+        case(
+            "approve an order through the ingress",
+            "POST",
+            &format!("/OrderFulfillment/{WAITING}/approve"),
+        )
+        .to(To::Ingress)
+        .body(b"true".as_slice())
+        .answers(403, "OrderFulfillment/approve is private"),
+        case(
+            "fill someone's basket through the ingress",
+            "POST",
+            "/UserSession/carol/add_item/send",
+        )
+        .to(To::Ingress)
+        .body(br#"{"product_id": 1, "quantity": 1}"#.as_slice())
+        .answers(403, "UserSession/add_item is private"),
+        case(
+            "read a workflow's output through the ingress",
+            "GET",
+            &format!("/restate/workflow/OrderFulfillment/{DONE}/output"),
+        )
+        .to(To::Ingress)
+        .answers(403, "OrderFulfillment/run is private"),
         case("POST /health on the admin API", "POST", "/health")
             .to(To::Admin)
             .answers(405, "use GET"),

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn zeroapp() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_zeroapp"));
     command.env_remove("RUST_LOG").env("ZEROAPP_LOG", "warn");
@@ -85,11 +87,6 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 
 /// A POST of a JSON body over a fresh connection: the status.
 fn post(addr: &str, path: &str, body: &str) -> u16 {
-    post_reply(addr, path, body).0
-}
-
-/// A POST of a JSON body over a fresh connection: (status, body).
-fn post_reply(addr: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
@@ -100,9 +97,7 @@ fn post_reply(addr: &str, path: &str, body: &str) -> (u16, String) {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
-    (status, body)
+    response[9..12].parse().unwrap()
 }
 
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -214,13 +209,27 @@ fn a_dead_writer_ends_the_server_with_an_error() {
             .stderr(Stdio::piped()),
         &data,
     );
-    let add = r#"{"product_id": 4, "quantity": 1}"#;
-    assert_eq!(post(&server.ingress, "/UserSession/bob/add_item", add), 200);
+    let bob = common::login(&server.storefront, "bob");
+    let add = || {
+        let body = br#"{"product_id": 4, "quantity": 1}"#;
+        common::request(
+            &server.storefront,
+            "POST",
+            "/api/cart/add",
+            &common::as_user(&bob),
+            body,
+        )
+    };
+    assert_eq!(add().status, 200);
     assert_eq!(get(&server.admin, "/health").0, 200);
 
     std::fs::write(&fault, b"").unwrap();
-    let refused = post(&server.ingress, "/UserSession/bob/add_item", add);
-    assert_eq!(refused, 503, "a write after the writer died");
+    let refused = add();
+    assert_eq!(
+        refused.status, 503,
+        "a write after the writer died: {}",
+        refused.body
+    );
     // Until the process is gone, /health answers 503 or nothing at all, never ok.
     let started = Instant::now();
     let status = loop {
@@ -253,16 +262,138 @@ fn a_dead_writer_ends_the_server_with_an_error() {
         .read_to_string(&mut log)
         .unwrap();
     assert!(log.contains("injected storage failure"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log that is not a terminal: {log}"
+    );
     assert!(log.contains("the engine can write nothing more"), "{log}");
 
     // What was committed before the failure is still there for the restarted server.
     std::fs::remove_file(&fault).unwrap();
     let mut restarted = serve(&data);
-    let (status, basket) = post_reply(&restarted.ingress, "/UserSession/bob/get_basket", "");
-    assert_eq!(status, 200, "{basket}");
-    assert!(basket.contains("\"product_id\":4"), "{basket}");
+    let bob = common::login(&restarted.storefront, "bob");
+    let cart = common::request(
+        &restarted.storefront,
+        "GET",
+        "/api/cart",
+        &common::as_user(&bob),
+        b"",
+    );
+    assert_eq!(cart.status, 200, "{}", cart.body);
+    assert!(cart.body.contains("\"product_id\":4"), "{}", cart.body);
     restarted.child.kill().unwrap();
     restarted.child.wait().unwrap();
+}
+
+/// A listener other machines can reach needs a token: the start is refused before anything is
+/// created, with a message that says what to do.
+#[test]
+fn a_reachable_listener_without_a_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (flag, listener) in [("--ingress-addr", "ingress"), ("--admin-addr", "admin API")] {
+        let other = if flag == "--ingress-addr" {
+            "--admin-addr"
+        } else {
+            "--ingress-addr"
+        };
+        let out = run(zeroapp()
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                other,
+                "127.0.0.1:0",
+                flag,
+                "0.0.0.0:0",
+            ])
+            .env("ZEROAPP_DATA_DIR", &data));
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{message}");
+        assert!(
+            message.contains(&format!("the {listener} would listen on 0.0.0.0:0")),
+            "{message}"
+        );
+        assert!(message.contains("without a token"), "{message}");
+        assert!(!data.exists(), "nothing is created for a refused start");
+    }
+    let same = run(zeroapp()
+        .args([
+            "--ingress-token",
+            "one-token-for-both-0123",
+            "--admin-token",
+        ])
+        .arg("one-token-for-both-0123")
+        .env("ZEROAPP_DATA_DIR", &data));
+    assert_eq!(same.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&same.stderr).contains("distinct tokens"));
+    let public = run(zeroapp()
+        .arg("--public-handlers")
+        .env("ZEROAPP_DATA_DIR", &data));
+    assert_eq!(public.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&public.stderr).contains("give the ingress a token"));
+    assert!(!data.exists());
+}
+
+/// Tokens in the data folder guard the ingress and the admin API (the health checks stay
+/// open); `zeroapp backup` finds the admin token there; the domain's handlers stay private even
+/// to a caller with the ingress token.
+#[test]
+fn tokens_in_the_data_folder_guard_the_ingress_and_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (ingress_token, admin_token) =
+        ("ingress-token-from-a-file-01", "admin-token-from-a-file-01");
+    std::fs::write(data.join("ingress.token"), format!("{ingress_token}\n")).unwrap();
+    std::fs::write(data.join("admin.token"), admin_token).unwrap();
+    let mut server = serve(&data);
+    let bearer = |token: &str| format!("Bearer {token}");
+    let ask = |addr: &str, method: &str, path: &str, token: Option<&str>| {
+        let auth = token.map(bearer);
+        let headers: Vec<(&str, &str)> = auth
+            .iter()
+            .map(|value| ("authorization", value.as_str()))
+            .collect();
+        common::request(addr, method, path, &headers, b"")
+    };
+    assert_eq!(get(&server.ingress, "/restate/health").0, 200);
+    assert_eq!(get(&server.admin, "/health").0, 200);
+    let refused = ask(&server.admin, "GET", "/invocations", None);
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(
+        ask(&server.admin, "GET", "/invocations", Some(ingress_token)).status,
+        401
+    );
+    assert_eq!(
+        ask(&server.admin, "GET", "/invocations", Some(admin_token)).status,
+        200
+    );
+    let path = "/UserSession/bob/get_basket";
+    assert_eq!(ask(&server.ingress, "POST", path, None).status, 401);
+    let private = ask(&server.ingress, "POST", path, Some(ingress_token));
+    assert_eq!(private.status, 403, "{}", private.body);
+
+    let backup = dir.path().join("backup");
+    let out = run(zeroapp()
+        .arg("backup")
+        .arg(&backup)
+        .args(["--admin-addr", &server.admin, "--data-dir"])
+        .arg(&data));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(backup.join("engine.redb").is_file());
+    let out = run(zeroapp()
+        .arg("backup")
+        .arg(dir.path().join("backup-2"))
+        .args(["--admin-addr", &server.admin, "--data-dir"])
+        .arg(dir.path().join("elsewhere")));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
 }
 
 #[test]

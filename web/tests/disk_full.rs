@@ -20,13 +20,20 @@ use std::time::{Duration, Instant};
 use common::supervisor::{self, Addrs, Process};
 use common::{Reply, as_user, login, request, wait_for};
 
-const ARGS: [&str; 6] = [
+/// The ingress's token: the test writes through the domain's handlers on the ingress
+/// (`--public-handlers`), which needs one.
+const TOKEN: &str = "disk-full-ingress-token-0123";
+
+const ARGS: [&str; 9] = [
     "--auto-pay",
     "--auto-approve",
     "--delivery-delay",
     "100ms",
     "--shipping-failure-rate",
     "0",
+    "--public-handlers",
+    "--ingress-token",
+    TOKEN,
 ];
 
 /// A tmpfs mounted for the test, unmounted when dropped.
@@ -134,6 +141,7 @@ fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers_when_space_is_fre
     // is refused: it must be a 507 that says what happened.
     let deadline = Instant::now() + Duration::from_secs(90);
     let padding = "k".repeat(4000);
+    let bearer = format!("Bearer {TOKEN}");
     let mut accepted = 0;
     let refused = loop {
         let key = format!("{accepted}-{padding}");
@@ -141,7 +149,7 @@ fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers_when_space_is_fre
             &addrs.ingress,
             "POST",
             "/UserSession/bob/add_item/send",
-            &[("idempotency-key", &key)],
+            &[("idempotency-key", &key), ("authorization", &bearer)],
             br#"{"product_id": 4, "quantity": 1}"#,
         );
         if reply.status != 202 {

@@ -56,9 +56,30 @@ impl Ingress {
             )),
             [service, rest @ ..] => {
                 let invoke = self.parse_invoke(service, rest)?;
+                self.visible(&invoke.target)?;
                 self.invoke(request, invoke).await
             }
             [] => Err(ApiError::not_found("no route")),
+        }
+    }
+
+    /// Refuses an ingress-private handler: 403, before anything is read or written.
+    fn visible(&self, target: &Target) -> Result<(), ApiError> {
+        if self.client.is_ingress_private(target) {
+            return Err(ApiError::forbidden(format!(
+                "{}/{} is private: other handlers call it, the ingress does not",
+                target.service, target.handler
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`Ingress::visible`] for the target of invocation `id` (an unknown id passes: the
+    /// route answers it as unknown).
+    fn visible_invocation(&self, id: InvocationId) -> Result<(), ApiError> {
+        match self.client.target_of(id)? {
+            Some(target) => self.visible(&target),
+            None => Ok(()),
         }
     }
 
@@ -164,7 +185,7 @@ impl Ingress {
         match rest {
             ["health"] => {
                 only(&request, &Method::GET)?;
-                let services = self.client.services();
+                let services = self.client.public_services();
                 Ok(reply::json(
                     StatusCode::OK,
                     &serde_json::json!({ "services": services }),
@@ -183,17 +204,20 @@ impl Ingress {
                 let id: InvocationId = id
                     .parse()
                     .map_err(|e| ApiError::bad_request(format!("bad invocation id: {e}")))?;
+                self.visible_invocation(id)?;
                 self.attach_or_output(id, operation).await
             }
             ["invocation", service, handler, key, operation] => {
                 only(&request, &Method::GET)?;
                 let target = Target::service(*service, *handler);
+                self.visible(&target)?;
                 let id = self.idempotent(&target, key)?;
                 self.attach_or_output(id, operation).await
             }
             ["invocation", object, object_key, handler, key, operation] => {
                 only(&request, &Method::GET)?;
                 let target = keyed(object, decode(object_key)?, handler);
+                self.visible(&target)?;
                 let id = self.idempotent(&target, key)?;
                 self.attach_or_output(id, operation).await
             }
@@ -202,6 +226,7 @@ impl Ingress {
                 if self.client.service_kind(name) != Some(ServiceKind::Workflow) {
                     return Err(ApiError::not_found(format!("workflow '{name}' not found")));
                 }
+                self.visible(&Target::workflow(*name, "", Workflow::RUN))?;
                 let id = self.client.workflow_invocation(name, &decode(key)?)?;
                 self.attach_or_output(id, operation).await
             }

@@ -16,6 +16,7 @@
 //! docs/ingress.md lists the routes, and where they differ from Restate's.
 
 mod admin;
+mod auth;
 mod ingress;
 mod metrics;
 mod reply;
@@ -31,6 +32,7 @@ use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
 pub use crate::http::admin::admin;
+pub use crate::http::auth::{BearerToken, MIN_TOKEN_LEN, require_bearer};
 pub use crate::http::ingress::ingress;
 pub use crate::http::reply::{
     ApiError, bytes, empty, format_time, json, raw_json, read_body, text,
