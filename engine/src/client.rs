@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
 
 use crate::clock::millis;
 use crate::error::{CallError, StoreError, TerminalError};
@@ -15,6 +16,7 @@ use crate::journal::Completion;
 use crate::runtime::Runtime;
 use crate::service::Workflow;
 use crate::store::command::{Command, Completable, Effects, NewInvocation, Rejected};
+use crate::store::records::Outcome;
 
 /// How to submit a request: with an idempotency key, after a delay.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -451,30 +453,24 @@ impl Client {
         serde_json::from_slice(&bytes).map_err(|e| CallError::Codec(e.to_string()))
     }
 
-    /// Waits for an invocation's output as JSON bytes.
+    /// Waits for an invocation's output as JSON bytes. The wait is given up with the future:
+    /// an HTTP client that disconnects releases its place among the invocation's watchers at
+    /// once, not when the invocation ends.
     pub async fn attach_raw(&self, id: InvocationId) -> Result<Vec<u8>, CallError> {
         // Watch first, then read: a completion committed after the read is still reported.
-        let watcher = self.engine.watch(id.0);
-        let record = match self.engine.store.record(id.0) {
-            Ok(record) => record,
-            Err(error) => {
-                drop(watcher);
-                self.engine.unwatch_closed(id.0);
-                return Err(error.into());
-            }
+        let mut watching = Watching {
+            engine: &self.engine,
+            id: id.0,
+            outcome: Some(self.engine.watch(id.0)),
         };
-        let Some(record) = record else {
-            drop(watcher);
-            self.engine.unwatch_closed(id.0);
-            return Err(CallError::UnknownInvocation(id.to_string()));
-        };
+        let record = self
+            .engine
+            .store
+            .record(id.0)?
+            .ok_or_else(|| CallError::UnknownInvocation(id.to_string()))?;
         let outcome = match record.outcome {
-            Some(outcome) => {
-                drop(watcher);
-                self.engine.unwatch_closed(id.0);
-                outcome
-            }
-            None => watcher.await.map_err(|_| StoreError::ShutDown)?,
+            Some(outcome) => outcome,
+            None => watching.wait().await?,
         };
         outcome.map_err(CallError::Failed)
     }
@@ -553,5 +549,29 @@ impl Client {
                 serde_json::from_slice(&bytes).map_err(|e| CallError::Codec(e.to_string()))
             })
             .transpose()
+    }
+}
+
+/// An `attach` waiting for an invocation's outcome. However the wait ends — answered, failed,
+/// or dropped with its caller's future — its watcher leaves the invocation's list.
+struct Watching<'a> {
+    engine: &'a Runtime,
+    id: u64,
+    outcome: Option<oneshot::Receiver<Outcome>>,
+}
+
+impl Watching<'_> {
+    async fn wait(&mut self) -> Result<Outcome, StoreError> {
+        match self.outcome.as_mut() {
+            Some(outcome) => outcome.await.map_err(|_| StoreError::ShutDown),
+            None => Err(StoreError::ShutDown),
+        }
+    }
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        drop(self.outcome.take());
+        self.engine.unwatch_closed(self.id);
     }
 }

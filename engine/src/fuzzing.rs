@@ -9,7 +9,8 @@
 use crate::TerminalError;
 use crate::ids::Target;
 use crate::journal::entry::{decode, encode};
-use crate::journal::{Completion, Entry, Op, Replay, Step};
+use crate::journal::replay::Replay;
+use crate::journal::{Completion, Entry, Op, Step};
 
 #[cfg(feature = "http")]
 pub use self::ingress::IngressFuzz;

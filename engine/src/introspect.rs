@@ -9,6 +9,7 @@ use crate::ids::{HandlerKind, InvocationId, Target, instance_key};
 use crate::journal::Completion;
 use crate::runtime::Runtime;
 use crate::store::records::{Cancel, InvocationRecord, Status};
+use crate::store::stats::status_index;
 
 /// Where an invocation is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -227,7 +228,8 @@ impl Engine {
     }
 
     /// How many stored invocations have each status, in the order of [`InvocationStatus::ALL`].
-    /// Reads every invocation record: for dashboards and metrics, not for hot paths.
+    /// Kept by the writer as it commits, so this costs the same whatever the retained history
+    /// (it reads the records of the invocations in memory only).
     pub fn count_invocations(&self) -> Result<Vec<(InvocationStatus, u64)>, StoreError> {
         self.inner().count_invocations()
     }
@@ -311,15 +313,51 @@ impl Runtime {
         self.store.state_get(&instance_key(service, key), name)
     }
 
+    /// From the counts the writer keeps by stored status, not a scan: the cost grows with the
+    /// invocations in memory (an attempt running again after a back-off is stored as backing
+    /// off but shown as running), not with the retained history.
     pub(crate) fn count_invocations(&self) -> Result<Vec<(InvocationStatus, u64)>, StoreError> {
-        let mut counts = InvocationStatus::ALL.map(|status| (status, 0));
-        self.store.scan_invocations(|id, record| {
-            let status = info_of(self, id, record).status;
-            if let Some((_, n)) = counts.iter_mut().find(|(s, _)| *s == status) {
-                *n += 1;
+        let stored = self.store.stats.statuses.snapshot();
+        let mut counts = [
+            (
+                InvocationStatus::Pending,
+                stored[status_index(Status::Pending)],
+            ),
+            (
+                InvocationStatus::Scheduled,
+                stored[status_index(Status::Scheduled { start_at_ms: 0 })],
+            ),
+            (
+                InvocationStatus::Running,
+                stored[status_index(Status::Ready)],
+            ),
+            (
+                InvocationStatus::BackingOff,
+                stored[status_index(Status::BackingOff { retry_at_ms: 0 })],
+            ),
+            (
+                InvocationStatus::Suspended,
+                stored[status_index(Status::Suspended)],
+            ),
+            (
+                InvocationStatus::Completed,
+                stored[status_index(Status::Completed)],
+            ),
+            (
+                InvocationStatus::Failed,
+                stored[status_index(Status::Failed)],
+            ),
+        ];
+        for id in self.live_ids() {
+            let backing_off = self
+                .store
+                .record(id)?
+                .is_some_and(|record| matches!(record.status, Status::BackingOff { .. }));
+            if backing_off && counts[3].1 > 0 {
+                counts[3].1 -= 1;
+                counts[2].1 += 1;
             }
-            true
-        })?;
+        }
         Ok(counts.to_vec())
     }
 

@@ -979,3 +979,47 @@ async fn tokens_guard_the_ingress_and_the_admin_api() {
     assert_eq!(get(server.admin, "/metrics").await.status, 401);
     server.stop().await;
 }
+
+/// The number a `/metrics` line shows.
+async fn metric(admin: SocketAddr, name: &str) -> u64 {
+    let text = get(admin, "/metrics").await.text();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// An `attach` whose client hangs up gives its watcher back at once, not when the invocation
+/// ends; the invocation itself goes on.
+#[tokio::test]
+async fn an_attach_whose_client_hangs_up_releases_its_watcher() {
+    let server = Server::start(small_limits()).await;
+    let sent = post(server.ingress, "/Waiter/w/wait/send", "").await;
+    assert_eq!(sent.status, 202, "{}", sent.text());
+    let id = sent.json()["invocationId"].as_str().unwrap().to_owned();
+    assert_eq!(metric(server.admin, "zeroapp_attach_waiting").await, 0);
+
+    let mut connection = tokio::net::TcpStream::connect(server.ingress)
+        .await
+        .unwrap();
+    let request = format!("GET /restate/invocation/{id}/attach HTTP/1.1\r\nhost: x\r\n\r\n");
+    connection.write_all(request.as_bytes()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(server.admin, "zeroapp_attach_waiting").await != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the attach never started waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(connection);
+    while metric(server.admin, "zeroapp_attach_waiting").await != 0 {
+        assert!(Instant::now() < deadline, "the watcher outlived its client");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The invocation still waits for its awakeable, and a new attach gets its outcome.
+    let status = get(server.admin, &format!("/invocations/{id}")).await;
+    assert_eq!(status.status, 200, "{}", status.text());
+    assert_ne!(status.json()["status"], "completed", "{}", status.text());
+    server.stop().await;
+}

@@ -20,6 +20,9 @@ pub struct Identity {
     pub user: User,
     /// The session token, when the caller came with a session cookie (for logout).
     pub session_token: Option<String>,
+    /// The session's CSRF token (created with it at login), when the caller came with a session
+    /// cookie: its pages carry it, and every page command must send it back.
+    pub csrf_token: Option<String>,
 }
 
 impl Identity {
@@ -64,6 +67,7 @@ pub async fn identify(app: &App, request: &Request) -> Result<Option<Identity>, 
         return Ok(user.map(|user| Identity {
             user,
             session_token: None,
+            csrf_token: None,
         }));
     }
     let Some(token) = cookie(request, SESSION_COOKIE) else {
@@ -78,6 +82,7 @@ pub async fn identify(app: &App, request: &Request) -> Result<Option<Identity>, 
     Ok(found.map(|session| Identity {
         user: session.user,
         session_token: Some(token),
+        csrf_token: Some(session.csrf_token),
     }))
 }
 
@@ -99,6 +104,41 @@ pub async fn end_session(app: &App, request: &Request) -> Result<(), ApiError> {
             .map_err(internal)?;
     }
     Ok(())
+}
+
+/// The header a page command may carry its CSRF token in, instead of the `csrf` signal.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Refuses (403) a page command of a session that does not send the session's CSRF token, in
+/// the `csrf` signal its page carries (Datastar posts the signals) or in the
+/// [`CSRF_HEADER`]. A caller with an API token and no cookie needs none: no browser sends it
+/// by itself.
+pub fn require_csrf(
+    who: &Identity,
+    request_header: Option<&str>,
+    signal: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(expected) = &who.csrf_token else {
+        return Ok(());
+    };
+    let sent = request_header.or(signal);
+    let matches = sent.is_some_and(|sent| {
+        sent.len() == expected.len()
+            && sent
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    match (sent, matches) {
+        (_, true) => Ok(()),
+        (None, _) => Err(ApiError::forbidden(
+            "this command needs the page's CSRF token: reload the page",
+        )),
+        (Some(_), false) => Err(ApiError::forbidden(
+            "the CSRF token is not this session's: reload the page",
+        )),
+    }
 }
 
 /// Refuses a state-changing request from another site: when the browser says where the request

@@ -8,13 +8,26 @@ mod common;
 use common::{Stream, as_user, login, request};
 use zeroapp_web::assets::DATASTAR_JS_PATH;
 
-/// The headers of a Datastar `@post`: the session, the marker header, a JSON body.
-fn datastar(cookie: &str) -> [(&'static str, &str); 3] {
+/// The headers of a Datastar `@post`: the session, the marker header, a JSON body, and the
+/// session's CSRF token (which a page sends as its `csrf` signal).
+fn datastar<'a>(addr: &str, cookie: &'a str) -> [(&'static str, &'a str); 4] {
+    let csrf: &'static str = Box::leak(csrf(addr, cookie).into_boxed_str());
     [
         ("cookie", cookie),
         ("datastar-request", "true"),
         ("content-type", "application/json"),
+        ("x-csrf-token", csrf),
     ]
+}
+
+/// The CSRF token of the session in `cookie`, as its pages carry it (the `csrf` signal).
+fn csrf(addr: &str, cookie: &str) -> String {
+    let page = request(addr, "GET", "/", &as_user(cookie), b"");
+    let (_, rest) = page
+        .body
+        .split_once("csrf: '")
+        .unwrap_or_else(|| panic!("no csrf signal in the page: {}", page.body));
+    rest.split('\'').next().unwrap().to_owned()
 }
 
 /// Logs in through the login form; the session cookie.
@@ -225,7 +238,7 @@ fn a_command_answers_204_and_the_cart_changes() {
         addr,
         "POST",
         "/cart/add/2",
-        &datastar(&bob),
+        &datastar(addr, &bob),
         br#"{"tab": "input", "busy": true, "qty2": 3, "qty1": 1}"#,
     );
     assert_eq!(added.status, 204, "{}", added.body);
@@ -238,18 +251,60 @@ fn a_command_answers_204_and_the_cart_changes() {
         addr,
         "POST",
         "/cart/add/2",
-        &datastar(&bob),
+        &datastar(addr, &bob),
         br#"{"qty2": "2"}"#,
     );
     assert_eq!(again.status, 204);
     let cart = request(addr, "GET", "/api/cart", &as_user(&bob), b"").json();
     assert_eq!(cart["items"][0]["quantity"], 5, "{cart}");
 
-    // Refusals: no session, another site, an error patched into #error.
+    // The page carries the session's CSRF token as a signal; a command may send it there.
+    let page = request(addr, "GET", "/", &as_user(&bob), b"");
+    let token = csrf(addr, &bob);
+    assert!(
+        page.body.contains(&format!("csrf: '{token}'")),
+        "{}",
+        page.body
+    );
+    let in_signals = format!(r#"{{"csrf": "{token}", "qty2": 1}}"#);
+    let session_only = [("cookie", bob.as_str()), ("datastar-request", "true")];
+    let added = request(
+        addr,
+        "POST",
+        "/cart/add/2",
+        &session_only,
+        in_signals.as_bytes(),
+    );
+    assert_eq!(added.status, 204, "{}", added.body);
+
+    // Refusals: no session, no or another CSRF token, another site, an error patched into
+    // #error.
     let headers = [("datastar-request", "true")];
     assert_eq!(
         request(addr, "POST", "/cart/add/2", &headers, b"{}").status,
         401
+    );
+    let no_token = request(
+        addr,
+        "POST",
+        "/cart/add/2",
+        &session_only,
+        br#"{"qty2": 1}"#,
+    );
+    assert_eq!(no_token.status, 403, "{}", no_token.body);
+    assert!(no_token.body.contains("CSRF token"), "{}", no_token.body);
+    let forged = br#"{"csrf": "00000000000000000000000000000000", "qty2": 1}"#;
+    let forged = request(addr, "POST", "/cart/add/2", &session_only, forged);
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(
+        forged.body.contains("not this session's"),
+        "{}",
+        forged.body
+    );
+    let cart = request(addr, "GET", "/api/cart", &as_user(&bob), b"").json();
+    assert_eq!(
+        cart["items"][0]["quantity"], 6,
+        "refused commands changed nothing: {cart}"
     );
     let cross = [("cookie", bob.as_str()), ("origin", "http://evil.example")];
     assert_eq!(
@@ -260,7 +315,7 @@ fn a_command_answers_204_and_the_cart_changes() {
         addr,
         "POST",
         "/cart/add/999",
-        &datastar(&bob),
+        &datastar(addr, &bob),
         br#"{"qty999": 1}"#,
     );
     assert_eq!(refused.status, 200);
@@ -281,7 +336,7 @@ fn a_command_answers_204_and_the_cart_changes() {
         addr,
         "POST",
         "/cart/checkout",
-        &datastar(&bob),
+        &datastar(addr, &bob),
         br#"{"zone": "domestic", "address": " "}"#,
     );
     assert!(
@@ -290,11 +345,18 @@ fn a_command_answers_204_and_the_cart_changes() {
         no_address.body
     );
     assert_eq!(
-        request(addr, "POST", "/admin/x/approve", &datastar(&bob), b"{}").status,
+        request(
+            addr,
+            "POST",
+            "/admin/x/approve",
+            &datastar(addr, &bob),
+            b"{}"
+        )
+        .status,
         403
     );
 
-    let removed = request(addr, "POST", "/cart/remove/2", &datastar(&bob), b"");
+    let removed = request(addr, "POST", "/cart/remove/2", &datastar(addr, &bob), b"");
     assert_eq!(removed.status, 204);
     let cart = request(addr, "GET", "/api/cart", &as_user(&bob), b"").json();
     assert_eq!(cart["items"].as_array().unwrap().len(), 0, "{cart}");
@@ -328,7 +390,7 @@ fn page_streams_send_whole_fragments_and_follow_an_order_live() {
         addr,
         "POST",
         "/cart/add/6",
-        &datastar(&carol),
+        &datastar(addr, &carol),
         br#"{"qty6": 2}"#,
     );
     assert_eq!(added.status, 204);
@@ -340,7 +402,7 @@ fn page_streams_send_whole_fragments_and_follow_an_order_live() {
         addr,
         "POST",
         "/cart/checkout",
-        &datastar(&carol),
+        &datastar(addr, &carol),
         br#"{"zone": "eu", "address": "5 <Canal> Street"}"#,
     );
     assert_eq!(placed.status, 200, "{}", placed.body);
@@ -400,7 +462,7 @@ fn page_streams_send_whole_fragments_and_follow_an_order_live() {
             addr,
             "POST",
             &format!("/gateway/{order}/pay"),
-            &datastar(&carol),
+            &datastar(addr, &carol),
             b"{}",
         );
         if paid.status == 204 {
@@ -422,7 +484,7 @@ fn page_streams_send_whole_fragments_and_follow_an_order_live() {
         addr,
         "POST",
         &format!("/admin/{order}/approve"),
-        &datastar(&admin),
+        &datastar(addr, &admin),
         b"{}",
     );
     assert_eq!(approved.status, 204, "{}", approved.body);
@@ -462,7 +524,7 @@ fn the_engine_explorer_shows_a_journal_and_cancels() {
             addr,
             "POST",
             "/cart/add/3",
-            &datastar(&bob),
+            &datastar(addr, &bob),
             br#"{"qty3": 1}"#
         )
         .status,
@@ -472,7 +534,7 @@ fn the_engine_explorer_shows_a_journal_and_cancels() {
         addr,
         "POST",
         "/cart/checkout",
-        &datastar(&bob),
+        &datastar(addr, &bob),
         br#"{"zone": "domestic", "address": "9 Elm Road"}"#,
     );
     assert_eq!(placed.status, 200, "{}", placed.body);
@@ -510,7 +572,7 @@ fn the_engine_explorer_shows_a_journal_and_cancels() {
             addr,
             "POST",
             &format!("/admin/engine/{id}/cancel"),
-            &datastar(&bob),
+            &datastar(addr, &bob),
             b"{}"
         )
         .status,
@@ -520,7 +582,7 @@ fn the_engine_explorer_shows_a_journal_and_cancels() {
         addr,
         "POST",
         &format!("/admin/engine/{id}/cancel"),
-        &datastar(&admin),
+        &datastar(addr, &admin),
         b"{}",
     );
     assert_eq!(cancelled.status, 204, "{}", cancelled.body);

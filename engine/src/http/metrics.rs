@@ -30,6 +30,14 @@ pub(crate) fn render(engine: &Runtime) -> Result<String, StoreError> {
         "Durable timers stored: sleeps, delayed sends and scheduled purges.",
     );
     line(&mut out, "zeroapp_timers_pending", engine.timers_stored()?);
+    header(
+        &mut out,
+        "zeroapp_attach_waiting",
+        "gauge",
+        "Attach requests waiting for an invocation's outcome.",
+    );
+    let waiting = u64::try_from(engine.attaches_waiting()).unwrap_or(u64::MAX);
+    line(&mut out, "zeroapp_attach_waiting", waiting);
     let stats = engine.writer_statistics();
     header(
         &mut out,

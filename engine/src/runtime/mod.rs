@@ -257,6 +257,16 @@ impl Runtime {
     }
 
     /// Whether an invocation is executing in this process now.
+    /// How many `attach`es wait for an outcome right now.
+    pub(crate) fn attaches_waiting(&self) -> usize {
+        lock(&self.watchers).values().map(Vec::len).sum()
+    }
+
+    /// The invocations with an attempt in memory.
+    pub(crate) fn live_ids(&self) -> Vec<u64> {
+        lock(&self.live).keys().copied().collect()
+    }
+
     pub(crate) fn is_live(&self, id: u64) -> bool {
         lock(&self.live).contains_key(&id)
     }

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::command::{Command, CrashHook, EffectSink, Reply};
 use self::records::InvocationRecord;
-use self::stats::WriterStats;
+use self::stats::{STATUSES, StatusCounts, WriterStats, status_index};
 use self::tables::{
     FORMAT_VERSION, IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, META, OBJECT_LOCKS, OBJECT_QUEUE,
     PROMISE_WAITERS, PROMISES, STATE, TIMERS, WAITERS, WORKFLOWS,
@@ -112,10 +112,14 @@ impl Store {
         if let Some(identity) = identity {
             check_identity(&db, path.clone(), identity)?;
         }
+        let statuses = count_statuses(&db, &path)?;
         let db: DbSlot = Arc::new(RwLock::new(Some(Arc::new(db))));
         let generation = Arc::new(AtomicU64::new(0));
         let (requests, rx) = mpsc::unbounded_channel();
-        let stats = Arc::new(WriterStats::default());
+        let stats = Arc::new(WriterStats {
+            statuses: StatusCounts::from_counts(statuses),
+            ..WriterStats::default()
+        });
         let halted = Arc::new(AtomicBool::new(false));
         let fail_storage = Arc::new(AtomicBool::new(false));
         let (died_tx, died) = watch::channel(None);
@@ -693,4 +697,26 @@ fn check_format(db: &Database, path: PathBuf) -> Result<(), OpenError> {
     );
     txn.commit().map_err(StoreError::from)?;
     Ok(())
+}
+
+/// How many stored invocations have each status (by `stats::status_index`): one read of every
+/// record, once at open; the writer keeps the counts from then on.
+fn count_statuses(db: &Database, path: &Path) -> Result<[u64; STATUSES], OpenError> {
+    let mut counts = [0u64; STATUSES];
+    let damaged = |error: StoreError| OpenError::Corrupted {
+        path: path.to_owned(),
+        message: error.to_string(),
+    };
+    let txn = db.begin_read().map_err(|e| damaged(e.into()))?;
+    let invocations = match txn.open_table(INVOCATIONS) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(counts),
+        Err(error) => return Err(damaged(error.into())),
+    };
+    for row in invocations.iter().map_err(|e| damaged(e.into()))? {
+        let (_, value) = row.map_err(|e| damaged(e.into()))?;
+        let record: InvocationRecord = decode(value.value()).map_err(damaged)?;
+        counts[status_index(record.status)] += 1;
+    }
+    Ok(counts)
 }

@@ -1,11 +1,16 @@
 //! Counters the writer keeps about itself: commits, commands, batch sizes and commit latency.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
-/// Counters the writer keeps about itself.
+use super::records::Status;
+
+/// Counters the writer keeps: about its commits, and how many stored invocations have each
+/// status.
 #[derive(Debug)]
 pub(crate) struct WriterStats {
+    /// Stored invocations by status, as of the last commit.
+    pub(crate) statuses: StatusCounts,
     pub(crate) commits: AtomicU64,
     pub(crate) commands: AtomicU64,
     pub(crate) commit_micros: AtomicU64,
@@ -31,6 +36,7 @@ impl WriterStats {
 impl Default for WriterStats {
     fn default() -> Self {
         Self {
+            statuses: StatusCounts::default(),
             commits: AtomicU64::new(0),
             commands: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
@@ -148,5 +154,59 @@ impl Histogram {
                 .collect(),
             sum: self.sum.saturating_sub(earlier.sum),
         }
+    }
+}
+
+/// How many stored invocations have each status, kept up to date by the writer as its commits
+/// change them (so reading them costs the same at ten invocations as at ten million); counted
+/// once when the store opens.
+#[derive(Debug, Default)]
+pub(crate) struct StatusCounts([AtomicI64; STATUSES]);
+
+/// How many stored statuses there are (see [`status_index`]).
+pub(crate) const STATUSES: usize = 7;
+
+/// The position of a stored status in [`StatusCounts`] and [`StatusDelta`].
+pub(crate) fn status_index(status: Status) -> usize {
+    match status {
+        Status::Pending => 0,
+        Status::Scheduled { .. } => 1,
+        Status::Ready => 2,
+        Status::BackingOff { .. } => 3,
+        Status::Suspended => 4,
+        Status::Completed => 5,
+        Status::Failed => 6,
+    }
+}
+
+/// How one transaction changed the count of each stored status.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatusDelta(pub(crate) [i64; STATUSES]);
+
+impl StatusDelta {
+    /// A record with `status` was stored (`+1`) or removed or changed from it (`-1`).
+    pub(crate) fn count(&mut self, status: Status, by: i64) {
+        self.0[status_index(status)] += by;
+    }
+}
+
+impl StatusCounts {
+    /// Counts as a scan found them, by [`status_index`].
+    pub(crate) fn from_counts(counts: [u64; STATUSES]) -> Self {
+        Self(counts.map(|n| AtomicI64::new(i64::try_from(n).unwrap_or(i64::MAX))))
+    }
+
+    /// Adds what a committed transaction changed.
+    pub(crate) fn apply(&self, delta: &StatusDelta) {
+        for (count, change) in self.0.iter().zip(delta.0) {
+            if change != 0 {
+                count.fetch_add(change, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The counts, by [`status_index`].
+    pub(crate) fn snapshot(&self) -> [u64; STATUSES] {
+        std::array::from_fn(|i| u64::try_from(self.0[i].load(Ordering::Relaxed)).unwrap_or(0))
     }
 }

@@ -264,8 +264,10 @@ pub(crate) fn run(
             let started = disk_time();
             let commands: Vec<&Command> = batch.iter().map(|p| &p.command).collect();
             match apply_batch(&db, &commands, retention_ms) {
-                Ok(mut results) => {
+                Ok(applied) => {
                     record_commit(stats, batch.len(), started);
+                    stats.statuses.apply(&applied.statuses);
+                    let mut results = applied.results;
                     if let Some(sink) = sink.get() {
                         for effects in results.iter_mut().flatten() {
                             sink(effects);

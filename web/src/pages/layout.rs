@@ -150,8 +150,13 @@ fn nav(who: Option<&Identity>, here: Option<&Page>) -> Markup {
 /// A whole page: the three panes, the page's stream, its tabs.
 pub fn page(who: &Identity, page: &Page, view: View, notes: Markup) -> Markup {
     let stream = format!("@get('{}')", page.stream_path());
+    // The session's CSRF token rides along with every command (Datastar posts the signals).
+    let signals = format!(
+        "{{tab: 'input', busy: false, csrf: '{}'}}",
+        who.csrf_token.as_deref().unwrap_or_default()
+    );
     let body = html! {
-        body data-signals="{tab: 'input', busy: false}" {
+        body data-signals=(signals) {
             div #stream hidden data-init=(stream) {}
             div .shell {
                 (nav(Some(who), Some(page)))

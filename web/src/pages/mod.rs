@@ -18,8 +18,9 @@
 //! | `GET /admin`, `POST /admin/{orderId}/approve` \| `reject` | approvals (admins only, 403 otherwise) |
 //! | `GET /admin/engine?status=…&id=…`, `POST /admin/engine/{invocationId}/cancel` | the engine explorer (admins only) |
 //!
-//! Unauthenticated page requests get 303 to `/login`; commands need the session (401) and pass
-//! [`identity::same_origin`] (403).
+//! Unauthenticated page requests get 303 to `/login`; commands need the session (401), pass
+//! [`identity::same_origin`] (403) and carry the session's CSRF token, which every page holds as
+//! its `csrf` signal ([`identity::require_csrf`], 403).
 
 mod admin;
 mod explorer;
@@ -258,8 +259,15 @@ async fn command(
     if segments.first() == Some(&"admin") {
         who.require_admin()?;
     }
+    let header = request
+        .headers()
+        .get(identity::CSRF_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let body = http::read_body(request, shared.limits.max_body_bytes).await?;
     let signals = parse_signals(&body)?;
+    let signal = signals.get("csrf").and_then(Value::as_str);
+    identity::require_csrf(&who, header.as_deref(), signal)?;
     let outcome = match segments {
         ["cart", "add", id] => shop::add(shared, &who, id, &signals).await,
         ["cart", "remove", id] => shop::remove(shared, &who, id).await,

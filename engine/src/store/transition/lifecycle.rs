@@ -286,4 +286,42 @@ mod tests {
         mem.apply(failed).unwrap();
         assert_eq!(mem.record(1).unwrap().status, Status::Failed);
     }
+
+    /// The counts of stored statuses the writer keeps follow every transition, checked against a
+    /// scan of the records after each step (`Mem::status_counts`).
+    #[test]
+    fn the_kept_status_counts_follow_every_transition() {
+        use crate::store::stats::status_index;
+        let mem = Mem::new();
+        let count = |status| mem.status_counts()[status_index(status)];
+        mem.create(1, cart(), HandlerKind::Exclusive);
+        mem.create(2, cart(), HandlerKind::Exclusive);
+        let mut delayed =
+            super::super::testkit::invocation(3, Target::service("M", "s"), HandlerKind::Shared);
+        delayed.start_at_ms = Some(500);
+        mem.apply(Command::Create(delayed)).unwrap();
+        assert_eq!((count(Status::Ready), count(Status::Pending)), (1, 1));
+        assert_eq!(count(Status::Scheduled { start_at_ms: 0 }), 1);
+        let back_off = Command::BackOff {
+            inv: 1,
+            failed_attempts: 1,
+            retry_at_ms: 100,
+            error: "busy".into(),
+            at_ms: 10,
+        };
+        mem.apply(back_off).unwrap();
+        assert_eq!(count(Status::BackingOff { retry_at_ms: 0 }), 1);
+        mem.apply(finish(1, b"1", 20)).unwrap();
+        assert_eq!((count(Status::Completed), count(Status::Ready)), (1, 1));
+        mem.apply(Command::Kill { inv: 3, at_ms: 30 }).unwrap();
+        assert_eq!(count(Status::Failed), 1);
+        mem.apply(Command::Purge { inv: 1 }).unwrap();
+        assert_eq!(count(Status::Completed), 0);
+        mem.apply(Command::FireTimers {
+            now_ms: 30 + RETENTION_MS,
+            limit: 100,
+        })
+        .unwrap();
+        assert_eq!(mem.status_counts().iter().sum::<u64>(), 1, "only 2 is left");
+    }
 }

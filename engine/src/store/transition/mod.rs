@@ -15,8 +15,12 @@ mod timers;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use super::command::{Command, Effects, Rejected};
-use super::records::InvocationRecord;
+use super::records::{InvocationRecord, Status};
+use super::stats::StatusDelta;
 use super::tables::{
     IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, OBJECT_LOCKS, OBJECT_QUEUE, PROMISE_WAITERS,
     PROMISES, STATE, TIMERS, WAITERS, WORKFLOWS,
@@ -31,18 +35,28 @@ pub(crate) fn apply_batch(
     db: &Database,
     commands: &[&Command],
     retention_ms: u64,
-) -> Result<Vec<Result<Effects, Rejected>>, StoreError> {
+) -> Result<Batch, StoreError> {
     let txn = db.begin_write()?;
-    let results = {
+    let batch = {
         let mut tables = Tables::open(&txn, retention_ms)?;
         let mut results = Vec::with_capacity(commands.len());
         for command in commands {
             results.push(tables.apply(command)?);
         }
-        results
+        Batch {
+            results,
+            statuses: tables.delta,
+        }
     };
     txn.commit()?;
-    Ok(results)
+    Ok(batch)
+}
+
+/// What a committed batch did: each command's effects or refusal, in order, and how the count
+/// of each stored status changed.
+pub(crate) struct Batch {
+    pub(crate) results: Vec<Result<Effects, Rejected>>,
+    pub(crate) statuses: StatusDelta,
 }
 
 /// A command step that may be refused (with nothing written) or fail.
@@ -63,6 +77,10 @@ struct Tables<'t> {
     promises: Table<'t, (&'static str, &'static str), &'static [u8]>,
     promise_waiters: Table<'t, (&'static str, &'static str, u64, u32), ()>,
     idempotency: Table<'t, (&'static str, &'static str), u64>,
+    /// The stored status of every invocation this transaction read or wrote.
+    statuses: RefCell<HashMap<u64, Status>>,
+    /// How the count of each stored status changed.
+    delta: StatusDelta,
 }
 
 impl<'t> Tables<'t> {
@@ -81,6 +99,8 @@ impl<'t> Tables<'t> {
             promises: txn.open_table(PROMISES)?,
             promise_waiters: txn.open_table(PROMISE_WAITERS)?,
             idempotency: txn.open_table(IDEMPOTENCY)?,
+            statuses: RefCell::default(),
+            delta: StatusDelta::default(),
         })
     }
 
@@ -139,10 +159,15 @@ impl<'t> Tables<'t> {
     }
 
     pub(super) fn record(&self, inv: u64) -> Result<Option<InvocationRecord>, StoreError> {
-        self.invocations
+        let record: Option<InvocationRecord> = self
+            .invocations
             .get(inv)?
             .map(|bytes| decode(bytes.value()))
-            .transpose()
+            .transpose()?;
+        if let Some(record) = &record {
+            self.statuses.borrow_mut().insert(inv, record.status);
+        }
+        Ok(record)
     }
 
     /// The record of an invocation that exists and has not finished.
@@ -174,7 +199,27 @@ impl<'t> Tables<'t> {
         inv: u64,
         record: &InvocationRecord,
     ) -> Result<(), StoreError> {
+        let known = self.statuses.borrow().get(&inv).copied();
+        let before = match known {
+            Some(status) => Some(status),
+            // Not read in this transaction: a new invocation, or one to look up.
+            None => self.record(inv)?.map(|old| old.status),
+        };
         self.invocations.insert(inv, encode(record).as_slice())?;
+        if let Some(before) = before {
+            self.delta.count(before, -1);
+        }
+        self.delta.count(record.status, 1);
+        self.statuses.borrow_mut().insert(inv, record.status);
+        Ok(())
+    }
+
+    /// Removes an invocation's record (the caller read it: its status is `status`).
+    pub(super) fn remove_record(&mut self, inv: u64, status: Status) -> Result<(), StoreError> {
+        if self.invocations.remove(inv)?.is_some() {
+            self.delta.count(status, -1);
+        }
+        self.statuses.borrow_mut().remove(&inv);
         Ok(())
     }
 

@@ -16,7 +16,7 @@ impl Tables<'_> {
         if !record.status.is_finished() {
             return Ok(());
         }
-        self.invocations.remove(inv)?;
+        self.remove_record(inv, record.status)?;
         let mut indices = Vec::new();
         for row in self.journal.range((inv, 0)..=(inv, u32::MAX))? {
             indices.push(row?.0.value().1);

@@ -12,6 +12,7 @@ use crate::journal::entry::{decode, unseal};
 use crate::journal::{Completion, Entry, Op};
 use crate::store::command::{Action, Command, Effects, NewInvocation, Rejected};
 use crate::store::records::InvocationRecord;
+use crate::store::stats::{STATUSES, StatusCounts, status_index};
 use crate::store::tables::{
     IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, OBJECT_LOCKS, OBJECT_QUEUE, PROMISE_WAITERS,
     PROMISES, STATE, TIMERS, WAITERS, WORKFLOWS,
@@ -23,6 +24,8 @@ pub(super) const RETENTION_MS: u64 = 10_000;
 /// An empty store in memory.
 pub(super) struct Mem {
     db: Database,
+    /// Kept by the commands' status deltas, as the writer keeps the store's.
+    statuses: StatusCounts,
 }
 
 impl Mem {
@@ -30,7 +33,10 @@ impl Mem {
         let db = Database::builder()
             .create_with_backend(InMemoryBackend::new())
             .unwrap();
-        let mem = Self { db };
+        let mem = Self {
+            db,
+            statuses: StatusCounts::default(),
+        };
         // Creates every table.
         mem.apply(Command::Barrier).unwrap();
         mem
@@ -38,8 +44,9 @@ impl Mem {
 
     /// Applies one command in a transaction of its own and commits it.
     pub(super) fn apply(&self, command: Command) -> Result<Effects, Rejected> {
-        let mut results = apply_batch(&self.db, &[&command], RETENTION_MS).unwrap();
-        results.pop().unwrap()
+        let mut batch = apply_batch(&self.db, &[&command], RETENTION_MS).unwrap();
+        self.statuses.apply(&batch.statuses);
+        batch.results.pop().unwrap()
     }
 
     /// Creates an invocation of `target` with id `id` (started, queued or scheduled as the
@@ -71,6 +78,22 @@ impl Mem {
             Op::Call { target, callee },
             vec![Action::Spawn(new)],
         )
+    }
+
+    /// The stored statuses' counts as the deltas kept them, checked against a scan of every
+    /// record: by `status_index`.
+    pub(super) fn status_counts(&self) -> [u64; STATUSES] {
+        let kept = self.statuses.snapshot();
+        let mut scanned = [0u64; STATUSES];
+        self.read(|txn| {
+            let table = txn.open_table(INVOCATIONS).unwrap();
+            for row in table.iter().unwrap() {
+                let record: InvocationRecord = decode(row.unwrap().1.value()).unwrap();
+                scanned[status_index(record.status)] += 1;
+            }
+        });
+        assert_eq!(kept, scanned, "the kept counts drifted from the records");
+        kept
     }
 
     fn read<T>(&self, read: impl FnOnce(&redb::ReadTransaction) -> T) -> T {
