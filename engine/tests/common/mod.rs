@@ -4,6 +4,8 @@
 
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+pub mod ingress_server;
 pub mod process;
 
 use std::path::Path;
