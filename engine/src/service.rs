@@ -397,6 +397,7 @@ pub(crate) struct Registry {
 impl Registry {
     /// Whether the HTTP ingress refuses `handler` of `service` (see
     /// [`Definition::is_ingress_private`]).
+    #[cfg(feature = "http")]
     pub(crate) fn is_ingress_private(&self, service: &str, handler: &str) -> bool {
         self.services
             .get(service)
@@ -404,6 +405,7 @@ impl Registry {
     }
 
     /// Whether every handler of `service` is ingress-private (the ingress does not even name it).
+    #[cfg(feature = "http")]
     pub(crate) fn is_wholly_private(&self, service: &str) -> bool {
         self.services.get(service).is_some_and(|definition| {
             definition

@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use http_body_util::{BodyExt, Full};
 use hyper::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -125,32 +124,10 @@ async fn answer(
 pub async fn run(args: BackupArgs) -> Result<(), Box<dyn std::error::Error>> {
     let dest = std::path::absolute(&args.dest)?;
     let body = json!({ "dest": dest }).to_string();
-    let token = crate::tokens::load(
-        &crate::tokens::Source {
-            listener: "admin API",
-            flag: "--admin-token",
-            file: "admin.token",
-            given: args.admin_token.as_deref(),
-        },
-        &args.data_dir,
-    )?;
-    let stream = tokio::net::TcpStream::connect(args.admin_addr)
-        .await
-        .map_err(|e| format!("cannot reach the admin API at {}: {e}", args.admin_addr))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let mut request = hyper::Request::post("/backup");
-    if let Some(token) = &token {
-        request = request.header("authorization", format!("Bearer {}", token.secret()));
-    }
-    let request = request
-        .header("host", args.admin_addr.to_string())
-        .header("content-type", "application/json")
-        .body(Full::new(bytes::Bytes::from(body)))?;
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    let answer = response.into_body().collect().await?.to_bytes();
+    let admin = crate::remote::Server::admin(&args.admin)?;
+    let (status, answer) = admin
+        .ask(Method::POST, "/backup", body.into_bytes())
+        .await?;
     let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
     if !status.is_success() {
         let message = answer["message"].as_str().unwrap_or("no message");

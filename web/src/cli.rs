@@ -33,6 +33,39 @@ pub enum Command {
     /// Ask a running server for a consistent copy of its data folder, into a new folder; a
     /// server started on that folder answers as the original did at the backup's moment.
     Backup(BackupArgs),
+    /// A running server's invocations, through its admin API: list, show (with the journal),
+    /// cancel, kill, purge. Exit 0: done; 1: the server refused (unknown, finished…); 2: it
+    /// could not be asked.
+    Invocations(InvocationsArgs),
+    /// Resolve or reject an awakeable of a running server, through its ingress.
+    Awakeables(AwakeablesArgs),
+    /// A running server's counts: invocations by status, timers, waiting attaches, commits.
+    Metrics(MetricsArgs),
+}
+
+/// How to reach a running server's admin API.
+#[derive(Debug, Args)]
+pub struct AdminConnection {
+    /// The running server's admin API.
+    #[arg(
+        long,
+        global = true,
+        env = "ZEROAPP_ADMIN_ADDR",
+        default_value = "127.0.0.1:9070"
+    )]
+    pub admin_addr: SocketAddr,
+    /// The admin API's bearer token, if it requires one; else the file `admin.token` in
+    /// `--data-dir`, if there is one.
+    #[arg(
+        long,
+        global = true,
+        env = "ZEROAPP_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// The server's data folder, where `admin.token` may be.
+    #[arg(long, global = true, env = "ZEROAPP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
 }
 
 /// Flags of `backup`.
@@ -40,16 +73,117 @@ pub enum Command {
 pub struct BackupArgs {
     /// The new folder to write (it must not exist); relative to the current folder.
     pub dest: PathBuf,
-    /// The running server's admin API.
-    #[arg(long, env = "ZEROAPP_ADMIN_ADDR", default_value = "127.0.0.1:9070")]
-    pub admin_addr: SocketAddr,
-    /// The admin API's bearer token, if it requires one; else the file `admin.token` in
+    #[command(flatten)]
+    pub admin: AdminConnection,
+}
+
+/// `invocations` and its subcommands.
+#[derive(Debug, Args)]
+pub struct InvocationsArgs {
+    #[command(subcommand)]
+    pub action: InvocationsAction,
+    #[command(flatten)]
+    pub admin: AdminConnection,
+    /// Print the admin API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// What to do with invocations.
+#[derive(Debug, Subcommand)]
+pub enum InvocationsAction {
+    /// List invocations, oldest first.
+    List {
+        /// Only this status (pending, scheduled, running, backing-off, suspended, completed,
+        /// failed).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this service, object or workflow.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only this object or workflow key.
+        #[arg(long)]
+        key: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one invocation and its journal.
+    Show {
+        /// The invocation id (`inv_…`).
+        id: String,
+    },
+    /// Cancel an invocation: its next await fails with "cancelled", compensations run.
+    Cancel {
+        /// The invocation id.
+        id: String,
+    },
+    /// Kill an invocation: stopped at once, no compensations.
+    Kill {
+        /// The invocation id.
+        id: String,
+    },
+    /// Purge a finished invocation now.
+    Purge {
+        /// The invocation id.
+        id: String,
+    },
+}
+
+/// `awakeables` and its subcommands.
+#[derive(Debug, Args)]
+pub struct AwakeablesArgs {
+    #[command(subcommand)]
+    pub action: AwakeablesAction,
+    /// The running server's ingress.
+    #[arg(
+        long,
+        global = true,
+        env = "ZEROAPP_INGRESS_ADDR",
+        default_value = "127.0.0.1:9080"
+    )]
+    pub ingress_addr: SocketAddr,
+    /// The ingress's bearer token, if it requires one; else the file `ingress.token` in
     /// `--data-dir`, if there is one.
-    #[arg(long, env = "ZEROAPP_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-    /// The server's data folder, where `admin.token` may be.
-    #[arg(long, env = "ZEROAPP_DATA_DIR", default_value = "data")]
+    #[arg(
+        long,
+        global = true,
+        env = "ZEROAPP_INGRESS_TOKEN",
+        hide_env_values = true
+    )]
+    pub ingress_token: Option<String>,
+    /// The server's data folder, where `ingress.token` may be.
+    #[arg(long, global = true, env = "ZEROAPP_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+}
+
+/// What to do with an awakeable.
+#[derive(Debug, Subcommand)]
+pub enum AwakeablesAction {
+    /// Resolve it: the handler awaiting it gets the value.
+    Resolve {
+        /// The awakeable id (`awk_…`).
+        id: String,
+        /// The value, as JSON (`null` when omitted).
+        value: Option<String>,
+    },
+    /// Reject it: the handler's await fails with this reason.
+    Reject {
+        /// The awakeable id (`awk_…`).
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Flags of `metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    #[command(flatten)]
+    pub admin: AdminConnection,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `check`.
@@ -176,4 +310,7 @@ pub struct InspectArgs {
     /// List at most this many.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Print JSON (the admin API's shapes) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

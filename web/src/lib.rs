@@ -11,6 +11,7 @@ pub mod engine;
 pub mod identity;
 pub mod inspect;
 pub mod pages;
+pub mod remote;
 pub mod serve;
 pub mod server;
 pub mod sse;

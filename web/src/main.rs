@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use zeroapp_web::cli::{Cli, Command};
-use zeroapp_web::{backup, check, inspect, serve};
+use zeroapp_web::{backup, check, inspect, remote, serve};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -24,11 +24,15 @@ fn main() -> std::process::ExitCode {
             Command::Inspect(args) => inspect::run(args).await.map(|()| true),
             Command::Check(args) => check::run(args).await,
             Command::Backup(args) => backup::run(args).await.map(|()| true),
+            Command::Invocations(args) => remote::invocations(args).await,
+            Command::Awakeables(args) => remote::awakeables(args).await,
+            Command::Metrics(args) => remote::metrics(args).await,
         }
     });
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
-        // `check` found problems: it listed them.
+        // `check` found problems (it listed them), or the server refused a command (it said
+        // why).
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(error) => {
             eprintln!("zeroapp: {error}");

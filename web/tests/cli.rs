@@ -396,6 +396,117 @@ fn tokens_in_the_data_folder_guard_the_ingress_and_the_admin_api() {
     server.child.wait().unwrap();
 }
 
+/// `zeroapp invocations`, `metrics` and `awakeables` operate a running server through its admin
+/// API and ingress (the admin token from the data folder): tables, `--json`, and exit codes —
+/// 0 done, 1 refused by the server, 2 could not ask.
+#[test]
+fn a_running_server_is_operated_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("admin.token"), "admin-token-for-the-cli-0123").unwrap();
+    let mut server = serve(&data);
+    let alice = common::login(&server.storefront, "alice");
+    let body = br#"{"product_id": 4, "quantity": 1}"#;
+    let added = common::request(
+        &server.storefront,
+        "POST",
+        "/api/cart/add",
+        &common::as_user(&alice),
+        body,
+    );
+    assert_eq!(added.status, 200, "{}", added.body);
+
+    let ingress_cli = |args: &[&str]| {
+        let out = run(zeroapp()
+            .args(args)
+            .args(["--ingress-addr", &server.ingress, "--data-dir"])
+            .arg(&data));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+    let admin_cli = |args: &[&str]| {
+        let out = run(zeroapp()
+            .args(args)
+            .args(["--admin-addr", &server.admin, "--data-dir"])
+            .arg(&data));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+
+    let (code, table, stderr) = admin_cli(&["invocations", "list", "--service", "UserSession"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        table.contains("UserSession/alice/add_item") && table.contains("completed"),
+        "{table}"
+    );
+    let (code, json, _) = admin_cli(&["invocations", "list", "--json"]);
+    assert_eq!(code, Some(0));
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let add = json["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["target"] == "UserSession/alice/add_item")
+        .unwrap();
+    let id = add["id"].as_str().unwrap().to_owned();
+
+    let (code, shown, stderr) = admin_cli(&["invocations", "show", &id]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        shown.contains("journal:") && shown.contains("look up product"),
+        "{shown}"
+    );
+    let (code, shown, _) = admin_cli(&["invocations", "show", &id, "--json"]);
+    assert_eq!(code, Some(0));
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert!(!shown["journal"].as_array().unwrap().is_empty(), "{shown}");
+
+    // Refused by the server: exit 1 with its reason.
+    let (code, _, stderr) = admin_cli(&["invocations", "cancel", &id]);
+    assert_eq!(code, Some(1), "cancelling a finished invocation: {stderr}");
+    assert!(stderr.contains("409"), "{stderr}");
+    let (code, _, stderr) = admin_cli(&["invocations", "show", "inv_zzz"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let (code, purged, stderr) = admin_cli(&["invocations", "purge", &id]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(purged.contains("purged"), "{purged}");
+    let (code, _, stderr) = admin_cli(&["invocations", "show", &id]);
+    assert_eq!(code, Some(1), "a purged invocation is gone: {stderr}");
+    assert!(stderr.contains("404"), "{stderr}");
+
+    let (code, metrics, stderr) = admin_cli(&["metrics"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        metrics.contains("completed") && metrics.contains("writer commits"),
+        "{metrics}"
+    );
+    let (code, metrics, _) = admin_cli(&["metrics", "--json"]);
+    assert_eq!(code, Some(0));
+    let metrics: serde_json::Value = serde_json::from_str(&metrics).unwrap();
+    assert!(metrics["writerCommits"].as_u64().unwrap() > 0, "{metrics}");
+
+    let (code, _, stderr) = ingress_cli(&["awakeables", "resolve", "awk_not_one", "true"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let (code, _, stderr) = ingress_cli(&["awakeables", "resolve", "awk_not_one", "not json"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not JSON"), "{stderr}");
+
+    // Could not ask: no token, or nobody there.
+    let out = run(zeroapp()
+        .args(["metrics", "--admin-addr", &server.admin, "--data-dir"])
+        .arg(dir.path().join("elsewhere")));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let out = run(zeroapp().args(["invocations", "list", "--admin-addr", "127.0.0.1:1"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the admin API"));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
 #[test]
 fn bad_flags_are_refused_with_a_message() {
     let out = run(zeroapp().args(["--ingress-addr", "not-an-address"]));

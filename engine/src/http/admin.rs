@@ -82,9 +82,7 @@ impl Admin {
                 .await??;
                 let info =
                     info.ok_or_else(|| ApiError::not_found(format!("invocation {id} not found")))?;
-                let mut body = invocation_json(&info);
-                body["outcome"] = outcome_json(info.outcome.as_ref());
-                body["journal"] = journal.unwrap_or_default().iter().map(entry_json).collect();
+                let body = invocation_detail_json(&info, &journal.unwrap_or_default());
                 Ok(reply::json(StatusCode::OK, &body))
             }
             (["invocations", id, action], &Method::PATCH) => self.act(parse_id(id)?, action).await,
@@ -200,7 +198,8 @@ fn filter(query: &str) -> Result<InvocationFilter, ApiError> {
     Ok(filter)
 }
 
-fn invocation_json(info: &InvocationInfo) -> Value {
+/// An invocation as the admin API shows it (`GET /invocations`, `GET /invocations/{id}`).
+pub fn invocation_json(info: &InvocationInfo) -> Value {
     json!({
         "id": info.id.to_string(),
         "target": info.target.to_string(),
@@ -216,6 +215,16 @@ fn invocation_json(info: &InvocationInfo) -> Value {
     })
 }
 
+/// An invocation with its `outcome` and `journal`, as `GET /invocations/{id}` shows it.
+pub fn invocation_detail_json(info: &InvocationInfo, journal: &[JournalEntryInfo]) -> Value {
+    let mut body = invocation_json(info);
+    body["outcome"] = outcome_json(info.outcome.as_ref());
+    body["journal"] = journal.iter().map(entry_json).collect();
+    body
+}
+
+/// A journal entry as the admin API shows it; its `result` is `null` while pending,
+/// `{"value": …}` or `{"failure": {"code", "message"}}`.
 fn entry_json(entry: &JournalEntryInfo) -> Value {
     json!({
         "index": entry.index,

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
-pub use crate::http::admin::admin;
+pub use crate::http::admin::{admin, invocation_detail_json, invocation_json};
 pub use crate::http::auth::{BearerToken, MIN_TOKEN_LEN, require_bearer};
 pub use crate::http::ingress::ingress;
 pub use crate::http::reply::{

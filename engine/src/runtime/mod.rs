@@ -258,6 +258,7 @@ impl Runtime {
 
     /// Whether an invocation is executing in this process now.
     /// How many `attach`es wait for an outcome right now.
+    #[cfg(feature = "http")]
     pub(crate) fn attaches_waiting(&self) -> usize {
         lock(&self.watchers).values().map(Vec::len).sum()
     }

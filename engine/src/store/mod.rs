@@ -138,6 +138,7 @@ impl Store {
                 fail_storage: fail_storage.clone(),
                 #[cfg(feature = "testing")]
                 fault_file: std::env::var_os(writer::FAULT_FILE_VAR).map(PathBuf::from),
+                died: died_tx,
             };
             std::thread::Builder::new()
                 .name("engine-writer".into())
@@ -149,7 +150,7 @@ impl Store {
                     {
                         let reason = crate::error::panic_message(&*panic);
                         tracing::error!(%reason, "the engine's writer stopped");
-                        died_tx.send_replace(Some(reason));
+                        halt.died.send_replace(Some(reason));
                     }
                 })
                 .map_err(|source| OpenError::Io {

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::Database;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::command::{Command, CrashHook, EffectSink, Effects, Reply};
 use super::stats::{WriterStats, record_commit};
@@ -199,12 +199,6 @@ pub(crate) fn run(
             }
             continue;
         }
-        #[cfg(feature = "testing")]
-        if halt.fail_storage.load(Ordering::SeqCst)
-            || halt.fault_file.as_ref().is_some_and(|file| file.exists())
-        {
-            panic!("injected storage failure (a test)");
-        }
         if halt.halted.load(Ordering::SeqCst) {
             for refused in batch {
                 refused.refuse(StoreError::Redb(HALTED.to_owned()));
@@ -263,7 +257,30 @@ pub(crate) fn run(
         if !batch.is_empty() {
             let started = disk_time();
             let commands: Vec<&Command> = batch.iter().map(|p| &p.command).collect();
-            match apply_batch(&db, &commands, retention_ms) {
+            // The storage layer panics on some damage. Caught here, the writer says it died
+            // before it answers anyone, so no caller sees a refusal while the engine still
+            // looks healthy; then it stops for good.
+            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                #[cfg(feature = "testing")]
+                if halt.storage_fails() {
+                    panic!("injected storage failure (a test)");
+                }
+                apply_batch(&db, &commands, retention_ms)
+            }));
+            let applied = match applied {
+                Ok(applied) => applied,
+                Err(panic) => {
+                    let reason = crate::error::panic_message(&*panic);
+                    tracing::error!(%reason, "the engine's writer stopped");
+                    halt.died.send_replace(Some(reason.clone()));
+                    // As for every request sent to a writer that is gone (its `/health` says why).
+                    for refused in batch.into_iter().chain(crashed).chain(queue.drain(..)) {
+                        refused.refuse(StoreError::ShutDown);
+                    }
+                    return;
+                }
+            };
+            match applied {
                 Ok(applied) => {
                     record_commit(stats, batch.len(), started);
                     stats.statuses.apply(&applied.statuses);
@@ -319,6 +336,8 @@ pub(crate) struct Halt {
     /// writer of a real server process, for the test that a dead writer ends `zeroapp serve`.
     #[cfg(feature = "testing")]
     pub(crate) fault_file: Option<PathBuf>,
+    /// Told why, when the storage layer fails for good (see `Store::failed`).
+    pub(crate) died: watch::Sender<Option<String>>,
 }
 
 /// The environment variable naming the fault file of [`Halt::fault_file`].
@@ -326,6 +345,13 @@ pub(crate) struct Halt {
 pub(crate) const FAULT_FILE_VAR: &str = "ZEROAPP_TESTING_STORAGE_FAULT_FILE";
 
 impl Halt {
+    /// Whether a test asked the storage layer to fail now.
+    #[cfg(feature = "testing")]
+    fn storage_fails(&self) -> bool {
+        self.fail_storage.load(Ordering::SeqCst)
+            || self.fault_file.as_ref().is_some_and(|file| file.exists())
+    }
+
     /// The position of the first command of `batch` the crash hook halts before.
     fn crash_at(&self, batch: &[Pending]) -> Option<usize> {
         let hook = self.crash_hook.as_ref()?;
