@@ -32,12 +32,7 @@ impl Server {
     /// The admin API that `connection` names, with its token (flag, else the data folder's
     /// `admin.token`).
     pub fn admin(connection: &AdminConnection) -> Result<Self, String> {
-        let source = tokens::Source {
-            listener: "admin API",
-            flag: "--admin-token",
-            file: "admin.token",
-            given: connection.admin_token.as_deref(),
-        };
+        let source = tokens::Source::admin(connection.admin_token.as_deref());
         Ok(Self {
             name: "admin API",
             addr: connection.admin_addr,
@@ -151,12 +146,7 @@ pub async fn invocations(args: InvocationsArgs) -> Result<bool, Error> {
 
 /// `zeroapp awakeables …`.
 pub async fn awakeables(args: AwakeablesArgs) -> Result<bool, Error> {
-    let source = tokens::Source {
-        listener: "ingress",
-        flag: "--ingress-token",
-        file: "ingress.token",
-        given: args.ingress_token.as_deref(),
-    };
+    let source = tokens::Source::ingress(args.ingress_token.as_deref());
     let ingress = Server {
         name: "ingress",
         addr: args.ingress_addr,

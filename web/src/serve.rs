@@ -141,18 +141,8 @@ impl Tokens {
     /// Reads both (see `tokens`), and refuses a listener others can reach without one, or one
     /// token for both listeners.
     fn load(args: &ServeArgs) -> Result<Self, String> {
-        let ingress = tokens::Source {
-            listener: "ingress",
-            flag: "--ingress-token",
-            file: "ingress.token",
-            given: args.ingress_token.as_deref(),
-        };
-        let admin = tokens::Source {
-            listener: "admin API",
-            flag: "--admin-token",
-            file: "admin.token",
-            given: args.admin_token.as_deref(),
-        };
+        let ingress = tokens::Source::ingress(args.ingress_token.as_deref());
+        let admin = tokens::Source::admin(args.admin_token.as_deref());
         let loaded = Self {
             ingress: tokens::load(&ingress, &args.data_dir)?,
             admin: tokens::load(&admin, &args.data_dir)?,

@@ -19,6 +19,28 @@ pub struct Source<'a> {
     pub given: Option<&'a str>,
 }
 
+impl<'a> Source<'a> {
+    /// The ingress's token: `--ingress-token` (given here if set), else `ingress.token`.
+    pub fn ingress(given: Option<&'a str>) -> Self {
+        Self {
+            listener: "ingress",
+            flag: "--ingress-token",
+            file: "ingress.token",
+            given,
+        }
+    }
+
+    /// The admin API's token: `--admin-token` (given here if set), else `admin.token`.
+    pub fn admin(given: Option<&'a str>) -> Self {
+        Self {
+            listener: "admin API",
+            flag: "--admin-token",
+            file: "admin.token",
+            given,
+        }
+    }
+}
+
 /// The token of `source`: the flag's value, else the file's content in `data_dir`, else none.
 /// A token that is too short or not visible ASCII, or a file that cannot be read, is an error
 /// that says which.
@@ -61,37 +83,31 @@ mod tests {
 
     use super::*;
 
-    fn ingress(given: Option<&str>) -> Source<'_> {
-        Source {
-            listener: "ingress",
-            flag: "--ingress-token",
-            file: "ingress.token",
-            given,
-        }
-    }
-
     #[test]
     fn the_flag_wins_then_the_file_then_none() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(load(&ingress(None), dir.path()).unwrap().is_none());
+        assert!(load(&Source::ingress(None), dir.path()).unwrap().is_none());
         std::fs::write(
             dir.path().join("ingress.token"),
             "from-the-file-0123456789\n",
         )
         .unwrap();
-        assert!(load(&ingress(None), dir.path()).unwrap().is_some());
+        assert!(load(&Source::ingress(None), dir.path()).unwrap().is_some());
         assert!(
-            load(&ingress(Some("from-the-flag-0123456789")), dir.path())
-                .unwrap()
-                .is_some()
+            load(
+                &Source::ingress(Some("from-the-flag-0123456789")),
+                dir.path()
+            )
+            .unwrap()
+            .is_some()
         );
-        let short = load(&ingress(Some("short")), dir.path()).unwrap_err();
+        let short = load(&Source::ingress(Some("short")), dir.path()).unwrap_err();
         assert!(
             short.contains("--ingress-token") && short.contains("16"),
             "{short}"
         );
         std::fs::write(dir.path().join("ingress.token"), "tiny").unwrap();
-        let bad = load(&ingress(None), dir.path()).unwrap_err();
+        let bad = load(&Source::ingress(None), dir.path()).unwrap_err();
         assert!(bad.contains("ingress.token"), "{bad}");
     }
 
@@ -101,10 +117,10 @@ mod tests {
         let outside: SocketAddr = "0.0.0.0:9080".parse().unwrap();
         let local: SocketAddr = "127.0.0.1:9080".parse().unwrap();
         let v6: SocketAddr = "[::1]:9080".parse().unwrap();
-        assert!(check_exposure(&ingress(None), local, None).is_ok());
-        assert!(check_exposure(&ingress(None), v6, None).is_ok());
-        assert!(check_exposure(&ingress(None), outside, Some(&token)).is_ok());
-        let refused = check_exposure(&ingress(None), outside, None).unwrap_err();
+        assert!(check_exposure(&Source::ingress(None), local, None).is_ok());
+        assert!(check_exposure(&Source::ingress(None), v6, None).is_ok());
+        assert!(check_exposure(&Source::ingress(None), outside, Some(&token)).is_ok());
+        let refused = check_exposure(&Source::ingress(None), outside, None).unwrap_err();
         assert!(
             refused.contains("0.0.0.0:9080") && refused.contains("--ingress-token"),
             "{refused}"
