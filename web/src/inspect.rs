@@ -69,7 +69,7 @@ pub fn print_list(invocations: &[Value]) {
             "{:<21}  {:<11}  {:>8}  {:<24}  {}",
             text(&info["id"]),
             text(&info["status"]),
-            info["failedAttempts"],
+            text(&info["failedAttempts"]),
             text(&info["createdAt"]),
             text(&info["target"])
         );
@@ -96,10 +96,10 @@ pub fn print_invocation(info: &Value) {
     for entry in info["journal"].as_array().map_or(&[][..], Vec::as_slice) {
         println!(
             "  {:>4}  {:<14} {:<28} attempt {:<3} {}",
-            entry["index"],
+            text(&entry["index"]),
             text(&entry["kind"]),
             entry["name"].as_str().unwrap_or("-"),
-            entry["attempt"],
+            text(&entry["attempt"]),
             result(&entry["result"])
         );
     }
