@@ -394,7 +394,9 @@ mod ingress {
     use hyper::{Method, Uri};
     use hyper_util::rt::TokioIo;
 
-    use crate::http::{HttpLimits, Routes};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use crate::http::{BearerToken, HttpLimits, Routes, require_bearer};
     use crate::prelude::*;
     use crate::{Engine, OpenError};
 
@@ -410,6 +412,17 @@ mod ingress {
 
     async fn greet(_ctx: Context, name: String) -> Result<String, HandlerError> {
         Ok(format!("Hello, {name}!"))
+    }
+
+    /// Times the private `Vault/open` ran: a request from outside must never make it run.
+    static VAULT_OPENED: AtomicU64 = AtomicU64::new(0);
+
+    /// The token of the guarded copy of the ingress; `{token}` in a header value becomes it.
+    const TOKEN: &str = "fuzz-ingress-token-0123456789";
+
+    async fn open(_ctx: Context, (): ()) -> Result<(), HandlerError> {
+        VAULT_OPENED.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     async fn refuse(_ctx: Context, code: u16) -> Result<(), HandlerError> {
@@ -462,6 +475,8 @@ mod ingress {
     pub struct IngressFuzz {
         engine: Engine,
         routes: Routes,
+        /// The same routes behind a bearer token.
+        guarded: Routes,
     }
 
     impl IngressFuzz {
@@ -486,6 +501,11 @@ mod ingress {
                         .run(approval)
                         .shared("decide", decide),
                 )
+                .register(
+                    Service::new("Vault")
+                        .handler("open", open)
+                        .ingress_private(),
+                )
                 .inactivity_timeout(Duration::from_millis(200))
                 .retention(Duration::from_secs(5))
                 .retry_policy(
@@ -495,7 +515,17 @@ mod ingress {
                 .open(dir)
                 .await?;
             let routes = crate::http::ingress(&engine, &HttpLimits::default());
-            Ok(Self { engine, routes })
+            let token = BearerToken::new(TOKEN).map_err(|e| OpenError::Io {
+                path: dir.to_owned(),
+                source: std::io::Error::other(e),
+            })?;
+            let guarded =
+                require_bearer(routes.clone(), token, &["/restate/health"], Some("ingress"));
+            Ok(Self {
+                engine,
+                routes,
+                guarded,
+            })
         }
 
         /// Shuts the engine down.
@@ -509,7 +539,10 @@ mod ingress {
         /// the last `x-restate-id` answered. Requests that hyper's client cannot send are
         /// skipped. Every answer must be: not 5xx, unless it is an invocation's own outcome
         /// (`x-restate-id`, code 500: an awakeable rejected); and for 4xx and 5xx, a JSON
-        /// body `{"code": status, "message": …}`.
+        /// body `{"code": status, "message": …}`. A request without an `authorization` header
+        /// goes first to the guarded copy of the ingress, which must answer 401 (but for its
+        /// health check); one with it (`{token}` in a header value becomes the token) goes
+        /// there only. The private `Vault/open` never runs.
         ///
         /// Returns the status of each answer (0 for a request skipped or given up).
         pub async fn run(&self, data: &[u8]) -> Vec<u16> {
@@ -526,8 +559,30 @@ mod ingress {
                     continue;
                 };
                 let described = format!("{} {}", request.method(), request.uri());
+                let routes = if request.headers().contains_key("authorization") {
+                    &self.guarded
+                } else {
+                    let open = request.method() == Method::GET
+                        && request.uri().path() == "/restate/health";
+                    if !open {
+                        let refused = self.send(&self.guarded, request).await;
+                        if let Some((status, headers, body)) = &refused {
+                            assert_eq!(status.as_u16(), 401, "{described} without a token");
+                            check(&described, *status, headers, body);
+                        }
+                    }
+                    &self.routes
+                };
+                let Some(request) = parse(raw, &awakeable, &last_invocation) else {
+                    continue;
+                };
                 #[allow(clippy::disallowed_methods)] // a hung request, in real time
-                let sent = tokio::time::timeout(REQUEST_TIMEOUT, self.send(request)).await;
+                let sent = tokio::time::timeout(REQUEST_TIMEOUT, self.send(routes, request)).await;
+                assert_eq!(
+                    VAULT_OPENED.load(Ordering::SeqCst),
+                    0,
+                    "{described}: a private handler ran"
+                );
                 let Ok(Some((status, headers, body))) = sent else {
                     continue;
                 };
@@ -544,10 +599,11 @@ mod ingress {
         /// connection failed (hyper refused the request before the routes saw it).
         async fn send(
             &self,
+            routes: &Routes,
             request: hyper::Request<Full<Bytes>>,
         ) -> Option<(hyper::StatusCode, hyper::HeaderMap, Bytes)> {
             let (client, server) = tokio::io::duplex(64 * 1024);
-            let routes = self.routes.clone();
+            let routes = routes.clone();
             let service = hyper::service::service_fn(move |request| {
                 let answer = routes(request);
                 async move { Ok::<_, Infallible>(answer.await) }
@@ -638,9 +694,11 @@ mod ingress {
             let Some(colon) = line.iter().position(|&b| b == b':') else {
                 continue;
             };
+            let value =
+                String::from_utf8_lossy(line[colon + 1..].trim_ascii()).replace("{token}", TOKEN);
             let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(&line[..colon]),
-                HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
+                HeaderValue::from_str(&value),
             ) else {
                 continue;
             };

@@ -63,6 +63,7 @@ async fn ingress_corpus() {
         ("corpus/ingress/health", &[200]),
         ("corpus/ingress/errors", &[405, 404, 400, 422]),
         ("corpus/ingress/counter", &[200, 200, 202]),
+        ("corpus/ingress/private", &[403, 403, 403, 200]),
         ("regressions/ingress/delay-past-year-9999", &[400]),
         ("regressions/ingress/delay-overflows-system-time", &[400]),
     ];
