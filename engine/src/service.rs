@@ -5,6 +5,7 @@
 //! journal). The context type is fixed by how the handler is registered, which is how the type
 //! system keeps shared handlers from writing state.
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -98,6 +99,11 @@ impl Definition {
                     let label = label.clone();
                     Box::pin(async move {
                         let output = output.await?;
+                        // No output is no bytes, as Restate answers it (an empty body), not
+                        // `null`; readers take nothing as `null`.
+                        if TypeId::of::<O>() == TypeId::of::<()>() {
+                            return Ok(Vec::new());
+                        }
                         serde_json::to_vec(&output).map_err(|e| {
                             TerminalError::new(format!("output of {label} cannot be encoded: {e}"))
                                 .into()

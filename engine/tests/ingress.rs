@@ -178,6 +178,9 @@ async fn workflows_run_once_and_answer_by_key() {
 
     let decided = post(server.ingress, "/Approval/o-1/decide", "true").await;
     assert_eq!(decided.status, 200, "{}", decided.text());
+    // A handler with no output answers an empty body, as Restate does (not `null`).
+    assert!(decided.body.is_empty(), "{:?}", decided.text());
+    assert_eq!(decided.header("content-type"), None);
     let attached = get(server.ingress, "/restate/workflow/Approval/o-1/attach").await;
     assert_eq!(attached.json(), "order o-1 approved");
     let output = get(server.ingress, "/restate/workflow/Approval/o-1/output").await;

@@ -466,6 +466,12 @@ pub(crate) fn decode_value<T: DeserializeOwned>(
     what: &str,
 ) -> Result<T, TerminalError> {
     let bytes = outcome?;
+    // A handler with no output answers no bytes.
+    let bytes = if bytes.is_empty() {
+        b"null".to_vec()
+    } else {
+        bytes
+    };
     serde_json::from_slice(&bytes).map_err(|e| {
         TerminalError::new(format!("{what} does not decode as the expected type: {e}"))
     })

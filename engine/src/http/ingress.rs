@@ -301,14 +301,14 @@ impl Ingress {
     }
 }
 
-/// A successful outcome: 200 with the JSON output (`null` for no output).
+/// A successful outcome: 200 with the JSON output, or an empty body for a handler with no
+/// output (as Restate answers it; its clients read `undefined`).
 fn success(output: Vec<u8>) -> Response {
-    let output = if output.is_empty() {
-        b"null".to_vec()
+    if output.is_empty() {
+        reply::empty(StatusCode::OK)
     } else {
-        output
-    };
-    reply::raw_json(StatusCode::OK, output)
+        reply::raw_json(StatusCode::OK, output)
+    }
 }
 
 /// A failed outcome: the error's code as the status, with the invocation id if there is such
