@@ -5,7 +5,7 @@ use hyper::header::{AUTHORIZATION, COOKIE, HOST, HeaderValue, ORIGIN, SET_COOKIE
 use zeroapp_app::App;
 use zeroapp_app::db::auth;
 use zeroapp_app::db::catalog::User;
-use zeroapp_engine::http::{ApiError, Request, Response};
+use zeroapp_engine::http::{self, ApiError, Request, Response};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "zeroapp_session";
@@ -122,14 +122,7 @@ pub fn require_csrf(
         return Ok(());
     };
     let sent = request_header.or(signal);
-    let matches = sent.is_some_and(|sent| {
-        sent.len() == expected.len()
-            && sent
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    });
+    let matches = sent.is_some_and(|sent| http::same_secret(expected.as_bytes(), sent.as_bytes()));
     match (sent, matches) {
         (_, true) => Ok(()),
         (None, _) => Err(ApiError::forbidden(

@@ -32,7 +32,7 @@ use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
 pub use crate::http::admin::{admin, invocation_detail_json, invocation_json};
-pub use crate::http::auth::{BearerToken, MIN_TOKEN_LEN, require_bearer};
+pub use crate::http::auth::{BearerToken, MIN_TOKEN_LEN, require_bearer, same_secret};
 pub use crate::http::ingress::ingress;
 pub use crate::http::reply::{
     ApiError, bytes, empty, format_time, json, raw_json, read_body, text,
