@@ -13,8 +13,9 @@ use crate::error::{CallError, StoreError, TerminalError};
 use crate::ids::{InvocationId, ServiceKind, Target, instance_key, parse_awakeable_id};
 use crate::introspect::{InvocationFilter, InvocationInfo, JournalEntryInfo, info_of};
 use crate::journal::Completion;
+use crate::payload::{Decode, Encode};
 use crate::runtime::Runtime;
-use crate::service::Workflow;
+use crate::service::{Formats, Workflow};
 use crate::store::command::{Command, Completable, Effects, NewInvocation, Rejected};
 use crate::store::records::Outcome;
 
@@ -66,7 +67,7 @@ impl Client {
     }
 
     /// Calls a handler with [`SendOptions`] and waits for its output.
-    pub async fn call_with<I: Serialize, O: DeserializeOwned>(
+    pub async fn call_with<I: Encode + ?Sized, O: Decode>(
         &self,
         target: Target,
         input: &I,
@@ -78,13 +79,13 @@ impl Client {
 
     /// Starts an invocation with [`SendOptions`]; returns its id once durably accepted (for a
     /// repeated idempotency key, the id of the first invocation).
-    pub async fn send_with<I: Serialize>(
+    pub async fn send_with<I: Encode + ?Sized>(
         &self,
         target: Target,
         input: &I,
         options: SendOptions,
     ) -> Result<InvocationId, CallError> {
-        let input = serde_json::to_vec(input).map_err(|e| CallError::Codec(e.to_string()))?;
+        let input = input.encode().map_err(CallError::Codec)?;
         self.send_raw_with(target, input, options).await
     }
 
@@ -92,7 +93,7 @@ impl Client {
     ///
     /// The invocation is durable once created: if this process dies before the result arrives,
     /// the invocation still completes after the next open, and [`Client::attach`] gets it.
-    pub async fn call<I: Serialize, O: DeserializeOwned>(
+    pub async fn call<I: Encode + ?Sized, O: Decode>(
         &self,
         target: Target,
         input: &I,
@@ -104,16 +105,17 @@ impl Client {
     /// Starts an invocation and returns its id once it is durably accepted.
     ///
     /// For a workflow's `run`, a key that already ran returns the existing invocation.
-    pub async fn send<I: Serialize>(
+    pub async fn send<I: Encode + ?Sized>(
         &self,
         target: Target,
         input: &I,
     ) -> Result<InvocationId, CallError> {
-        let input = serde_json::to_vec(input).map_err(|e| CallError::Codec(e.to_string()))?;
+        let input = input.encode().map_err(CallError::Codec)?;
         self.send_raw(target, input).await
     }
 
-    /// [`Client::send`] with an input that is already JSON.
+    /// [`Client::send`] with an input that is already encoded (JSON, or the bytes themselves for
+    /// a handler taking [`Binary`](crate::Binary)).
     pub async fn send_raw(
         &self,
         target: Target,
@@ -123,7 +125,7 @@ impl Client {
             .await
     }
 
-    /// [`Client::send_with`] with an input that is already JSON. An input that does not decode
+    /// [`Client::send_with`] with an input that is already encoded. An input that does not decode
     /// into the handler's input type is refused with [`CallError::BadInput`] before anything is
     /// written.
     pub async fn send_raw_with(
@@ -243,7 +245,7 @@ impl Client {
 
     /// Submits a workflow's `run` for `key`. A key that already ran (within the retention
     /// period) is not run again: the existing invocation's id is returned.
-    pub async fn submit_workflow<I: Serialize>(
+    pub async fn submit_workflow<I: Encode + ?Sized>(
         &self,
         workflow: &str,
         key: &str,
@@ -267,7 +269,7 @@ impl Client {
     }
 
     /// Waits for the output of a workflow key's `run`.
-    pub async fn attach_workflow<O: DeserializeOwned>(
+    pub async fn attach_workflow<O: Decode>(
         &self,
         workflow: &str,
         key: &str,
@@ -276,7 +278,7 @@ impl Client {
         self.attach(id).await
     }
 
-    /// The output of a workflow key's `run` if it has finished (JSON), `None` while it runs.
+    /// The output of a workflow key's `run` if it has finished (encoded), `None` while it runs.
     pub fn workflow_output_raw(
         &self,
         workflow: &str,
@@ -423,6 +425,12 @@ impl Client {
         self.engine.registry.kind_of(name)
     }
 
+    /// How the target's handler takes its input and answers (JSON or bytes), or why it cannot
+    /// be called.
+    pub fn formats(&self, target: &Target) -> Result<Formats, CallError> {
+        self.engine.registry.formats(target)
+    }
+
     /// The names of the registered services, objects and workflows, sorted.
     pub fn services(&self) -> Vec<String> {
         self.engine.registry.names()
@@ -443,17 +451,12 @@ impl Client {
     }
 
     /// Waits for an invocation's output.
-    pub async fn attach<O: DeserializeOwned>(&self, id: InvocationId) -> Result<O, CallError> {
-        let bytes = self.attach_raw(id).await?;
-        let bytes = if bytes.is_empty() {
-            b"null".to_vec()
-        } else {
-            bytes
-        };
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Codec(e.to_string()))
+    pub async fn attach<O: Decode>(&self, id: InvocationId) -> Result<O, CallError> {
+        O::decode(&self.attach_raw(id).await?).map_err(CallError::Codec)
     }
 
-    /// Waits for an invocation's output as JSON bytes. The wait is given up with the future:
+    /// Waits for an invocation's output, encoded (JSON, or bytes for a
+    /// [`Binary`](crate::Binary) output). The wait is given up with the future:
     /// an HTTP client that disconnects releases its place among the invocation's watchers at
     /// once, not when the invocation ends.
     pub async fn attach_raw(&self, id: InvocationId) -> Result<Vec<u8>, CallError> {

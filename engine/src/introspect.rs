@@ -102,7 +102,8 @@ pub struct InvocationInfo {
     pub created_at: SystemTime,
     /// When its status last changed.
     pub modified_at: SystemTime,
-    /// Its output (JSON) or terminal error, once finished.
+    /// Its output (encoded as the handler answers: JSON or bytes) or terminal error, once
+    /// finished.
     pub outcome: Option<Result<Vec<u8>, TerminalError>>,
     /// Whether it was cancelled or killed.
     pub cancellation: Cancellation,

@@ -117,6 +117,7 @@ pub mod http;
 mod ids;
 mod introspect;
 mod journal;
+mod payload;
 mod retry;
 mod runtime;
 mod service;
@@ -139,10 +140,11 @@ pub use crate::ids::{HandlerKind, InvocationId, ParseIdError, ServiceKind, Targe
 pub use crate::introspect::{
     Cancellation, InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo,
 };
+pub use crate::payload::{Binary, Decode, Encode, Format};
 pub use crate::retry::RetryPolicy;
 pub use crate::runtime::EngineConfig;
 pub use crate::runtime::clocks::{ManualClock, SystemClock};
-pub use crate::service::{Definition, HandlerFuture, Service, VirtualObject, Workflow};
+pub use crate::service::{Definition, Formats, HandlerFuture, Service, VirtualObject, Workflow};
 pub use crate::store::check::CheckReport;
 pub use crate::store::stats::{Histogram, WriterStatistics};
 pub use crate::store::{DATA_FILE, StoredIdentity};
@@ -150,9 +152,9 @@ pub use crate::store::{DATA_FILE, StoredIdentity};
 /// Everything a handler module usually needs.
 pub mod prelude {
     pub use crate::{
-        Context, ContextBase, ContextPromises, ContextReadState, ContextWriteState, DurableFuture,
-        Engine, HandlerError, IntoTerminal, ObjectContext, RetryPolicy, Saga, Service,
-        SharedObjectContext, SharedWorkflowContext, Target, TerminalError, VirtualObject, Workflow,
-        WorkflowContext,
+        Binary, Context, ContextBase, ContextPromises, ContextReadState, ContextWriteState,
+        DurableFuture, Engine, HandlerError, IntoTerminal, ObjectContext, RetryPolicy, Saga,
+        Service, SharedObjectContext, SharedWorkflowContext, Target, TerminalError, VirtualObject,
+        Workflow, WorkflowContext,
     };
 }

@@ -2,7 +2,7 @@
 //!
 //! Handlers are plain async functions: `async fn name(ctx: SomeContext, input: I) ->
 //! Result<O, HandlerError>` where `I` and `O` are serde types (JSON on the wire and in the
-//! journal). The context type is fixed by how the handler is registered, which is how the type
+//! journal) or [`Binary`](crate::Binary) (the bytes themselves). The context type is fixed by how the handler is registered, which is how the type
 //! system keeps shared handlers from writing state.
 
 use std::any::TypeId;
@@ -11,17 +11,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use crate::context::backend::Backend;
 use crate::context::{
     Context, ObjectContext, SharedObjectContext, SharedWorkflowContext, WorkflowContext,
 };
 use crate::error::{CallError, HandlerError, TerminalError};
 use crate::ids::{HandlerKind, ServiceKind, Target};
+use crate::payload::{Decode, Encode, Format};
 
-/// A running handler: its output as JSON bytes, or its error.
+/// A running handler: its output's bytes (as its [`Format`] says), or its error.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, HandlerError>> + Send>>;
 pub(crate) type ErasedHandler =
     Arc<dyn Fn(Arc<dyn Backend>, Vec<u8>) -> HandlerFuture + Send + Sync>;
@@ -31,16 +29,24 @@ struct HandlerDef {
     /// Refused by the HTTP ingress; callable from handlers and the in-process `Client`.
     ingress_private: bool,
     run: ErasedHandler,
-    /// Whether a JSON input decodes into the handler's input type.
+    /// Whether an input decodes into the handler's input type.
     check_input: fn(&[u8]) -> Result<(), String>,
+    /// How the input and the output travel.
+    formats: Formats,
+}
+
+/// How a handler's input and output travel: JSON, or bytes as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Formats {
+    /// The input's format.
+    pub input: Format,
+    /// The output's format.
+    pub output: Format,
 }
 
 /// Decodes `input` as an `I` and drops it: the check made before an invocation is created.
-fn check_input<I: DeserializeOwned>(input: &[u8]) -> Result<(), String> {
-    let input = if input.is_empty() { b"null" } else { input };
-    serde_json::from_slice::<I>(input)
-        .map(drop)
-        .map_err(|e| e.to_string())
+fn check_input<I: Decode>(input: &[u8]) -> Result<(), String> {
+    I::decode(input).map(drop)
 }
 
 /// A named set of handlers of one kind, ready to register with the engine.
@@ -76,19 +82,14 @@ impl Definition {
     ) -> Self
     where
         C: Send + 'static,
-        I: DeserializeOwned + Send + 'static,
-        O: Serialize + Send + 'static,
+        I: Decode + Send + 'static,
+        O: Encode + Send + 'static,
         F: Fn(C, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
         let label = format!("{}/{handler}", self.name);
         let run: ErasedHandler = Arc::new(move |core, input| {
-            let input = if input.is_empty() {
-                b"null".to_vec()
-            } else {
-                input
-            };
-            match serde_json::from_slice::<I>(&input) {
+            match I::decode(&input) {
                 Err(e) => {
                     let error =
                         TerminalError::with_code(400, format!("bad input for {label}: {e}"));
@@ -104,7 +105,7 @@ impl Definition {
                         if TypeId::of::<O>() == TypeId::of::<()>() {
                             return Ok(Vec::new());
                         }
-                        serde_json::to_vec(&output).map_err(|e| {
+                        output.encode().map_err(|e| {
                             TerminalError::new(format!("output of {label} cannot be encoded: {e}"))
                                 .into()
                         })
@@ -119,6 +120,10 @@ impl Definition {
                 ingress_private: self.private_added_later,
                 run,
                 check_input: check_input::<I>,
+                formats: Formats {
+                    input: I::FORMAT,
+                    output: O::FORMAT,
+                },
             },
         );
         assert!(
@@ -188,15 +193,21 @@ impl Definition {
             .is_some_and(|h| h.ingress_private)
     }
 
-    /// Whether `input` (JSON; empty means `null`) decodes as the handler's input type; why not
-    /// if it does not. `None` if there is no such handler.
+    /// How `handler`'s input and output travel; `None` if there is no such handler.
+    pub fn formats(&self, handler: &str) -> Option<Formats> {
+        self.handlers.get(handler).map(|h| h.formats)
+    }
+
+    /// Whether `input` (in the handler's input [`Format`]; for JSON, empty means `null`)
+    /// decodes as the handler's input type; why not if it does not. `None` if there is no such
+    /// handler.
     pub fn check_input(&self, handler: &str, input: &[u8]) -> Option<Result<(), String>> {
         self.handlers.get(handler).map(|h| (h.check_input)(input))
     }
 
-    /// Runs `handler` with `input` (JSON; empty means `null`) on `backend`, which executes its
-    /// durable operations; the future yields the output as JSON. `None` if there is no such
-    /// handler.
+    /// Runs `handler` with `input` (in its input [`Format`]) on `backend`, which executes its
+    /// durable operations; the future yields the output in its output format. `None` if there
+    /// is no such handler.
     pub fn invoke(
         &self,
         handler: &str,
@@ -238,8 +249,8 @@ impl Service {
     #[must_use]
     pub fn handler<I, O, F, Fut>(self, name: &str, f: F) -> Self
     where
-        I: DeserializeOwned + Send + 'static,
-        O: Serialize + Send + 'static,
+        I: Decode + Send + 'static,
+        O: Encode + Send + 'static,
         F: Fn(Context, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
@@ -282,8 +293,8 @@ impl VirtualObject {
     #[must_use]
     pub fn exclusive<I, O, F, Fut>(self, name: &str, f: F) -> Self
     where
-        I: DeserializeOwned + Send + 'static,
-        O: Serialize + Send + 'static,
+        I: Decode + Send + 'static,
+        O: Encode + Send + 'static,
         F: Fn(ObjectContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
@@ -297,8 +308,8 @@ impl VirtualObject {
     #[must_use]
     pub fn shared<I, O, F, Fut>(self, name: &str, f: F) -> Self
     where
-        I: DeserializeOwned + Send + 'static,
-        O: Serialize + Send + 'static,
+        I: Decode + Send + 'static,
+        O: Encode + Send + 'static,
         F: Fn(SharedObjectContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
@@ -345,8 +356,8 @@ impl Workflow {
     #[must_use]
     pub fn run<I, O, F, Fut>(self, f: F) -> Self
     where
-        I: DeserializeOwned + Send + 'static,
-        O: Serialize + Send + 'static,
+        I: Decode + Send + 'static,
+        O: Encode + Send + 'static,
         F: Fn(WorkflowContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
@@ -362,8 +373,8 @@ impl Workflow {
     #[must_use]
     pub fn shared<I, O, F, Fut>(self, name: &str, f: F) -> Self
     where
-        I: DeserializeOwned + Send + 'static,
-        O: Serialize + Send + 'static,
+        I: Decode + Send + 'static,
+        O: Encode + Send + 'static,
         F: Fn(SharedWorkflowContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
@@ -451,6 +462,11 @@ impl Registry {
             }
             _ => Ok(handler),
         }
+    }
+
+    /// How the target's handler takes its input and answers.
+    pub(crate) fn formats(&self, target: &Target) -> Result<Formats, CallError> {
+        self.find(target).map(|h| h.formats)
     }
 
     /// How the target's handler runs, or why it cannot be called.

@@ -64,6 +64,36 @@ async fn calls_services_and_objects_by_name() {
 }
 
 #[tokio::test]
+async fn binary_handlers_take_and_answer_bytes_as_they_are() {
+    let server = Server::start(small_limits()).await;
+    let bytes: &[u8] = &[0, 159, 146, 150, b'{'];
+    let octets = [("content-type", "application/octet-stream")];
+    let reply = request(server.ingress, "POST", "/Greeter/reverse", &octets, bytes).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(&reply.body[..], &[b'{', 150, 146, 159, 0]);
+    assert_eq!(
+        reply.header("content-type").unwrap(),
+        "application/octet-stream"
+    );
+    let id = assert_invocation_id(&reply);
+    // Bytes in, JSON out; an empty body is no bytes, not `null`.
+    let size = request(server.ingress, "POST", "/Greeter/size", &octets, bytes).await;
+    assert_eq!((size.status, size.json()), (200, serde_json::json!(5)));
+    assert_eq!(post(server.ingress, "/Greeter/size", "").await.json(), 0);
+    // The output by id and through attach keeps the handler's format.
+    let output = get(server.ingress, &format!("/restate/invocation/{id}/output")).await;
+    assert_eq!(&output.body[..], &[b'{', 150, 146, 159, 0]);
+    assert_eq!(
+        output.header("content-type").unwrap(),
+        "application/octet-stream"
+    );
+    // A JSON handler still refuses bytes that are not JSON.
+    let refused = request(server.ingress, "POST", "/Greeter/greet", &octets, bytes).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn send_then_attach_and_output() {
     let server = Server::start(small_limits()).await;
     let sent = post(server.ingress, "/Greeter/greet/send", r#""Bo""#).await;

@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "core",
-        &["ids", "error", "journal", "retry", "clock", "counted"],
+        &[
+            "ids", "error", "journal", "payload", "retry", "clock", "counted",
+        ],
     ),
     ("store", &["store"]),
     ("face", &["context", "service"]),

@@ -1,11 +1,12 @@
 //! The discovery manifest Restate reads from a deployment, built at run time from the engine's
-//! definitions: one service per definition, one handler per handler, JSON in and out.
+//! definitions: one service per definition, one handler per handler, JSON in and out unless the
+//! handler takes or answers bytes (`Binary`).
 
 use restate_sdk::discovery::{
     Handler, HandlerName, HandlerType, InputPayload, OutputPayload, RetryPolicyOnMaxAttempts,
     Service, ServiceName, ServiceType,
 };
-use zeroapp_engine::{Definition, HandlerKind, RetryPolicy, ServiceKind};
+use zeroapp_engine::{Definition, Format, Formats, HandlerKind, RetryPolicy, ServiceKind};
 
 use crate::{DeploymentError, Retention};
 
@@ -33,17 +34,23 @@ fn invocation_retry() -> InvocationRetry {
     }
 }
 
-fn json_input() -> InputPayload {
+/// What the handler takes: JSON, or any bytes whatever their content type (as Restate's SDKs
+/// declare a binary input). A missing body is an empty input either way.
+fn input(format: Format) -> InputPayload {
+    let content_type = match format {
+        Format::Json => format.content_type(),
+        Format::Binary => "*/*",
+    };
     InputPayload {
-        content_type: Some("application/json".to_owned()),
+        content_type: Some(content_type.to_owned()),
         json_schema: None,
         required: Some(false),
     }
 }
 
-fn json_output() -> OutputPayload {
+fn output(format: Format) -> OutputPayload {
     OutputPayload {
-        content_type: Some("application/json".to_owned()),
+        content_type: Some(format.content_type().to_owned()),
         json_schema: None,
         set_content_type_if_empty: Some(false),
     }
@@ -70,7 +77,18 @@ pub(crate) fn service(
         .into_iter()
         .map(|(handler, kind)| {
             let private = definition.is_ingress_private(handler);
-            self::handler(definition.name(), handler, kind, private, retention)
+            let formats = definition.formats(handler).unwrap_or(Formats {
+                input: Format::Json,
+                output: Format::Json,
+            });
+            self::handler(
+                definition.name(),
+                handler,
+                kind,
+                private,
+                formats,
+                retention,
+            )
         })
         .collect::<Result<Vec<_>, _>>()?;
     let retry = invocation_retry();
@@ -101,6 +119,7 @@ fn handler(
     name: &str,
     kind: HandlerKind,
     ingress_private: bool,
+    formats: Formats,
     retention: &Retention,
 ) -> Result<Handler, DeploymentError> {
     let handler_name = HandlerName::try_from(name).map_err(|e| DeploymentError::InvalidName {
@@ -117,8 +136,8 @@ fn handler(
     Ok(Handler {
         name: handler_name,
         ty,
-        input: Some(json_input()),
-        output: Some(json_output()),
+        input: Some(input(formats.input)),
+        output: Some(output(formats.output)),
         documentation: None,
         metadata: Default::default(),
         inactivity_timeout: None,

@@ -54,6 +54,7 @@ pub use self::future::{DurableFuture, Selectable};
 pub use self::saga::Saga;
 use crate::error::{HandlerError, TerminalError};
 use crate::ids::Target;
+use crate::payload::{Decode, Encode};
 use crate::retry::RetryPolicy;
 
 pub(crate) mod sealed {
@@ -120,11 +121,12 @@ impl ContextPromises for WorkflowContext {}
 impl ContextPromises for SharedWorkflowContext {}
 
 /// Encodes a value for the backend; a value that cannot be encoded is a terminal error (400).
-fn encode<T: Serialize + ?Sized>(
+fn encode<T: Encode + ?Sized>(
     value: &T,
     what: impl FnOnce() -> String,
 ) -> Result<Vec<u8>, TerminalError> {
-    serde_json::to_vec(value)
+    value
+        .encode()
         .map_err(|e| TerminalError::with_code(400, format!("{} cannot be encoded: {e}", what())))
 }
 
@@ -201,7 +203,7 @@ pub trait ContextBase: sealed::Sealed {
 
     /// Calls a handler and waits for its result. The callee's invocation is created atomically
     /// with this journal entry, exactly once; its result is delivered into this journal.
-    fn call<I: Serialize, O: DeserializeOwned + Send + 'static>(
+    fn call<I: Encode + ?Sized, O: Decode + Send + 'static>(
         &self,
         target: Target,
         input: &I,
@@ -213,7 +215,7 @@ pub trait ContextBase: sealed::Sealed {
     }
 
     /// Sends a one-way request to a handler; returns the id of the invocation it created.
-    fn send<I: Serialize>(
+    fn send<I: Encode + ?Sized>(
         &self,
         target: Target,
         input: &I,
@@ -225,7 +227,7 @@ pub trait ContextBase: sealed::Sealed {
 
     /// Sends a one-way request that starts after `delay`: a durable timer, so it survives
     /// restarts and never starts early.
-    fn send_after<I: Serialize>(
+    fn send_after<I: Encode + ?Sized>(
         &self,
         target: Target,
         input: &I,
@@ -461,18 +463,11 @@ pub trait ContextWriteState: ContextReadState {
 }
 
 /// Turns an operation's outcome into the value the handler expects.
-pub(crate) fn decode_value<T: DeserializeOwned>(
+pub(crate) fn decode_value<T: Decode>(
     outcome: Result<Vec<u8>, TerminalError>,
     what: &str,
 ) -> Result<T, TerminalError> {
-    let bytes = outcome?;
-    // A handler with no output answers no bytes.
-    let bytes = if bytes.is_empty() {
-        b"null".to_vec()
-    } else {
-        bytes
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
+    T::decode(&outcome?).map_err(|e| {
         TerminalError::new(format!("{what} does not decode as the expected type: {e}"))
     })
 }

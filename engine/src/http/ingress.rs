@@ -11,6 +11,7 @@ use crate::error::CallError;
 use crate::http::reply::{self, ApiError, check_json, read_body, with_invocation_id};
 use crate::http::{HttpLimits, Request, Response, Routes, decode, query_pairs};
 use crate::ids::{InvocationId, ServiceKind, Target, parse_awakeable_id};
+use crate::payload::Format;
 use crate::service::Workflow;
 
 /// The ingress's routes for `engine`: see docs/ingress.md.
@@ -152,8 +153,11 @@ impl Ingress {
                 ))
             })?),
         };
+        let formats = self.client.formats(&invoke.target)?;
         let body = read_body(request, self.max_body).await?;
-        check_json(&body)?;
+        if formats.input == Format::Json {
+            check_json(&body)?;
+        }
         let options = SendOptions {
             idempotency_key,
             delay,
@@ -177,7 +181,7 @@ impl Ingress {
             let error = ApiError::new(409, "the workflow method was already invoked");
             return Ok(with_invocation_id(error.into_response(), accepted.id));
         }
-        Ok(self.attach(accepted.id).await)
+        Ok(self.attach(accepted.id, formats.output).await)
     }
 
     /// The `/restate/…` routes.
@@ -249,10 +253,11 @@ impl Ingress {
         id: InvocationId,
         operation: &str,
     ) -> Result<Response, ApiError> {
+        let format = self.output_format(id)?;
         match operation {
-            "attach" => Ok(self.attach(id).await),
+            "attach" => Ok(self.attach(id, format).await),
             "output" => match self.client.output_raw(id) {
-                Ok(Some(output)) => Ok(with_invocation_id(success(output), id)),
+                Ok(Some(output)) => Ok(with_invocation_id(success(output, format), id)),
                 Ok(None) => Err(ApiError::new(
                     reply::NOT_READY,
                     "the invocation exists but has not completed yet",
@@ -265,10 +270,22 @@ impl Ingress {
         }
     }
 
+    /// How invocation `id`'s handler answers: JSON unless it is registered with a binary output
+    /// (an unknown invocation, or one whose handler is gone, is answered as JSON).
+    fn output_format(&self, id: InvocationId) -> Result<Format, ApiError> {
+        Ok(match self.client.target_of(id)? {
+            Some(target) => self
+                .client
+                .formats(&target)
+                .map_or(Format::Json, |formats| formats.output),
+            None => Format::Json,
+        })
+    }
+
     /// Waits for the invocation's outcome and answers with it, as a call does.
-    async fn attach(&self, id: InvocationId) -> Response {
+    async fn attach(&self, id: InvocationId, format: Format) -> Response {
         match self.client.attach_raw(id).await {
-            Ok(output) => with_invocation_id(success(output), id),
+            Ok(output) => with_invocation_id(success(output, format), id),
             Err(error) => failure(error, id),
         }
     }
@@ -301,13 +318,13 @@ impl Ingress {
     }
 }
 
-/// A successful outcome: 200 with the JSON output, or an empty body for a handler with no
-/// output (as Restate answers it; its clients read `undefined`).
-fn success(output: Vec<u8>) -> Response {
+/// A successful outcome: 200 with the output in its format, or an empty body for a handler with
+/// no output (as Restate answers it; its clients read `undefined`).
+fn success(output: Vec<u8>, format: Format) -> Response {
     if output.is_empty() {
         reply::empty(StatusCode::OK)
     } else {
-        reply::raw_json(StatusCode::OK, output)
+        reply::raw(StatusCode::OK, format.content_type(), output)
     }
 }
 

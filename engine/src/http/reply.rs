@@ -121,11 +121,16 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
 
 /// A response whose body is already JSON.
 pub fn raw_json(status: StatusCode, bytes: Vec<u8>) -> Response {
+    raw(status, "application/json", bytes)
+}
+
+/// A response with `bytes` as its body, of `content_type`.
+pub fn raw(status: StatusCode, content_type: &'static str, bytes: Vec<u8>) -> Response {
     let mut response = hyper::Response::new(full(bytes));
     *response.status_mut() = status;
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

@@ -34,6 +34,26 @@ async fn refuse(_ctx: Context, (): ()) -> Result<(), HandlerError> {
     Err(TerminalError::with_code(422, "not today").into())
 }
 
+/// Bytes in, bytes out: the bytes reversed, by way of a call to `Greeter/mirror` (so a call
+/// between handlers carries bytes as they are too).
+async fn reverse(ctx: Context, input: Binary) -> Result<Binary, HandlerError> {
+    let mirrored: Binary = ctx
+        .call(Target::service("Greeter", "mirror"), &input)
+        .await?;
+    Ok(mirrored)
+}
+
+async fn mirror(_ctx: Context, input: Binary) -> Result<Binary, HandlerError> {
+    let mut bytes = input.0;
+    bytes.reverse();
+    Ok(Binary(bytes))
+}
+
+/// Bytes in, JSON out.
+async fn size(_ctx: Context, input: Binary) -> Result<usize, HandlerError> {
+    Ok(input.0.len())
+}
+
 async fn nap(ctx: Context, ms: u64) -> Result<String, HandlerError> {
     ctx.sleep(Duration::from_millis(ms)).await?;
     Ok(format!("slept {ms} ms"))
@@ -76,6 +96,9 @@ pub fn builder() -> zeroapp_engine::EngineBuilder {
                 .handler("greet", greet)
                 .handler("count", count)
                 .handler("refuse", refuse)
+                .handler("reverse", reverse)
+                .handler("mirror", mirror)
+                .handler("size", size)
                 .handler("nap", nap),
         )
         .register(
