@@ -196,8 +196,9 @@ fn npm_platform() -> Option<&'static str> {
     }
 }
 
-/// `$CARGO_TARGET_DIR`, or `target/` in the workspace root (the parent of this crate).
-fn target_dir() -> PathBuf {
+/// `$CARGO_TARGET_DIR`, or `target/` in the workspace root (the parent of this crate): where
+/// fetched tools are cached.
+pub fn target_dir() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = manifest.parent().unwrap_or(manifest);
     match std::env::var_os("CARGO_TARGET_DIR") {

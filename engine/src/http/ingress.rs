@@ -178,7 +178,8 @@ impl Ingress {
             return Ok(with_invocation_id(response, accepted.id));
         }
         if is_workflow_run && accepted.previously_accepted {
-            let error = ApiError::new(409, "the workflow method was already invoked");
+            let error = ApiError::new(409, "the workflow method was already invoked")
+                .with_source("invocation");
             return Ok(with_invocation_id(error.into_response(), accepted.id));
         }
         Ok(self.attach(accepted.id, formats.output).await)

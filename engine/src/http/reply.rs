@@ -73,7 +73,10 @@ impl ApiError {
     /// The response: the status (500 if it is not a valid HTTP status) and a JSON body.
     pub fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({ "code": self.status, "message": self.message });
+        let mut body = serde_json::json!({ "code": self.status, "message": self.message });
+        if let Some(source) = self.source {
+            body["source"] = source.into();
+        }
         let mut response = json(status, &body);
         if let Some(source) = self.source {
             response
