@@ -13,12 +13,19 @@ use zeroapp_engine::prelude::*;
 
 use crate::db::stock;
 use crate::error::DomainError;
-use crate::shipping::{self, ShipmentInfo};
+use crate::shipping;
 use crate::status::OrderStatus;
 use crate::{App, events, step_error};
 
 /// The workflow's name.
 pub const NAME: &str = "OrderFulfillment";
+
+/// Fulfils one order (the workflow key is the order id); answers its final progress.
+pub const RUN: WorkflowHandler<FulfillmentOrder, Progress> = WorkflowHandler::run(NAME);
+/// The admin's decision on an order awaiting approval.
+pub const APPROVE: WorkflowHandler<bool, ()> = WorkflowHandler::new(NAME, "approve");
+/// The order's progress, as the workflow last committed it.
+pub const STATUS: WorkflowHandler<(), Progress> = WorkflowHandler::new(NAME, "status");
 
 /// The state key under which the workflow keeps its [`Progress`]: readers outside the workflow
 /// read it as committed state, without an invocation (`Client::state` on the embedded engine,
@@ -132,11 +139,10 @@ impl Progress {
 
 /// The workflow definition.
 pub(crate) fn workflow(app: &App) -> Workflow {
-    let app = app.clone();
     Workflow::new(NAME)
-        .run(move |ctx: WorkflowContext, order: FulfillmentOrder| run(app.clone(), ctx, order))
-        .shared("approve", approve)
-        .shared("status", status)
+        .run(with_state(app.clone(), run))
+        .shared(APPROVE, approve)
+        .shared(STATUS, status)
 }
 
 fn millis(at: SystemTime) -> u64 {
@@ -298,17 +304,8 @@ async fn fulfil(
         false,
     )
     .await?;
-    let shipment: ShipmentInfo = ctx
-        .call(
-            Target::service(shipping::NAME, "initiate_shipment"),
-            &order_id,
-        )
-        .await?;
-    saga.compensate_call(
-        "cancel shipment",
-        Target::service(shipping::NAME, "cancel_shipment"),
-        &order_id,
-    );
+    let shipment = ctx.call(shipping::INITIATE_SHIPMENT, &order_id).await?;
+    saga.compensate_call("cancel shipment", shipping::CANCEL_SHIPMENT, &order_id);
     progress.shipping_attempts = shipment.attempts;
     progress.carrier = Some(shipment.carrier.clone());
     progress.tracking_number = Some(shipment.tracking_number.clone());

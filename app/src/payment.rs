@@ -16,6 +16,11 @@ use crate::{App, step_error};
 /// The service's name.
 pub const NAME: &str = "PaymentGateway";
 
+/// Pays the pending request of an order (by id), completing the checkout's awakeable.
+pub const PAY: ServiceHandler<String, ()> = ServiceHandler::new(NAME, "pay");
+/// Declines the pending request of an order, with a reason for the shopper.
+pub const DECLINE: ServiceHandler<Decline, ()> = ServiceHandler::new(NAME, "decline");
+
 /// What a paid awakeable carries to the checkout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
@@ -36,20 +41,19 @@ pub struct Decline {
 
 /// The service definition.
 pub(crate) fn service(app: &App) -> Service {
-    let pay_app = app.clone();
-    let decline_app = app.clone();
     Service::new(NAME)
-        .handler("pay", move |ctx: Context, order_id: String| {
-            decide(pay_app.clone(), ctx, order_id, None)
-        })
-        .handler("decline", move |ctx: Context, decline: Decline| {
-            decide(
-                decline_app.clone(),
-                ctx,
-                decline.order_id,
-                Some(decline.reason),
-            )
-        })
+        .handler(
+            PAY,
+            with_state(app.clone(), |app, ctx, order_id| {
+                decide(app, ctx, order_id, None)
+            }),
+        )
+        .handler(
+            DECLINE,
+            with_state(app.clone(), |app, ctx, decline: Decline| {
+                decide(app, ctx, decline.order_id, Some(decline.reason))
+            }),
+        )
 }
 
 /// Files a payment request (idempotent per order); true if the gateway will pay it by itself.

@@ -19,6 +19,16 @@ use crate::{App, events, step_error};
 /// The object's name.
 pub const NAME: &str = "UserSession";
 
+/// Adds a product to the user's basket; answers the basket.
+pub const ADD_ITEM: ObjectHandler<AddItem, Vec<BasketLine>> = ObjectHandler::new(NAME, "add_item");
+/// Removes a product (by id) from the user's basket; answers the basket.
+pub const REMOVE_ITEM: ObjectHandler<i64, Vec<BasketLine>> =
+    ObjectHandler::new(NAME, "remove_item");
+/// The user's basket.
+pub const GET_BASKET: ObjectHandler<(), Vec<BasketLine>> = ObjectHandler::new(NAME, "get_basket");
+/// Checks the basket out as one order (idempotent per order id).
+pub const CHECKOUT: ObjectHandler<Checkout, CheckoutSummary> = ObjectHandler::new(NAME, "checkout");
+
 const BASKET: &str = "basket";
 
 /// One line of a basket, priced when it was added (checkout prices again).
@@ -71,17 +81,11 @@ pub struct CheckoutSummary {
 
 /// The object definition.
 pub(crate) fn object(app: &App) -> VirtualObject {
-    let add = app.clone();
-    let checkout_app = app.clone();
     VirtualObject::new(NAME)
-        .exclusive("add_item", move |ctx: ObjectContext, item: AddItem| {
-            add_item(add.clone(), ctx, item)
-        })
-        .exclusive("remove_item", remove_item)
-        .shared("get_basket", get_basket)
-        .exclusive("checkout", move |ctx: ObjectContext, checkout: Checkout| {
-            run_checkout(checkout_app.clone(), ctx, checkout)
-        })
+        .exclusive(ADD_ITEM, with_state(app.clone(), add_item))
+        .exclusive(REMOVE_ITEM, remove_item)
+        .shared(GET_BASKET, get_basket)
+        .exclusive(CHECKOUT, with_state(app.clone(), run_checkout))
 }
 
 async fn basket(ctx: &impl ContextReadState) -> Result<Vec<BasketLine>, TerminalError> {
@@ -257,8 +261,7 @@ async fn checkout_once(
         })
         .await?;
     if auto_pay {
-        ctx.send(Target::service(payment::NAME, "pay"), &order.id)
-            .await?;
+        ctx.send(payment::PAY, &order.id).await?;
     }
     match payment.await {
         Ok(_receipt) => {}
@@ -298,11 +301,8 @@ async fn checkout_once(
         user_id: user,
         lines: lines.iter().map(|l| (l.product_id, l.quantity)).collect(),
     };
-    ctx.send(
-        Target::workflow(fulfillment::NAME, &order.id, Workflow::RUN),
-        &fulfillment_order,
-    )
-    .await?;
+    ctx.send(fulfillment::RUN.key(&order.id), &fulfillment_order)
+        .await?;
     Ok(Ok(CheckoutSummary {
         order_id: order.id,
         subtotal_cents: order.subtotal_cents,

@@ -20,6 +20,13 @@ use crate::{App, step_error};
 /// The service's name.
 pub const NAME: &str = "ShippingService";
 
+/// Hands an order (by id) to a carrier, retrying refusals; answers the shipment.
+pub const INITIATE_SHIPMENT: ServiceHandler<String, ShipmentInfo> =
+    ServiceHandler::new(NAME, "initiate_shipment");
+/// Cancels an order's shipment; answers whether there was one to cancel.
+pub const CANCEL_SHIPMENT: ServiceHandler<String, bool> =
+    ServiceHandler::new(NAME, "cancel_shipment");
+
 /// What `initiate_shipment` answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShipmentInfo {
@@ -55,16 +62,9 @@ fn carrier_policy() -> RetryPolicy {
 
 /// The service definition.
 pub(crate) fn service(app: &App) -> Service {
-    let ship = app.clone();
-    let cancel = app.clone();
     Service::new(NAME)
-        .handler(
-            "initiate_shipment",
-            move |ctx: Context, order_id: String| initiate(ship.clone(), ctx, order_id),
-        )
-        .handler("cancel_shipment", move |ctx: Context, order_id: String| {
-            cancel_shipment(cancel.clone(), ctx, order_id)
-        })
+        .handler(INITIATE_SHIPMENT, with_state(app.clone(), initiate))
+        .handler(CANCEL_SHIPMENT, with_state(app.clone(), cancel_shipment))
 }
 
 async fn initiate(app: App, ctx: Context, order_id: String) -> Result<ShipmentInfo, HandlerError> {

@@ -18,8 +18,8 @@ use zeroapp_app::session::{self, AddItem, Checkout, CheckoutSummary};
 use zeroapp_app::shipping::{self, ShipmentInfo};
 use zeroapp_app::status::OrderStatus;
 use zeroapp_app::{App, AppConfig};
-use zeroapp_engine::testing::{CrashPoints, Outcome, START_MS, Setup, TestEngine};
-use zeroapp_engine::{Client, EngineBuilder, ManualClock, Target};
+use zeroapp_engine::testing::{CrashPoints, START_MS, Setup, TestEngine};
+use zeroapp_engine::{Client, EngineBuilder, ManualClock, TerminalError};
 
 const USER: &str = "alice";
 const PRODUCT: i64 = 3;
@@ -79,10 +79,7 @@ impl Setup for Shop {
                     quantity: i64::from(QUANTITY),
                 };
                 client
-                    .call::<_, serde_json::Value>(
-                        Target::object(session::NAME, USER, "add_item"),
-                        &add,
-                    )
+                    .call(session::ADD_ITEM.key(USER), &add)
                     .await
                     .map_err(|e| e.to_string())?;
             }
@@ -195,16 +192,14 @@ async fn checkout_is_the_same_after_a_crash_at_any_entry() {
     };
     let report = checker
         .check_with(
-            Target::object(session::NAME, USER, "checkout"),
+            session::CHECKOUT.key(USER),
             &checkout,
-            async |test: &TestEngine<Shop>, outcome: &Outcome| {
+            async |test: &TestEngine<Shop>, outcome: &Result<CheckoutSummary, TerminalError>| {
                 let facts = one_of_each(test.setup(), "cp-checkout").await?;
                 if facts.payment.as_deref() != Some("Paid") {
                     return Err(format!("payment request: {:?}", facts.payment));
                 }
-                let summary: CheckoutSummary =
-                    serde_json::from_value(outcome.clone().map_err(|e| e.to_string())?)
-                        .map_err(|e| e.to_string())?;
+                let summary = outcome.as_ref().map_err(ToString::to_string)?;
                 if summary.order_id != "cp-checkout" {
                     return Err(format!("summary of another order: {summary:?}"));
                 }
@@ -239,9 +234,9 @@ async fn fulfil(order_id: &'static str, config: AppConfig, expected: OrderStatus
     };
     let report = checker
         .check_with(
-            Target::workflow(fulfillment::NAME, order_id, "run"),
+            fulfillment::RUN.key(order_id),
             &input,
-            async |test: &TestEngine<Shop>, outcome: &Outcome| {
+            async |test: &TestEngine<Shop>, outcome: &Result<Progress, TerminalError>| {
                 let shop = test.setup();
                 let facts = one_of_each(shop, order_id).await?;
                 if facts.status.as_deref() != Some(expected.as_str()) {
@@ -250,8 +245,6 @@ async fn fulfil(order_id: &'static str, config: AppConfig, expected: OrderStatus
                 let delivered = expected == OrderStatus::Delivered;
                 match outcome {
                     Ok(progress) if delivered => {
-                        let progress: Progress =
-                            serde_json::from_value(progress.clone()).map_err(|e| e.to_string())?;
                         if progress.tracking_number.is_none() {
                             return Err(format!("no tracking number: {progress:?}"));
                         }
@@ -312,16 +305,14 @@ async fn a_shipment_with_carrier_retries_is_the_same_after_a_crash_at_any_entry(
     });
     let report = checker
         .check_with(
-            Target::service(shipping::NAME, "initiate_shipment"),
-            &ORDER,
-            async |test: &TestEngine<Shop>, outcome: &Outcome| {
+            shipping::INITIATE_SHIPMENT,
+            &ORDER.to_owned(),
+            async |test: &TestEngine<Shop>, outcome: &Result<ShipmentInfo, TerminalError>| {
                 let facts = one_of_each(test.setup(), ORDER).await?;
                 if facts.shipment.as_deref() != Some("Active") {
                     return Err(format!("shipment {:?}", facts.shipment));
                 }
-                let info: ShipmentInfo =
-                    serde_json::from_value(outcome.clone().map_err(|e| e.to_string())?)
-                        .map_err(|e| e.to_string())?;
+                let info = outcome.as_ref().map_err(ToString::to_string)?;
                 // Two transient refusals, then the parcel is taken.
                 if info.attempts != 3 {
                     return Err(format!("{} carrier attempts: {info:?}", info.attempts));

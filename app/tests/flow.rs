@@ -18,7 +18,8 @@ use zeroapp_app::payment::{self, Decline};
 use zeroapp_app::session::{self, AddItem, BasketLine, Checkout, CheckoutSummary};
 use zeroapp_app::status::OrderStatus;
 use zeroapp_app::{App, AppConfig};
-use zeroapp_engine::{CallError, Client, Engine, Target, Workflow};
+use zeroapp_engine::handler::{Answers, Callee};
+use zeroapp_engine::{CallError, Client, Engine, Workflow};
 use zeroapp_restate::local::Cluster;
 use zeroapp_restate::{Deployment, RestateClient};
 
@@ -101,9 +102,10 @@ impl Shop {
 
     async fn call<I: Serialize, O: DeserializeOwned>(
         &self,
-        target: Target,
+        target: impl Callee<I> + Answers<O>,
         input: &I,
     ) -> Result<O, CallError> {
+        let target = target.into_target();
         match &self.runner {
             Runner::Embedded { client, .. } => client.call(target, input).await,
             Runner::Restate { client, .. } => client.call(&target, input).await,
@@ -111,7 +113,8 @@ impl Shop {
     }
 
     /// Sends and returns the invocation's id.
-    async fn send<I: Serialize>(&self, target: Target, input: &I) -> String {
+    async fn send<I: Serialize>(&self, target: impl Callee<I>, input: &I) -> String {
+        let target = target.into_target();
         match &self.runner {
             Runner::Embedded { client, .. } => {
                 client.send(target, input).await.unwrap().to_string()
@@ -193,7 +196,7 @@ impl Shop {
         quantity: i64,
     ) -> Result<Vec<BasketLine>, CallError> {
         self.call(
-            Target::object(session::NAME, user, "add_item"),
+            session::ADD_ITEM.key(user),
             &AddItem {
                 product_id,
                 quantity,
@@ -203,14 +206,12 @@ impl Shop {
     }
 
     async fn basket(&self, user: &str) -> Vec<BasketLine> {
-        self.call(Target::object(session::NAME, user, "get_basket"), &())
-            .await
-            .unwrap()
+        self.call(session::GET_BASKET.key(user), &()).await.unwrap()
     }
 
     async fn start_checkout(&self, user: &str, order_id: &str) -> String {
         self.send(
-            Target::object(session::NAME, user, "checkout"),
+            session::CHECKOUT.key(user),
             &Checkout {
                 order_id: order_id.into(),
                 zone: "domestic".into(),
@@ -244,9 +245,7 @@ impl Shop {
 
     async fn pay(&self, order_id: &str) {
         self.pending_payment(order_id).await;
-        self.call::<_, ()>(Target::service(payment::NAME, "pay"), &order_id)
-            .await
-            .unwrap();
+        self.call(payment::PAY, &order_id.to_owned()).await.unwrap();
     }
 
     /// Waits until the order's workflow is waiting for the admin.
@@ -272,16 +271,12 @@ impl Shop {
     }
 
     async fn approve(&self, order_id: &str, approved: bool) -> Result<(), CallError> {
-        self.call(
-            Target::workflow(fulfillment::NAME, order_id, "approve"),
-            &approved,
-        )
-        .await
+        self.call(fulfillment::APPROVE.key(order_id), &approved)
+            .await
     }
 
     async fn progress(&self, order_id: &str) -> Result<Progress, CallError> {
-        self.call(Target::workflow(fulfillment::NAME, order_id, "status"), &())
-            .await
+        self.call(fulfillment::STATUS.key(order_id), &()).await
     }
 
     /// Waits for the order's workflow to be submitted, then for its outcome.
@@ -464,7 +459,7 @@ async fn declined_payment_keeps_the_basket_and_starts_nothing(kind: Kind) {
     let checkout = shop.start_checkout("bob", "order-2").await;
     shop.pending_payment("order-2").await;
     shop.call::<_, ()>(
-        Target::service(payment::NAME, "decline"),
+        payment::DECLINE,
         &Decline {
             order_id: "order-2".into(),
             reason: "card expired".into(),
@@ -599,7 +594,7 @@ async fn bad_input_is_a_typed_refusal_that_changes_nothing(kind: Kind) {
         "11 in the basket is above the limit"
     );
     assert_eq!(shop.basket("alice").await[0].quantity, 6);
-    shop.call::<_, Vec<BasketLine>>(Target::object(session::NAME, "alice", "remove_item"), &4)
+    shop.call::<_, Vec<BasketLine>>(session::REMOVE_ITEM.key("alice"), &4)
         .await
         .unwrap();
 

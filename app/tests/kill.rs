@@ -21,7 +21,7 @@ use zeroapp_app::fulfillment::{self, Progress};
 use zeroapp_app::session::{self, AddItem, Checkout};
 use zeroapp_app::status::OrderStatus;
 use zeroapp_app::{App, AppConfig};
-use zeroapp_engine::{Engine, SendOptions, Target};
+use zeroapp_engine::{Engine, SendOptions};
 
 const USERS: [&str; 3] = ["alice", "bob", "carol"];
 const ORDERS: usize = 18;
@@ -58,7 +58,7 @@ async fn child(data: &Path, finish: bool) {
         let once = |what: &str| SendOptions::default().idempotency_key(format!("{what}-{id}"));
         client
             .send_with(
-                Target::object(session::NAME, user, "add_item"),
+                session::ADD_ITEM.key(user),
                 &AddItem {
                     product_id,
                     quantity: 1,
@@ -69,7 +69,7 @@ async fn child(data: &Path, finish: bool) {
             .unwrap();
         client
             .send_with(
-                Target::object(session::NAME, user, "checkout"),
+                session::CHECKOUT.key(user),
                 &Checkout {
                     order_id: id.clone(),
                     zone: "world".into(),

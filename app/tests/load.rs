@@ -10,7 +10,7 @@ use zeroapp_app::fulfillment::{self, Progress};
 use zeroapp_app::session::{self, AddItem, Checkout, CheckoutSummary};
 use zeroapp_app::status::OrderStatus;
 use zeroapp_app::{App, AppConfig};
-use zeroapp_engine::{Engine, Target};
+use zeroapp_engine::Engine;
 
 const USERS: usize = 20;
 const ORDERS_PER_USER: usize = 50;
@@ -65,16 +65,13 @@ async fn a_thousand_orders_are_all_delivered_and_stock_balances() {
                     quantity: 1,
                 };
                 client
-                    .call::<_, serde_json::Value>(
-                        Target::object(session::NAME, &user, "add_item"),
-                        &item,
-                    )
+                    .call(session::ADD_ITEM.key(&user), &item)
                     .await
                     .unwrap();
                 let order_id = format!("{user}-{n}");
                 let summary: CheckoutSummary = client
                     .call(
-                        Target::object(session::NAME, &user, "checkout"),
+                        session::CHECKOUT.key(&user),
                         &Checkout {
                             order_id: order_id.clone(),
                             zone: "eu".into(),

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use crate::clock::millis;
 use crate::error::{CallError, StoreError, TerminalError};
+use crate::handler::{Answers, Callee};
 use crate::ids::{InvocationId, ServiceKind, Target, instance_key, parse_awakeable_id};
 use crate::introspect::{InvocationFilter, InvocationInfo, JournalEntryInfo, info_of};
 use crate::journal::Completion;
@@ -69,7 +70,7 @@ impl Client {
     /// Calls a handler with [`SendOptions`] and waits for its output.
     pub async fn call_with<I: Encode + ?Sized, O: Decode>(
         &self,
-        target: Target,
+        target: impl Callee<I> + Answers<O>,
         input: &I,
         options: SendOptions,
     ) -> Result<O, CallError> {
@@ -81,12 +82,13 @@ impl Client {
     /// repeated idempotency key, the id of the first invocation).
     pub async fn send_with<I: Encode + ?Sized>(
         &self,
-        target: Target,
+        target: impl Callee<I>,
         input: &I,
         options: SendOptions,
     ) -> Result<InvocationId, CallError> {
         let input = input.encode().map_err(CallError::Codec)?;
-        self.send_raw_with(target, input, options).await
+        self.send_raw_with(target.into_target(), input, options)
+            .await
     }
 
     /// Calls a handler and waits for its output.
@@ -95,7 +97,7 @@ impl Client {
     /// the invocation still completes after the next open, and [`Client::attach`] gets it.
     pub async fn call<I: Encode + ?Sized, O: Decode>(
         &self,
-        target: Target,
+        target: impl Callee<I> + Answers<O>,
         input: &I,
     ) -> Result<O, CallError> {
         let id = self.send(target, input).await?;
@@ -107,11 +109,11 @@ impl Client {
     /// For a workflow's `run`, a key that already ran returns the existing invocation.
     pub async fn send<I: Encode + ?Sized>(
         &self,
-        target: Target,
+        target: impl Callee<I>,
         input: &I,
     ) -> Result<InvocationId, CallError> {
         let input = input.encode().map_err(CallError::Codec)?;
-        self.send_raw(target, input).await
+        self.send_raw(target.into_target(), input).await
     }
 
     /// [`Client::send`] with an input that is already encoded (JSON, or the bytes themselves for

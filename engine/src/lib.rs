@@ -112,6 +112,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod handler;
 #[cfg(feature = "http")]
 pub mod http;
 mod ids;
@@ -136,6 +137,9 @@ pub use crate::engine::{Engine, EngineBuilder};
 pub use crate::error::{
     CallError, HandlerError, IntoTerminal, OpenError, StoreError, TerminalError,
 };
+pub use crate::handler::{
+    Call, HandlerName, ObjectHandler, ServiceHandler, WorkflowHandler, with_state,
+};
 pub use crate::ids::{HandlerKind, InvocationId, ParseIdError, ServiceKind, Target};
 pub use crate::introspect::{
     Cancellation, InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo,
@@ -152,9 +156,10 @@ pub use crate::store::{DATA_FILE, StoredIdentity};
 /// Everything a handler module usually needs.
 pub mod prelude {
     pub use crate::{
-        Binary, Context, ContextBase, ContextPromises, ContextReadState, ContextWriteState,
-        DurableFuture, Engine, HandlerError, IntoTerminal, ObjectContext, RetryPolicy, Saga,
-        Service, SharedObjectContext, SharedWorkflowContext, Target, TerminalError, VirtualObject,
-        Workflow, WorkflowContext,
+        Binary, Client, Context, ContextBase, ContextPromises, ContextReadState, ContextWriteState,
+        DurableFuture, Engine, EngineBuilder, HandlerError, IntoTerminal, InvocationId,
+        ObjectContext, ObjectHandler, RetryPolicy, Saga, SendOptions, Service, ServiceHandler,
+        SharedObjectContext, SharedWorkflowContext, Target, TerminalError, VirtualObject, Workflow,
+        WorkflowContext, WorkflowHandler, with_state,
     };
 }

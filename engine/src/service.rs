@@ -16,6 +16,8 @@ use crate::context::{
     Context, ObjectContext, SharedObjectContext, SharedWorkflowContext, WorkflowContext,
 };
 use crate::error::{CallError, HandlerError, TerminalError};
+use crate::handler::HandlerName;
+use crate::handler::kind::{OfObject, OfService, OfWorkflow};
 use crate::ids::{HandlerKind, ServiceKind, Target};
 use crate::payload::{Decode, Encode, Format};
 
@@ -147,6 +149,19 @@ impl Definition {
         self
     }
 
+    /// The name `handler` gives, checking that a typed reference belongs to this service.
+    fn name_of<K, I, O>(&self, handler: &impl HandlerName<K, I, O>) -> String {
+        if let Some(service) = handler.service_name() {
+            assert!(
+                service == self.name,
+                "handler {service}/{} is registered on {}: a reference names its own service",
+                handler.handler_name(),
+                self.name
+            );
+        }
+        handler.handler_name().to_owned()
+    }
+
     /// Makes one handler ingress-private.
     fn ingress_private_handler(mut self, name: &str) -> Self {
         match self.handlers.get_mut(name) {
@@ -247,16 +262,17 @@ impl Service {
 
     /// Adds a handler.
     #[must_use]
-    pub fn handler<I, O, F, Fut>(self, name: &str, f: F) -> Self
+    pub fn handler<I, O, F, Fut>(self, name: impl HandlerName<OfService, I, O>, f: F) -> Self
     where
         I: Decode + Send + 'static,
         O: Encode + Send + 'static,
         F: Fn(Context, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
+        let name = self.0.name_of(&name);
         Self(
             self.0
-                .add(name, HandlerKind::Stateless, Context::from_backend, f),
+                .add(&name, HandlerKind::Stateless, Context::from_backend, f),
         )
     }
 }
@@ -291,30 +307,34 @@ impl VirtualObject {
 
     /// Adds an exclusive handler (reads and writes state; one at a time per key).
     #[must_use]
-    pub fn exclusive<I, O, F, Fut>(self, name: &str, f: F) -> Self
+    pub fn exclusive<I, O, F, Fut>(self, name: impl HandlerName<OfObject, I, O>, f: F) -> Self
     where
         I: Decode + Send + 'static,
         O: Encode + Send + 'static,
         F: Fn(ObjectContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
-        Self(
-            self.0
-                .add(name, HandlerKind::Exclusive, ObjectContext::from_backend, f),
-        )
+        let name = self.0.name_of(&name);
+        Self(self.0.add(
+            &name,
+            HandlerKind::Exclusive,
+            ObjectContext::from_backend,
+            f,
+        ))
     }
 
     /// Adds a shared handler (reads committed state; runs concurrently).
     #[must_use]
-    pub fn shared<I, O, F, Fut>(self, name: &str, f: F) -> Self
+    pub fn shared<I, O, F, Fut>(self, name: impl HandlerName<OfObject, I, O>, f: F) -> Self
     where
         I: Decode + Send + 'static,
         O: Encode + Send + 'static,
         F: Fn(SharedObjectContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
+        let name = self.0.name_of(&name);
         Self(self.0.add(
-            name,
+            &name,
             HandlerKind::Shared,
             SharedObjectContext::from_backend,
             f,
@@ -371,15 +391,16 @@ impl Workflow {
 
     /// Adds a shared handler (reads committed state; runs concurrently with `run`).
     #[must_use]
-    pub fn shared<I, O, F, Fut>(self, name: &str, f: F) -> Self
+    pub fn shared<I, O, F, Fut>(self, name: impl HandlerName<OfWorkflow, I, O>, f: F) -> Self
     where
         I: Decode + Send + 'static,
         O: Encode + Send + 'static,
         F: Fn(SharedWorkflowContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
     {
+        let name = self.0.name_of(&name);
         Self(self.0.add(
-            name,
+            &name,
             HandlerKind::Shared,
             SharedWorkflowContext::from_backend,
             f,

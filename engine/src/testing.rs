@@ -29,13 +29,18 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let report = CrashPoints::new(|builder: EngineBuilder| {
-//!     builder.register(Service::new("Greeter").handler("greet", greet))
+//! const GREET: ServiceHandler<String, String> = ServiceHandler::new("Greeter", "greet");
+//!
+//! // A fresh setup for every run: here, only what to register.
+//! let report = CrashPoints::new(|| {
+//!     |builder: EngineBuilder| builder.register(Service::new("Greeter").handler(GREET, greet))
 //! })
-//! .check(Target::service("Greeter", "greet"), &"Ada")
+//! .check(GREET, &"Ada".to_owned())
 //! .await?;
-//! // Two entries (the run step and the random number), so three crash points: after 0, 1, 2.
+//! // Two entries (the run step and the random number), so three crash points: before entry 0
+//! // was committed, before entry 1 was, and before the outcome was.
 //! assert_eq!(report.crash_points, 3);
+//! assert!(report.outcome?.starts_with("Hello, Ada!"));
 //! # Ok(())
 //! # }
 //! ```
@@ -48,13 +53,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::client::Client;
 use crate::clock::Clock;
 use crate::engine::{Engine, EngineBuilder};
 use crate::error::{CallError, OpenError, TerminalError};
+use crate::handler::{Answers, Callee};
 use crate::ids::{InvocationId, Target};
+use crate::payload::{Decode, Encode};
 use crate::runtime::clocks::ManualClock;
 use crate::store::command::{Command, CrashHook};
 use crate::{JournalEntryInfo, SendOptions};
@@ -85,6 +90,17 @@ pub trait Setup: Send + Sync + 'static {
     fn prepare(&self, client: &Client) -> impl Future<Output = Result<(), String>> + Send {
         let _ = client;
         async { Ok(()) }
+    }
+
+    /// Called whenever the engine is idle while a [`TestEngine::run_until_finished`] or a
+    /// [`CrashPoints`] run waits for the invocation under test: the place to deliver input from
+    /// outside that arrives *during* the invocation (approve an order, resolve an awakeable a
+    /// handler created). Answer `true` if something was delivered; on `false`, the checker moves
+    /// the clock to the next moment anything waits for (a timer, a backoff). An invocation
+    /// that waits on input nobody delivers ends the run as stuck.
+    fn when_idle(&self, client: &Client) -> impl Future<Output = Result<bool, String>> + Send {
+        let _ = client;
+        async { Ok(false) }
     }
 }
 
@@ -238,7 +254,9 @@ impl<S: Setup> TestEngine<S> {
     /// finishes at once. Fails with [`CallError::Failed`] if the invocation failed; gives up
     /// with [`CallError::NotFinished`] after `limit` of real time (while the invocation waits
     /// for input from outside, an awakeable or a promise nobody completes, say).
-    pub async fn run_until_finished<T: serde::de::DeserializeOwned>(
+    ///
+    /// While the engine is idle, [`Setup::when_idle`] may deliver outside input first.
+    pub async fn run_until_finished<T: Decode>(
         &self,
         id: InvocationId,
         limit: Duration,
@@ -246,11 +264,13 @@ impl<S: Setup> TestEngine<S> {
         let never = AtomicBool::new(false);
         match self.settle(id, real_now() + limit, &never).await {
             Ok(Some(outcome)) => {
-                let value = outcome.map_err(CallError::Failed)?;
-                serde_json::from_value(value).map_err(|e| CallError::Codec(e.to_string()))
+                T::decode(&outcome.map_err(CallError::Failed)?).map_err(CallError::Codec)
             }
             Ok(None) | Err(Settle::Stuck) => Err(CallError::NotFinished(id.to_string())),
             Err(Settle::Call(error)) => Err(error),
+            Err(Settle::Setup(message)) => Err(CallError::Failed(TerminalError::new(format!(
+                "the setup's when_idle failed: {message}"
+            )))),
         }
     }
 
@@ -278,14 +298,15 @@ impl<S: Setup> TestEngine<S> {
         }
     }
 
-    /// Waits for an invocation's outcome, skipping the clock to the next deadline whenever the
-    /// engine is idle. Returns `None` if `stop` says so first.
+    /// Waits for an invocation's outcome, letting the setup deliver outside input and then
+    /// skipping the clock to the next deadline whenever the engine is idle. Returns `None` if
+    /// `stop` says so first.
     async fn settle(
         &self,
         id: InvocationId,
         deadline: Instant,
         stop: &AtomicBool,
-    ) -> Result<Option<Outcome>, Settle> {
+    ) -> Result<Option<RawOutcome>, Settle> {
         let inner = self.engine().inner();
         let client = self.client();
         let mut idle_once = false;
@@ -294,7 +315,7 @@ impl<S: Setup> TestEngine<S> {
                 return Ok(None);
             }
             match client.output_raw(id) {
-                Ok(Some(bytes)) => return Ok(Some(Ok(json_value(&bytes)))),
+                Ok(Some(bytes)) => return Ok(Some(Ok(bytes))),
                 Err(CallError::Failed(error)) => return Ok(Some(Err(error))),
                 Ok(None) => {}
                 Err(error) => return Err(Settle::Call(error)),
@@ -304,8 +325,11 @@ impl<S: Setup> TestEngine<S> {
             }
             let idle = inner.is_idle();
             if idle && idle_once {
-                // Nothing more happens until time moves (or outside input arrives).
-                self.skip_to_next_deadline();
+                // Nothing more happens until outside input arrives or time moves.
+                let delivered = self.setup.when_idle(&client).await.map_err(Settle::Setup)?;
+                if !delivered {
+                    self.skip_to_next_deadline();
+                }
                 idle_once = false;
             } else {
                 idle_once = idle;
@@ -331,12 +355,17 @@ async fn pause() {
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
-/// An invocation's result: its output as JSON (`null` for none), or its terminal error.
+/// A journal entry's result as the checker compares it: JSON (`null` for none), or a terminal
+/// error.
 pub type Outcome = Result<serde_json::Value, TerminalError>;
+
+/// An invocation's output as stored (encoded), or its terminal error.
+type RawOutcome = Result<Vec<u8>, TerminalError>;
 
 enum Settle {
     Call(CallError),
     Stuck,
+    Setup(String),
 }
 
 fn json_value(bytes: &[u8]) -> serde_json::Value {
@@ -385,16 +414,18 @@ impl fmt::Display for Step {
 
 /// What a crash-point check found when every run agreed.
 #[derive(Debug, Clone)]
-pub struct CrashReport {
+pub struct CrashReport<O> {
     /// The invocation's result, the same in every run.
-    pub outcome: Outcome,
+    pub outcome: Result<O, TerminalError>,
     /// Its journal in the reference run, the same in every run.
     pub journal: Vec<Step>,
-    /// The runs with a crash: one after each journal entry, and one before the first.
+    /// The runs with a crash: one before each journal entry was committed, and one before the
+    /// outcome was.
     pub crash_points: u32,
     /// `run` steps whose closure executed, was lost to a crash before its result was
     /// journaled, and executed again after recovery: these must be idempotent. One element per
-    /// crash point where it happened, with the step's name.
+    /// crash point where it happened: the number of the entry that was not committed, and the
+    /// step's name.
     pub repeated_steps: Vec<(u32, String)>,
 }
 
@@ -437,19 +468,40 @@ pub enum CrashPointError {
 }
 
 /// One run of a crash-point check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Run {
     /// The first run, without a crash.
     Reference,
-    /// A run crashed after this many of the invocation's journal entries were committed.
-    CrashedAfter(u32),
+    /// A run that crashed just before the invocation's journal entry number `entry` (counted
+    /// from 0) was committed: entries `0..entry` were committed, `entry` was not. When `entry`
+    /// is the journal's length, every entry was committed and the crash came before the
+    /// outcome was.
+    CrashedBefore {
+        /// The first entry not committed.
+        entry: u32,
+        /// That entry as the reference run journaled it (`run "charge"`), or `None` for the
+        /// outcome.
+        step: Option<String>,
+    },
 }
 
 impl fmt::Display for Run {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Run::Reference => write!(f, "reference run"),
-            Run::CrashedAfter(n) => write!(f, "run crashed after journal entry {n}"),
+            Run::CrashedBefore {
+                entry,
+                step: Some(step),
+            } => write!(
+                f,
+                "run crashed before journal entry {entry} ({step}) was committed \
+                 ({entry} entries were)"
+            ),
+            Run::CrashedBefore { entry, step: None } => write!(
+                f,
+                "run crashed after all {entry} journal entries were committed, before the \
+                 outcome was"
+            ),
         }
     }
 }
@@ -465,20 +517,20 @@ pub struct CrashPoints<S: Setup> {
     timeout: Duration,
 }
 
-impl<S: Setup + Clone> CrashPoints<S> {
-    /// A checker whose runs all use (clones of) `setup`: for handlers with no outside state.
-    pub fn new(setup: S) -> Self {
+impl<S: Setup> CrashPoints<S> {
+    /// A checker that calls `make` for a fresh setup for every run from scratch, so that
+    /// nothing a run did (a counter in an `Arc`, rows in a fake database) leaks into the next.
+    /// After a crash the run goes on with the same setup, as a restarted process finds the
+    /// same world.
+    pub fn new(make: impl Fn() -> S + Send + Sync + 'static) -> Self {
         Self::with_setup(move |_| {
-            let setup = setup.clone();
+            let setup = make();
             async move { Ok::<S, std::convert::Infallible>(setup) }
         })
     }
-}
 
-impl<S: Setup> CrashPoints<S> {
-    /// A checker that makes a fresh setup for every run from scratch — a new database for the
-    /// handlers to write to, say — so that each run starts from the same outside world. After a
-    /// crash the run goes on with the same setup, as a restarted process finds the same world.
+    /// Like [`new`](CrashPoints::new), for a setup that is made asynchronously (a new database
+    /// for the handlers to write to) and may fail.
     ///
     /// `make` gets the run's virtual clock: the outside world should take its time from it
     /// (timestamps it writes inside `run` steps), so that every run writes the same values.
@@ -504,84 +556,106 @@ impl<S: Setup> CrashPoints<S> {
         self
     }
 
-    /// Runs the check for one invocation of `target` with `input`.
-    pub async fn check<I: Serialize>(
+    /// Runs the check for one invocation of `target` (a typed reference, or a `Target`) with
+    /// `input`.
+    pub async fn check<I, O>(
         &self,
-        target: Target,
+        target: impl Callee<I> + Answers<O>,
         input: &I,
-    ) -> Result<CrashReport, CrashPointError> {
-        self.check_with(target, input, async |_: &TestEngine<S>, _: &Outcome| {
-            Ok::<(), String>(())
-        })
+    ) -> Result<CrashReport<O>, CrashPointError>
+    where
+        I: Encode + ?Sized,
+        O: Decode,
+    {
+        self.check_with(
+            target,
+            input,
+            async |_: &TestEngine<S>, _: &Result<O, TerminalError>| Ok::<(), String>(()),
+        )
         .await
     }
 
     /// Like [`check`](CrashPoints::check), and calls `verify` after every run with the engine
     /// (still open, its setup reachable through [`TestEngine::setup`]) and the run's outcome: the
     /// place to check what the handlers did outside the engine — one payment, one shipment.
-    pub async fn check_with<I: Serialize>(
+    /// Its error (any type that displays) fails the check, naming the run.
+    pub async fn check_with<I, O, E>(
         &self,
-        target: Target,
+        target: impl Callee<I> + Answers<O>,
         input: &I,
-        verify: impl AsyncFn(&TestEngine<S>, &Outcome) -> Result<(), String>,
-    ) -> Result<CrashReport, CrashPointError> {
-        let input = serde_json::to_vec(input).map_err(|e| CallError::Codec(e.to_string()))?;
+        verify: impl AsyncFn(&TestEngine<S>, &Result<O, TerminalError>) -> Result<(), E>,
+    ) -> Result<CrashReport<O>, CrashPointError>
+    where
+        I: Encode + ?Sized,
+        O: Decode,
+        E: fmt::Display,
+    {
+        let target = target.into_target();
+        let input = input.encode().map_err(CallError::Codec)?;
         let (outcome, journal) = self
             .run(&target, &input, None, &verify)
             .await?
             .ok_or(CrashPointError::Setup("the reference run crashed".into()))?;
+        let reference = json_outcome(&outcome);
         let entries = u32::try_from(journal.len()).unwrap_or(u32::MAX);
         let mut repeated_steps = Vec::new();
-        for after in 0..=entries {
-            let run = Run::CrashedAfter(after);
-            let Some((crashed_outcome, crashed_journal)) =
-                self.run(&target, &input, Some(after), &verify).await?
+        for entry in 0..=entries {
+            let step = journal.get(entry as usize);
+            let run = Run::CrashedBefore {
+                entry,
+                step: step.map(Step::to_string),
+            };
+            let Some((crashed_outcome, crashed_journal)) = self
+                .run(&target, &input, Some((entry, run.clone())), &verify)
+                .await?
             else {
                 continue;
             };
-            if crashed_outcome != outcome {
+            let crashed = json_outcome(&crashed_outcome);
+            if crashed != reference {
                 return Err(CrashPointError::Diverged {
                     run,
                     difference: format!(
                         "the result is {} instead of {}",
-                        show(&crashed_outcome),
-                        show(&outcome)
+                        show(&crashed),
+                        show(&reference)
                     ),
                 });
             }
             if let Some(difference) = journal_difference(&journal, &crashed_journal) {
                 return Err(CrashPointError::Diverged { run, difference });
             }
-            if let Some(step) = journal.get(after as usize) {
-                if step.kind == "run" {
-                    repeated_steps.push((after, step.name.clone().unwrap_or_default()));
-                }
+            if let Some(step) = step.filter(|step| step.kind == "run") {
+                repeated_steps.push((entry, step.name.clone().unwrap_or_default()));
             }
         }
         Ok(CrashReport {
-            outcome,
+            outcome: typed(outcome)?,
             journal,
             crash_points: entries + 1,
             repeated_steps,
         })
     }
 
-    /// One run from scratch; with `crash_after`, crashed once right after that many of the
-    /// invocation's entries were committed (before its next entry or its outcome).
-    async fn run(
+    /// One run from scratch; with `crash`, crashed once just before the invocation's entry
+    /// number `crash.0` (or its outcome) was committed.
+    async fn run<O: Decode, E: fmt::Display>(
         &self,
         target: &Target,
         input: &[u8],
-        crash_after: Option<u32>,
-        verify: &impl AsyncFn(&TestEngine<S>, &Outcome) -> Result<(), String>,
-    ) -> Result<Option<(Outcome, Vec<Step>)>, CrashPointError> {
-        let run = crash_after.map_or(Run::Reference, Run::CrashedAfter);
+        crash: Option<(u32, Run)>,
+        verify: &impl AsyncFn(&TestEngine<S>, &Result<O, TerminalError>) -> Result<(), E>,
+    ) -> Result<Option<(RawOutcome, Vec<Step>)>, CrashPointError> {
+        let (crash_before, run) = match crash {
+            Some((entry, run)) => (Some(entry), run),
+            None => (None, Run::Reference),
+        };
         let clock = ManualClock::new(START_MS);
         let setup = (self.make_setup)(clock.clone())
             .await
             .map_err(CrashPointError::Setup)?;
         let crashed = Arc::new(AtomicBool::new(false));
-        let hook = crash_after.map(|after| crash_hook(target.clone(), after, crashed.clone()));
+        let hook = crash_before.map(|entry| crash_hook(target.clone(), entry, crashed.clone()));
         let mut test = TestEngine::start_with(setup, clock, hook).await?;
         test.setup()
             .prepare(&test.client())
@@ -593,20 +667,21 @@ impl<S: Setup> CrashPoints<S> {
             .await?
             .id;
         let deadline = real_now() + self.timeout;
-        let stuck = |waited| CrashPointError::Stuck { run, waited };
-        let mut outcome = match test.settle(id, deadline, &crashed).await {
-            Ok(outcome) => outcome,
-            Err(Settle::Call(error)) => return Err(error.into()),
-            Err(Settle::Stuck) => return Err(stuck(self.timeout)),
+        let stuck = |run: &Run| CrashPointError::Stuck {
+            run: run.clone(),
+            waited: self.timeout,
         };
+        let settled = |settled: Result<Option<RawOutcome>, Settle>| match settled {
+            Ok(outcome) => Ok(outcome),
+            Err(Settle::Call(error)) => Err(CrashPointError::Call(error)),
+            Err(Settle::Stuck) => Err(stuck(&run)),
+            Err(Settle::Setup(message)) => Err(CrashPointError::Setup(message)),
+        };
+        let mut outcome = settled(test.settle(id, deadline, &crashed).await)?;
         if outcome.is_none() {
             test.crash().await?;
             let never = AtomicBool::new(false);
-            outcome = match test.settle(id, deadline, &never).await {
-                Ok(outcome) => outcome,
-                Err(Settle::Call(error)) => return Err(error.into()),
-                Err(Settle::Stuck) => return Err(stuck(self.timeout)),
-            };
+            outcome = settled(test.settle(id, deadline, &never).await)?;
         }
         let Some(outcome) = outcome else {
             return Ok(None);
@@ -619,16 +694,37 @@ impl<S: Setup> CrashPoints<S> {
             .into_iter()
             .map(Step::from)
             .collect();
-        verify(&test, &outcome)
-            .await
-            .map_err(|message| CrashPointError::Check { run, message })?;
+        let typed_outcome = typed::<O>(outcome.clone())?;
+        if let Err(error) = verify(&test, &typed_outcome).await {
+            return Err(CrashPointError::Check {
+                run,
+                message: error.to_string(),
+            });
+        }
         test.shutdown().await;
         Ok(Some((outcome, journal)))
     }
 }
 
-/// Halts the writer before the invocation of `target` writes its entry number `after + 1` (or
-/// its outcome, when it has only `after` entries).
+/// The outcome as the checker compares it across runs: JSON, so that two encodings of one
+/// value agree.
+fn json_outcome(outcome: &RawOutcome) -> Outcome {
+    match outcome {
+        Ok(bytes) => Ok(json_value(bytes)),
+        Err(error) => Err(error.clone()),
+    }
+}
+
+/// The outcome as the handler's output type.
+fn typed<O: Decode>(outcome: RawOutcome) -> Result<Result<O, TerminalError>, CrashPointError> {
+    match outcome {
+        Ok(bytes) => Ok(Ok(O::decode(&bytes).map_err(CallError::Codec)?)),
+        Err(error) => Ok(Err(error)),
+    }
+}
+
+/// Halts the writer before the invocation of `target` writes its entry number `after` (counted
+/// from 0), or its outcome when it has only `after` entries.
 fn crash_hook(target: Target, after: u32, fired: Arc<AtomicBool>) -> CrashHook {
     // 0 = not created yet; ids start at 1.
     let id = AtomicU64::new(0);

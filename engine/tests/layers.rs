@@ -27,7 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("store", &["store"]),
-    ("face", &["context", "service"]),
+    ("face", &["context", "service", "handler"]),
     ("runtime", &["runtime"]),
     ("api", &["engine", "client", "introspect"]),
     ("edges", &["http", "testing", "fuzzing", "lib"]),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use zeroapp_engine::prelude::*;
-use zeroapp_engine::testing::{CrashPointError, CrashPoints, Run, Setup, TestEngine};
+use zeroapp_engine::testing::{CrashPointError, CrashPoints, CrashReport, Run, Setup, TestEngine};
 use zeroapp_engine::{Clock, EngineBuilder};
 
 async fn remind(ctx: Context, hours: u64) -> Result<String, HandlerError> {
@@ -149,7 +149,7 @@ fn hotel(builder: EngineBuilder) -> EngineBuilder {
 
 #[tokio::test]
 async fn a_deterministic_handler_passes_every_crash_point() {
-    let report = CrashPoints::new(hotel)
+    let report: CrashReport<String> = CrashPoints::new(|| hotel)
         .check(Target::object("Hotel", "ada", "book"), &3u32)
         .await
         .unwrap();
@@ -158,7 +158,6 @@ async fn a_deterministic_handler_passes_every_crash_point() {
     assert_eq!(report.crash_points, 9);
     assert_eq!(report.repeated_steps, vec![(0, "pick room".to_owned())]);
     let out = report.outcome.unwrap();
-    let out = out.as_str().unwrap();
     assert!(
         out.starts_with("room 12 for 3 nights at 270, stay 1, code "),
         "{out}"
@@ -181,14 +180,15 @@ async fn flaky(ctx: Context, (): ()) -> Result<String, HandlerError> {
 
 #[tokio::test]
 async fn the_checker_catches_a_branch_on_state_outside_the_journal() {
-    let error =
-        CrashPoints::new(|b: EngineBuilder| b.register(Service::new("Flaky").handler("go", flaky)))
-            .check(Target::service("Flaky", "go"), &())
-            .await
-            .unwrap_err();
+    let error = CrashPoints::new(|| {
+        |b: EngineBuilder| b.register(Service::new("Flaky").handler("go", flaky))
+    })
+    .check::<_, String>(Target::service("Flaky", "go"), &())
+    .await
+    .unwrap_err();
     match &error {
         CrashPointError::Diverged { run, difference } => {
-            assert!(matches!(run, Run::CrashedAfter(_)), "{error}");
+            assert!(matches!(run, Run::CrashedBefore { .. }), "{error}");
             assert!(
                 difference.contains("journal mismatch") || difference.contains("journal entry"),
                 "{difference}"
@@ -239,7 +239,7 @@ impl Setup for Payments {
 
 async fn one_charge(
     test: &TestEngine<Payments>,
-    _: &zeroapp_engine::testing::Outcome,
+    _: &Result<String, TerminalError>,
 ) -> Result<(), String> {
     let ledger = test.setup().ledger.lock().unwrap().clone();
     if ledger.len() == 1 {
@@ -267,8 +267,19 @@ async fn the_checker_catches_a_step_that_is_not_idempotent() {
         .unwrap_err();
     match &error {
         CrashPointError::Check { run, message } => {
-            assert_eq!(*run, Run::CrashedAfter(0), "{error}");
+            assert!(
+                matches!(run, Run::CrashedBefore { entry: 0, .. }),
+                "{error}"
+            );
             assert!(message.contains("charged 2 times"), "{message}");
+            // The message says the charge was not committed, so it ran twice.
+            assert!(
+                error.to_string().starts_with(
+                    "run crashed before journal entry 0 (run \"charge\" = 1) was committed \
+                     (0 entries were): charged 2 times"
+                ),
+                "{error}"
+            );
         }
         other => panic!("expected the check to fail, got {other}"),
     }

@@ -10,6 +10,11 @@ use std::path::Path;
 use zeroapp_engine::prelude::*;
 use zeroapp_examples::Log;
 
+/// The counter's handlers, typed: callers name them through these, and the compiler checks
+/// what they send and what they read back.
+const ADD: ObjectHandler<i64, i64> = ObjectHandler::new("Counter", "add");
+const GET: ObjectHandler<(), i64> = ObjectHandler::new("Counter", "get");
+
 /// Exclusive: at most one `add` runs per key at a time, so read-modify-write is safe.
 async fn add(ctx: ObjectContext, amount: i64) -> Result<i64, HandlerError> {
     let total = ctx.get::<i64>("total").await?.unwrap_or(0) + amount;
@@ -24,8 +29,8 @@ async fn get(ctx: SharedObjectContext, (): ()) -> Result<i64, HandlerError> {
 
 async fn open(dir: &Path) -> Result<Engine, Box<dyn Error>> {
     let counter = VirtualObject::new("Counter")
-        .exclusive("add", add)
-        .shared("get", get);
+        .exclusive(ADD, add)
+        .shared(GET, get);
     Ok(Engine::builder().register(counter).open(dir).await?)
 }
 
@@ -36,9 +41,7 @@ async fn demo(log: &Log) -> Result<(), Box<dyn Error>> {
     let engine = open(dir.path()).await?;
     let client = engine.client();
     for (key, amount) in [("apples", 3), ("pears", 10), ("apples", 4)] {
-        let total: i64 = client
-            .call(Target::object("Counter", key, "add"), &amount)
-            .await?;
+        let total = client.call(ADD.key(key), &amount).await?;
         log.say(format!("Counter/{key}/add({amount}) -> {total}"));
     }
     // Shutting down releases the data file: the folder can be opened again at once.
@@ -48,9 +51,7 @@ async fn demo(log: &Log) -> Result<(), Box<dyn Error>> {
     let engine = open(dir.path()).await?;
     let client = engine.client();
     for key in ["apples", "pears", "plums"] {
-        let total: i64 = client
-            .call(Target::object("Counter", key, "get"), &())
-            .await?;
+        let total = client.call(GET.key(key), &()).await?;
         log.say(format!("after reopen: Counter/{key}/get -> {total}"));
     }
     engine.shutdown().await;

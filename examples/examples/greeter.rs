@@ -12,25 +12,41 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use zeroapp_engine::prelude::*;
 use zeroapp_examples::Log;
 
-/// The greeter: counts visitors in a `run` step (a side effect outside the engine).
+/// The handler, typed: its callers and its registration name it through this.
+const GREET: ServiceHandler<String, String> = ServiceHandler::new("Greeter", "greet");
+
+/// What the greeter needs from outside the engine, shared by every invocation.
+#[derive(Clone)]
+struct Visitors {
+    log: Log,
+    count: Arc<AtomicU64>,
+}
+
+/// Counts visitors in a `run` step (a side effect outside the engine).
+async fn greet(visitors: Visitors, ctx: Context, name: String) -> Result<String, HandlerError> {
+    let number: u64 = ctx
+        .run("count visitor", move || {
+            // The step may run again (a retry): each execution takes its own handle.
+            let visitors = visitors.clone();
+            async move {
+                let n = visitors.count.fetch_add(1, Ordering::SeqCst) + 1;
+                visitors
+                    .log
+                    .say(format!("  [run step] counted visitor #{n}"));
+                Ok(n)
+            }
+        })
+        .await?;
+    Ok(format!("Hello, {name}! You are visitor #{number}."))
+}
+
 fn greeter(log: Log) -> Service {
-    let visitors = Arc::new(AtomicU64::new(0));
-    Service::new("Greeter").handler("greet", move |ctx: Context, name: String| {
-        let (log, visitors) = (log.clone(), visitors.clone());
-        async move {
-            let number: u64 = ctx
-                .run("count visitor", move || {
-                    let (log, visitors) = (log.clone(), visitors.clone());
-                    async move {
-                        let n = visitors.fetch_add(1, Ordering::SeqCst) + 1;
-                        log.say(format!("  [run step] counted visitor #{n}"));
-                        Ok(n)
-                    }
-                })
-                .await?;
-            Ok(format!("Hello, {name}! You are visitor #{number}."))
-        }
-    })
+    let visitors = Visitors {
+        log,
+        count: Arc::default(),
+    };
+    // `with_state` hands each invocation its own clone of the dependencies.
+    Service::new("Greeter").handler(GREET, with_state(visitors, greet))
 }
 
 async fn demo(log: &Log) -> Result<(), Box<dyn Error>> {
@@ -43,9 +59,7 @@ async fn demo(log: &Log) -> Result<(), Box<dyn Error>> {
 
     for name in ["Ada", "Grace"] {
         log.say(format!("calling Greeter/greet with {name:?}"));
-        let greeting: String = client
-            .call(Target::service("Greeter", "greet"), &name)
-            .await?;
+        let greeting = client.call(GREET, &name.to_owned()).await?;
         log.say(format!("-> {greeting}"));
     }
 

@@ -10,7 +10,6 @@ use zeroapp_app::fulfillment;
 use zeroapp_app::payment::{self, Decline};
 use zeroapp_app::payment_signature;
 use zeroapp_app::session::{self, AddItem, BasketLine, Checkout};
-use zeroapp_engine::Target;
 use zeroapp_engine::http::{self, ApiError, Request, Response};
 
 use crate::identity::{self, Identity, now_ms};
@@ -74,10 +73,7 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
             // add_item answers the basket: no second invocation to read it.
             let lines: Vec<BasketLine> = shared
                 .client
-                .call(
-                    Target::object(session::NAME, &who.user.id, "add_item"),
-                    &item,
-                )
+                .call(session::ADD_ITEM.key(&who.user.id), &item)
                 .await?;
             Ok(cart_of(&lines))
         }
@@ -89,10 +85,7 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
             let (who, remove): (_, Remove) = authenticated_body(shared, request).await?;
             let lines: Vec<BasketLine> = shared
                 .client
-                .call(
-                    Target::object(session::NAME, &who.user.id, "remove_item"),
-                    &remove.product_id,
-                )
+                .call(session::REMOVE_ITEM.key(&who.user.id), &remove.product_id)
                 .await?;
             Ok(cart_of(&lines))
         }
@@ -146,10 +139,7 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
             who.require_admin()?;
             let () = shared
                 .client
-                .call(
-                    Target::workflow(fulfillment::NAME, &order_id, "approve"),
-                    &approval.approved,
-                )
+                .call(fulfillment::APPROVE.key(&order_id), &approval.approved)
                 .await?;
             Ok(http::json(
                 StatusCode::OK,
@@ -252,10 +242,7 @@ pub async fn open_session(
 async fn cart(shared: &Shared, who: &Identity) -> Result<Response, ApiError> {
     let lines: Vec<BasketLine> = shared
         .client
-        .call(
-            Target::object(session::NAME, &who.user.id, "get_basket"),
-            &(),
-        )
+        .call(session::GET_BASKET.key(&who.user.id), &())
         .await?;
     Ok(cart_of(&lines))
 }
@@ -321,10 +308,7 @@ pub async fn start_checkout(
     }
     let lines: Vec<BasketLine> = shared
         .client
-        .call(
-            Target::object(session::NAME, &who.user.id, "get_basket"),
-            &(),
-        )
+        .call(session::GET_BASKET.key(&who.user.id), &())
         .await?;
     if lines.is_empty() {
         // A paid checkout empties the basket: a retry of it (same order id, same user) must
@@ -343,7 +327,7 @@ pub async fn start_checkout(
     let id = shared
         .client
         .send_idempotent(
-            Target::object(session::NAME, &who.user.id, "checkout"),
+            session::CHECKOUT.key(&who.user.id),
             &checkout,
             format!("checkout/{order_id}"),
         )
@@ -394,10 +378,7 @@ async fn payment_callback(shared: &Shared, request: Request) -> Result<Response,
         .map_err(|e| ApiError::bad_request(format!("bad callback body: {e}")))?;
     match callback.status.as_str() {
         "paid" => {
-            let () = shared
-                .client
-                .call(Target::service(payment::NAME, "pay"), &callback.order_id)
-                .await?;
+            let () = shared.client.call(payment::PAY, &callback.order_id).await?;
         }
         "declined" => {
             let decline = Decline {
@@ -406,10 +387,7 @@ async fn payment_callback(shared: &Shared, request: Request) -> Result<Response,
                     .reason
                     .unwrap_or_else(|| "declined by the bank".into()),
             };
-            let () = shared
-                .client
-                .call(Target::service(payment::NAME, "decline"), &decline)
-                .await?;
+            let () = shared.client.call(payment::DECLINE, &decline).await?;
         }
         other => {
             return Err(ApiError::bad_request(format!(

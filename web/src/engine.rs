@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroapp_app::App;
 use zeroapp_app::fulfillment::{self, Progress};
-use zeroapp_engine::{CallError, Client, InvocationId, SendOptions, Target};
+use zeroapp_engine::handler::{Answers, Callee};
+use zeroapp_engine::{CallError, Client, InvocationId, SendOptions};
 use zeroapp_restate::RestateClient;
 
 /// A client of whichever engine runs the handlers. Cheap to clone.
@@ -25,9 +26,10 @@ impl EngineClient {
     /// Calls a handler and waits for its result.
     pub async fn call<I: Serialize, O: DeserializeOwned>(
         &self,
-        target: Target,
+        target: impl Callee<I> + Answers<O>,
         input: &I,
     ) -> Result<O, CallError> {
+        let target = target.into_target();
         match self {
             Self::Embedded(client) => client.call(target, input).await,
             Self::Restate(client) => client.call(&target, input).await,
@@ -38,10 +40,11 @@ impl EngineClient {
     /// returns the invocation's id.
     pub async fn send_idempotent<I: Serialize>(
         &self,
-        target: Target,
+        target: impl Callee<I>,
         input: &I,
         key: String,
     ) -> Result<String, CallError> {
+        let target = target.into_target();
         match self {
             Self::Embedded(client) => {
                 let options = SendOptions::default().idempotency_key(key);

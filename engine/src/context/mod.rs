@@ -53,7 +53,7 @@ use self::backend::{Backend, RunAction};
 pub use self::future::{DurableFuture, Selectable};
 pub use self::saga::Saga;
 use crate::error::{HandlerError, TerminalError};
-use crate::ids::Target;
+use crate::handler::{Answers, Callee};
 use crate::payload::{Decode, Encode};
 use crate::retry::RetryPolicy;
 
@@ -203,11 +203,15 @@ pub trait ContextBase: sealed::Sealed {
 
     /// Calls a handler and waits for its result. The callee's invocation is created atomically
     /// with this journal entry, exactly once; its result is delivered into this journal.
+    ///
+    /// `target` is a typed reference (`ADD.key("apples")`, checked against the handler's input
+    /// and output types by the compiler) or an untyped [`Target`](crate::Target).
     fn call<I: Encode + ?Sized, O: Decode + Send + 'static>(
         &self,
-        target: Target,
+        target: impl Callee<I> + Answers<O>,
         input: &I,
     ) -> impl Future<Output = Result<O, TerminalError>> + Send {
+        let target = target.into_target();
         let what = format!("the result of {target}");
         let call = encode(input, || format!("the input for {target}"))
             .map(|input| self.backend().clone().call(target, input));
@@ -217,9 +221,10 @@ pub trait ContextBase: sealed::Sealed {
     /// Sends a one-way request to a handler; returns the id of the invocation it created.
     fn send<I: Encode + ?Sized>(
         &self,
-        target: Target,
+        target: impl Callee<I>,
         input: &I,
     ) -> impl Future<Output = Result<String, TerminalError>> + Send {
+        let target = target.into_target();
         let send = encode(input, || format!("the input for {target}"))
             .map(|input| self.backend().clone().send(target, input, None));
         async move { send?.await }
@@ -229,10 +234,11 @@ pub trait ContextBase: sealed::Sealed {
     /// restarts and never starts early.
     fn send_after<I: Encode + ?Sized>(
         &self,
-        target: Target,
+        target: impl Callee<I>,
         input: &I,
         delay: Duration,
     ) -> impl Future<Output = Result<String, TerminalError>> + Send {
+        let target = target.into_target();
         let send = encode(input, || format!("the input for {target}"))
             .map(|input| self.backend().clone().send(target, input, Some(delay)));
         async move { send?.await }

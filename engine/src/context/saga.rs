@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::ContextBase;
 use super::backend::{Backend, RunAction};
 use crate::error::{HandlerError, TerminalError};
+use crate::handler::Callee;
 use crate::ids::Target;
+use crate::payload::Encode;
 use crate::retry::RetryPolicy;
 
 type Undo =
@@ -88,8 +90,14 @@ impl Saga {
     /// [`ContextBase::call`]): for undoing through a service that owns the effect, such as
     /// cancelling a shipment through the shipping service. The callee's failure counts as the
     /// compensation failing; the callee's own retries are its business.
-    pub fn compensate_call<I: serde::Serialize>(&mut self, name: &str, target: Target, input: &I) {
-        let input = serde_json::to_vec(input).map_err(|e| {
+    pub fn compensate_call<I: Encode + ?Sized>(
+        &mut self,
+        name: &str,
+        target: impl Callee<I>,
+        input: &I,
+    ) {
+        let target = target.into_target();
+        let input = input.encode().map_err(|e| {
             TerminalError::with_code(
                 400,
                 format!("the input for {target} cannot be encoded: {e}"),

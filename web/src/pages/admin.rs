@@ -2,7 +2,6 @@
 
 use maud::{Markup, html};
 use zeroapp_app::fulfillment;
-use zeroapp_engine::Target;
 use zeroapp_engine::http::ApiError;
 
 use super::layout::{self, money};
@@ -70,10 +69,7 @@ pub async fn decide(
     who.require_admin()?;
     let () = shared
         .client
-        .call(
-            Target::workflow(fulfillment::NAME, order_id, "approve"),
-            &approved,
-        )
+        .call(fulfillment::APPROVE.key(order_id), &approved)
         .await?;
     Ok(None)
 }

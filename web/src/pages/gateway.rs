@@ -4,7 +4,6 @@ use maud::{Markup, html};
 use serde_json::{Map, Value, json};
 use zeroapp_app::db::payments::{self, PaymentRequest};
 use zeroapp_app::payment::{self, Decline};
-use zeroapp_engine::Target;
 use zeroapp_engine::http::ApiError;
 
 use super::layout::{self, money};
@@ -102,17 +101,14 @@ pub async fn decide(
     if action == "pay" {
         let () = shared
             .client
-            .call(Target::service(payment::NAME, "pay"), &order_id)
+            .call(payment::PAY, &order_id.to_owned())
             .await?;
     } else {
         let decline = Decline {
             order_id: order_id.to_owned(),
             reason: "declined on the gateway page".into(),
         };
-        let () = shared
-            .client
-            .call(Target::service(payment::NAME, "decline"), &decline)
-            .await?;
+        let () = shared.client.call(payment::DECLINE, &decline).await?;
     }
     Ok(None)
 }

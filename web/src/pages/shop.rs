@@ -6,7 +6,6 @@ use zeroapp_app::db::catalog::{self, Product, Zone};
 use zeroapp_app::db::orders::{self, Order};
 use zeroapp_app::db::payments;
 use zeroapp_app::session::{self, AddItem, BasketLine};
-use zeroapp_engine::Target;
 use zeroapp_engine::http::ApiError;
 
 use super::layout::{self, badge, money};
@@ -19,10 +18,7 @@ use crate::server::Shared;
 async fn basket(shared: &Shared, who: &Identity) -> Result<Vec<BasketLine>, ApiError> {
     Ok(shared
         .client
-        .call(
-            Target::object(session::NAME, &who.user.id, "get_basket"),
-            &(),
-        )
+        .call(session::GET_BASKET.key(&who.user.id), &())
         .await?)
 }
 
@@ -286,10 +282,7 @@ pub async fn add(
     };
     let _: Vec<BasketLine> = shared
         .client
-        .call(
-            Target::object(session::NAME, &who.user.id, "add_item"),
-            &item,
-        )
+        .call(session::ADD_ITEM.key(&who.user.id), &item)
         .await?;
     Ok(None)
 }
@@ -301,10 +294,7 @@ pub async fn remove(shared: &Shared, who: &Identity, id: &str) -> Result<Option<
         .map_err(|_| ApiError::bad_request(format!("product id {id:?} is not a number")))?;
     let _: Vec<BasketLine> = shared
         .client
-        .call(
-            Target::object(session::NAME, &who.user.id, "remove_item"),
-            &product_id,
-        )
+        .call(session::REMOVE_ITEM.key(&who.user.id), &product_id)
         .await?;
     Ok(None)
 }
