@@ -95,16 +95,22 @@ impl EngineBuilder {
         Ok(Engine { inner })
     }
 
-    async fn open_store(self, dir: &Path, read_only: bool) -> Result<Arc<Runtime>, OpenError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(OpenError::NoRuntime);
-        }
+    /// The registered definitions, by name; fails if two share a name.
+    pub(crate) fn registry(&mut self) -> Result<Registry, OpenError> {
         let mut registry = Registry::default();
-        for definition in self.definitions {
+        for definition in std::mem::take(&mut self.definitions) {
             registry
                 .add(definition)
                 .map_err(OpenError::DuplicateService)?;
         }
+        Ok(registry)
+    }
+
+    async fn open_store(mut self, dir: &Path, read_only: bool) -> Result<Arc<Runtime>, OpenError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(OpenError::NoRuntime);
+        }
+        let registry = self.registry()?;
         let dir = dir.to_owned();
         let retention_ms = u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX);
         let crash_hook = self.crash_hook;
@@ -240,7 +246,7 @@ impl Engine {
 /// Runs `work` on the data folder `dir` off the runtime (redb blocks). The storage layer panics
 /// on some damage it does not expect: that is reported as damage naming the data file, never as
 /// the panic.
-async fn on_data_file<T: Send + 'static>(
+pub(crate) async fn on_data_file<T: Send + 'static>(
     dir: std::path::PathBuf,
     work: impl FnOnce(&Path) -> Result<T, OpenError> + Send + 'static,
 ) -> Result<T, OpenError> {

@@ -165,21 +165,24 @@ pub struct InvocationFilter {
     pub limit: Option<usize>,
 }
 
-pub(crate) fn info_of(engine: &Runtime, id: u64, record: InvocationRecord) -> InvocationInfo {
-    let status = match record.status {
+/// The status a stored record shows (a runnable one as running).
+pub(crate) fn stored_status(status: Status) -> InvocationStatus {
+    match status {
         Status::Pending => InvocationStatus::Pending,
         Status::Scheduled { .. } => InvocationStatus::Scheduled,
         Status::Ready => InvocationStatus::Running,
-        Status::BackingOff { .. } => {
-            if engine.is_live(id) {
-                InvocationStatus::Running
-            } else {
-                InvocationStatus::BackingOff
-            }
-        }
+        Status::BackingOff { .. } => InvocationStatus::BackingOff,
         Status::Suspended => InvocationStatus::Suspended,
         Status::Completed => InvocationStatus::Completed,
         Status::Failed => InvocationStatus::Failed,
+    }
+}
+
+pub(crate) fn info_of(engine: &Runtime, id: u64, record: InvocationRecord) -> InvocationInfo {
+    let status = match record.status {
+        // Backing off, but already running again.
+        Status::BackingOff { .. } if engine.is_live(id) => InvocationStatus::Running,
+        stored => stored_status(stored),
     };
     InvocationInfo {
         id: InvocationId(id),

@@ -119,6 +119,7 @@ mod ids;
 mod introspect;
 mod journal;
 mod payload;
+pub mod replay_check;
 mod retry;
 mod runtime;
 mod service;
@@ -145,6 +146,7 @@ pub use crate::introspect::{
     Cancellation, InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo,
 };
 pub use crate::payload::{Binary, Decode, Encode, Format};
+pub use crate::replay_check::{Incompatibility, RecordedInvocation, ReplayReport};
 pub use crate::retry::RetryPolicy;
 pub use crate::runtime::EngineConfig;
 pub use crate::runtime::clocks::{ManualClock, SystemClock};

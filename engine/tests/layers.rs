@@ -29,7 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["store"]),
     ("face", &["context", "service", "handler"]),
     ("runtime", &["runtime"]),
-    ("api", &["engine", "client", "introspect"]),
+    ("api", &["engine", "client", "introspect", "replay_check"]),
     ("edges", &["http", "testing", "fuzzing", "lib"]),
 ];
 

@@ -41,6 +41,11 @@ pub enum Command {
     Awakeables(AwakeablesArgs),
     /// A running server's counts: invocations by status, timers, waiting attaches, commits.
     Metrics(MetricsArgs),
+    /// Before deploying this build: replay the journals of a data folder no server is using
+    /// (or of a file `--export` wrote) against this build's handlers, without side effects, and
+    /// list every invocation whose journal the new code would no longer match. Exit 0: all
+    /// replay; 1: some would break (listed); 2: the check could not run.
+    ReplayCheck(ReplayCheckArgs),
 }
 
 /// How to reach a running server's admin API.
@@ -196,6 +201,27 @@ pub struct CheckArgs {
     /// are not compared with one.
     #[arg(long)]
     pub without_engine: bool,
+}
+
+/// Flags of `replay-check`.
+#[derive(Debug, Args)]
+pub struct ReplayCheckArgs {
+    /// The data folder whose journals to replay (stopped, or a copy `zeroapp backup` made).
+    #[arg(long, env = "ZEROAPP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Replay the journals in this file (written by `--export`) instead of a folder's.
+    #[arg(long, conflicts_with = "export")]
+    pub from: Option<PathBuf>,
+    /// Write the folder's journals to this file (JSON) instead of checking them: to check them
+    /// with the next build on another machine.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+    /// Besides every unfinished invocation, those finished within this long (`24h`, `30m`).
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub finished_within: std::time::Duration,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `serve`.

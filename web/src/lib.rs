@@ -12,6 +12,7 @@ pub mod identity;
 pub mod inspect;
 pub mod pages;
 pub mod remote;
+pub mod replay_check;
 pub mod serve;
 pub mod server;
 pub mod sse;

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use zeroapp_web::cli::{Cli, Command};
-use zeroapp_web::{backup, check, inspect, remote, serve};
+use zeroapp_web::{backup, check, inspect, remote, replay_check, serve};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -27,12 +27,13 @@ fn main() -> std::process::ExitCode {
             Command::Invocations(args) => remote::invocations(args).await,
             Command::Awakeables(args) => remote::awakeables(args).await,
             Command::Metrics(args) => remote::metrics(args).await,
+            Command::ReplayCheck(args) => replay_check::run(args).await,
         }
     });
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
-        // `check` found problems (it listed them), or the server refused a command (it said
-        // why).
+        // `check` or `replay-check` found problems (it listed them), or the server refused a
+        // command (it said why).
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(error) => {
             eprintln!("zeroapp: {error}");

@@ -517,3 +517,76 @@ fn bad_flags_are_refused_with_a_message() {
     let out = run(zeroapp().args(["inspect", "--status", "sleepy", "--data-dir", "."]));
     assert!(!out.status.success());
 }
+
+/// The replay gate from the command line: a folder with an order waiting for its payment
+/// (checkout in flight) replays against this build; its export does too, read on its own; a
+/// folder in use and a file that is not an export are refused with exit 2.
+#[test]
+fn replay_check_reads_a_stopped_folder_or_its_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = serve(&data);
+    let alice = common::login(&server.storefront, "alice");
+    let as_alice = common::as_user(&alice);
+    let added = common::request(
+        &server.storefront,
+        "POST",
+        "/api/cart/add",
+        &as_alice,
+        br#"{"product_id": 4, "quantity": 1}"#,
+    );
+    assert_eq!(added.status, 200, "{}", added.body);
+    let checkout = common::request(
+        &server.storefront,
+        "POST",
+        "/api/checkout",
+        &as_alice,
+        br#"{"order_id": "rc-1", "zone": "domestic", "address": "1 Main St"}"#,
+    );
+    assert_eq!(checkout.status, 202, "{}", checkout.body);
+
+    let busy = run(zeroapp().args(["replay-check", "--data-dir"]).arg(&data));
+    assert_eq!(busy.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("a server is using it"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_with_timeout(&mut server.child, Duration::from_secs(15)).success());
+
+    let checked = run(zeroapp().args(["replay-check", "--data-dir"]).arg(&data));
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(
+        checked.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(stdout.contains("invocations replayed"), "{stdout}");
+    assert!(stdout.contains("every invocation replays"), "{stdout}");
+
+    let export = dir.path().join("journals.json");
+    let exported = run(zeroapp()
+        .args(["replay-check", "--data-dir"])
+        .arg(&data)
+        .arg("--export")
+        .arg(&export));
+    assert_eq!(exported.status.code(), Some(0));
+    let from_file = run(zeroapp()
+        .args(["replay-check", "--json", "--from"])
+        .arg(&export));
+    assert_eq!(from_file.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&from_file.stdout).unwrap();
+    assert!(report["checked"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(report["incompatible"], serde_json::json!([]));
+
+    std::fs::write(&export, "not json").unwrap();
+    let refused = run(zeroapp().args(["replay-check", "--from"]).arg(&export));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not an export"));
+}

@@ -150,4 +150,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The current time, recorded (millisecond precision).
     fn now(self: Arc<Self>) -> BoxFuture<Result<SystemTime, TerminalError>>;
+
+    /// A version marker: true if the invocation reaches `name` for the first time with this
+    /// code (the marker is recorded), or reached it so before (recorded); false if its journal
+    /// shows that it went past this point with code that did not have the marker.
+    fn patched(self: Arc<Self>, name: String) -> BoxFuture<Result<bool, TerminalError>>;
 }

@@ -244,6 +244,27 @@ pub trait ContextBase: sealed::Sealed {
         async move { send?.await }
     }
 
+    /// A version marker for changing code with invocations in flight: `true` where the
+    /// invocation reaches this point for the first time with code that has the marker (the
+    /// marker is journaled) or reached it so before; `false` where the invocation already went
+    /// past this point with the code before the change (its journal goes on without the
+    /// marker). Branch on it to ship a change while older invocations finish the old way:
+    ///
+    /// ```ignore
+    /// if ctx.patched("charge-v2").await? {
+    ///     ctx.run("charge with tax", || charge_with_tax(&order)).await?
+    /// } else {
+    ///     ctx.run("charge", || charge(&order)).await?
+    /// }
+    /// ```
+    ///
+    /// Once no invocation from before the change is in flight, remove the old branch and keep
+    /// the marker (or, later still, the marker too). On a Restate cluster it is always `true`:
+    /// Restate runs each invocation on the deployment it started on.
+    fn patched(&self, name: &str) -> impl Future<Output = Result<bool, TerminalError>> + Send {
+        self.backend().clone().patched(name.to_owned())
+    }
+
     /// A durable timer that completes after `duration`. The deadline is journaled; after a
     /// restart an overdue timer fires at once, and it never fires early.
     fn sleep(&self, duration: Duration) -> DurableFuture<()> {

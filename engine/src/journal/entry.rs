@@ -58,6 +58,9 @@ pub(crate) enum Op {
     CompletePromise { name: String },
     /// Racing the operations at these indices; the completion is the position of the winner.
     Select { of: Vec<u32> },
+    /// A version marker (`ctx.patched`): the invocation reached `name` with the code that has
+    /// it. Appended last among the variants, so that journals written before it still decode.
+    Patch { name: String },
 }
 
 impl Op {
@@ -96,6 +99,7 @@ impl Op {
             Op::PeekPromise { .. } => "peek_promise",
             Op::CompletePromise { .. } => "complete_promise",
             Op::Select { .. } => "select",
+            Op::Patch { .. } => "patch",
         }
     }
 
@@ -107,9 +111,10 @@ impl Op {
                 Some(key.clone())
             }
             Op::Call { target, .. } | Op::Send { target, .. } => Some(target.to_string()),
-            Op::GetPromise { name } | Op::PeekPromise { name } | Op::CompletePromise { name } => {
-                Some(name.clone())
-            }
+            Op::GetPromise { name }
+            | Op::PeekPromise { name }
+            | Op::CompletePromise { name }
+            | Op::Patch { name } => Some(name.clone()),
             Op::CompleteAwakeable { id } => Some(id.clone()),
             Op::Sleep { wake_at_ms } => Some(format!("until {wake_at_ms}")),
             Op::Select { of } => Some(format!("{of:?}")),

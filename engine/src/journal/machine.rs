@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::entry::{Completion, Entry, Op};
-use super::replay::{Replay, Step};
+use super::replay::{Patch, Replay, Step};
 
 /// A failure the handler must not observe: the attempt is abandoned.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +104,11 @@ impl Machine {
             self.fail(Fatal::mismatch(*index, recorded, issued));
         }
         step
+    }
+
+    /// Hands the next index to a version marker, if it takes one.
+    pub(crate) fn issue_patch(&mut self, marker: &Op) -> Patch {
+        self.replay.issue_patch(marker)
     }
 
     /// The index the next issued operation gets.

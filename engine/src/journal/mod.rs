@@ -10,4 +10,4 @@ pub(crate) mod machine;
 pub(crate) mod replay;
 
 pub(crate) use entry::{Completion, Entry, Op};
-pub(crate) use replay::Step;
+pub(crate) use replay::{Patch, Step};

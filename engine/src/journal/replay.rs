@@ -23,6 +23,19 @@ pub(crate) enum Step {
     },
 }
 
+/// What a version marker (`ctx.patched`) finds.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Patch {
+    /// The journal has the marker: this invocation took the patched path before.
+    Replayed(u32),
+    /// The journal goes on without the marker: the invocation passed this point with the code
+    /// before the patch. The marker takes no index.
+    Absent,
+    /// Past the journal: the invocation reaches the marker for the first time; record it at
+    /// this index.
+    Live(u32),
+}
+
 /// The replay state of one execution of an invocation.
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
@@ -52,6 +65,32 @@ impl Replay {
                 issued: op.describe(),
             },
         }
+    }
+
+    /// Hands the next index to a version marker, if it takes one: see [`Patch`].
+    pub(crate) fn issue_patch(&mut self, marker: &Op) -> Patch {
+        let index = self.next;
+        match self.recorded.get(&index) {
+            Some(entry) if entry.op.matches(marker) => {
+                self.recorded.remove(&index);
+                self.next += 1;
+                Patch::Replayed(index)
+            }
+            // Recorded entries here or ahead, written without the marker.
+            Some(_) => Patch::Absent,
+            None if !self.recorded.is_empty() => Patch::Absent,
+            None => {
+                self.next += 1;
+                Patch::Live(index)
+            }
+        }
+    }
+
+    /// The first recorded entry not replayed yet.
+    pub(crate) fn next_recorded(&self) -> Option<(u32, Entry)> {
+        self.recorded
+            .first_key_value()
+            .map(|(index, entry)| (*index, entry.clone()))
     }
 
     /// The index the next issued operation gets.
@@ -149,6 +188,27 @@ mod tests {
         assert_eq!(replay.issue(&run("a")), Step::Live(0));
         assert!(matches!(replay.issue(&run("b")), Step::Replayed(1, _)));
         assert_eq!(replay.issue(&run("c")), Step::Live(2));
+    }
+
+    #[test]
+    fn a_version_marker_is_true_where_recorded_or_new_and_false_where_old_code_went_on() {
+        let patch = || Op::Patch {
+            name: "charge-v2".into(),
+        };
+        // An invocation that passed this point before the change: its journal goes on with the
+        // old code's next step, and the marker takes no index.
+        let mut old = Replay::new([(0, entry(run("charge"), "1"))]);
+        assert_eq!(old.issue_patch(&patch()), Patch::Absent);
+        assert!(matches!(old.issue(&run("charge")), Step::Replayed(0, _)));
+        // One that reached it after the change: recorded, and replayed as recorded.
+        let mut new = Replay::new([(0, entry(patch(), "")), (1, entry(run("charge-v2"), "1"))]);
+        assert_eq!(new.issue_patch(&patch()), Patch::Replayed(0));
+        assert!(matches!(new.issue(&run("charge-v2")), Step::Replayed(1, _)));
+        // One reaching it for the first time.
+        let mut fresh = Replay::new([(0, entry(run("reserve"), "1"))]);
+        assert!(matches!(fresh.issue(&run("reserve")), Step::Replayed(0, _)));
+        assert_eq!(fresh.issue_patch(&patch()), Patch::Live(1));
+        assert_eq!(fresh.issue(&run("charge-v2")), Step::Live(2));
     }
 
     #[test]

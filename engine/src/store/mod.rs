@@ -543,6 +543,52 @@ pub(crate) fn read_workflow_keys(dir: &Path, name: &str) -> Result<Vec<String>, 
     Ok(keys)
 }
 
+/// Every invocation in the data file of `dir` that is unfinished, or finished at or after
+/// `finished_since_ms`, with its journal, read without opening the file for writing (no process
+/// may have it open): what the replay gate replays.
+pub(crate) fn read_recorded(
+    dir: &Path,
+    finished_since_ms: u64,
+) -> Result<Vec<(u64, InvocationRecord, Journal)>, OpenError> {
+    let path = dir.join(DATA_FILE);
+    if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+        return Ok(Vec::new());
+    }
+    let db = open_to_read(path)?;
+    let txn = db.begin_read().map_err(StoreError::from)?;
+    let (invocations, journal) = match (txn.open_table(INVOCATIONS), txn.open_table(JOURNAL)) {
+        (Ok(invocations), Ok(journal)) => (invocations, journal),
+        (Err(redb::TableError::TableDoesNotExist(_)), _)
+        | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
+        (Err(error), _) | (_, Err(error)) => return Err(OpenError::Store(error.into())),
+    };
+    let mut recorded = Vec::new();
+    for row in invocations.iter().map_err(StoreError::from)? {
+        let (key, value) = row.map_err(StoreError::from)?;
+        let inv = key.value();
+        let who = crate::ids::InvocationId(inv);
+        let record: InvocationRecord = decode(value.value())
+            .map_err(|e| StoreError::Corrupted(format!("invocation {who}'s record: {e}")))?;
+        if record.status.is_finished() && record.modified_ms < finished_since_ms {
+            continue;
+        }
+        let mut entries = Vec::new();
+        for row in journal
+            .range((inv, 0)..=(inv, u32::MAX))
+            .map_err(StoreError::from)?
+        {
+            let (key, value) = row.map_err(StoreError::from)?;
+            let index = key.value().1;
+            let entry = decode(value.value()).map_err(|e| {
+                StoreError::Corrupted(format!("invocation {who}'s journal entry {index}: {e}"))
+            })?;
+            entries.push((index, entry));
+        }
+        recorded.push((inv, record, entries));
+    }
+    Ok(recorded)
+}
+
 /// Refuses a file that carries another identity; records `identity` in one that has none.
 fn check_identity(db: &Database, path: PathBuf, identity: uuid::Uuid) -> Result<(), OpenError> {
     let txn = db.begin_write().map_err(StoreError::from)?;

@@ -23,7 +23,7 @@ use crate::context::backend::{Backend, BoxFuture, Handle, Outcome, RunAction};
 use crate::error::TerminalError;
 use crate::ids::{InvocationId, Target};
 use crate::journal::machine::Wake;
-use crate::journal::{Completion, Entry, Op, Step};
+use crate::journal::{Completion, Entry, Op, Patch, Step};
 use crate::retry::RetryPolicy;
 use crate::runtime::Runtime;
 use crate::runtime::invoker::{Fatal, Live};
@@ -338,6 +338,21 @@ impl InvocationCore {
         let completion = self.immediate(Op::Now, |_| json(&now)).await;
         decode_value::<u64>(outcome(Some(completion), "now"), "now").map(to_system_time)
     }
+    /// A version marker: recorded where it is reached first, false where the journal shows the
+    /// invocation went on without it.
+    async fn patched(self: Arc<Self>, name: String) -> Result<bool, TerminalError> {
+        let op = Op::Patch { name };
+        let decision = self.live.machine().issue_patch(&op);
+        match decision {
+            Patch::Replayed(_) => Ok(true),
+            Patch::Absent => Ok(false),
+            Patch::Live(index) => {
+                self.append_detached(index, self.entry(op, Some(Completion::Empty)), vec![]);
+                Ok(true)
+            }
+        }
+    }
+
     /// Waits for the first of several durable futures; the winner is journaled, so replay picks
     /// the same one.
     async fn select(self: Arc<Self>, candidates: Vec<(u64, bool)>) -> Result<usize, TerminalError> {
@@ -407,7 +422,7 @@ fn json<T: Serialize>(value: &T) -> Result<Completion, Fatal> {
 
 /// A journaled completion as the seam's outcome: a value's bytes (`null` for an empty one), or
 /// its failure.
-fn outcome(completion: Option<Completion>, what: &str) -> Outcome {
+pub(crate) fn outcome(completion: Option<Completion>, what: &str) -> Outcome {
     match completion {
         Some(Completion::Value(bytes)) => Ok(bytes),
         Some(Completion::Empty) => Ok(b"null".to_vec()),
@@ -550,6 +565,10 @@ impl Backend for InvocationCore {
 
     fn now(self: Arc<Self>) -> BoxFuture<Result<SystemTime, TerminalError>> {
         Box::pin(InvocationCore::now(self))
+    }
+
+    fn patched(self: Arc<Self>, name: String) -> BoxFuture<Result<bool, TerminalError>> {
+        Box::pin(InvocationCore::patched(self, name))
     }
 }
 
