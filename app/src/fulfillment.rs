@@ -331,7 +331,7 @@ async fn fulfil(
 /// The admin's decision. Refused for an unknown order and for one not waiting for a decision
 /// (decided already, or past that step).
 async fn approve(ctx: SharedWorkflowContext, approved: bool) -> Result<(), HandlerError> {
-    let order_id = ctx.key().unwrap_or_default().to_owned();
+    let order_id = ctx.key().to_owned();
     let Some(progress) = ctx.get::<Progress>(PROGRESS).await? else {
         return Err(TerminalError::from(DomainError::UnknownOrder(order_id)).into());
     };
@@ -359,7 +359,7 @@ pub fn up_to_date(app: &App, mut progress: Progress) -> Progress {
 
 /// The order's progress, with the time elapsed so far.
 async fn status(ctx: SharedWorkflowContext, (): ()) -> Result<Progress, HandlerError> {
-    let order_id = ctx.key().unwrap_or_default().to_owned();
+    let order_id = ctx.key().to_owned();
     let Some(mut progress) = ctx.get::<Progress>(PROGRESS).await? else {
         return Err(TerminalError::from(DomainError::UnknownOrder(order_id)).into());
     };

@@ -190,7 +190,7 @@ async fn checkout_once(
     ctx: &ObjectContext,
     checkout: &Checkout,
 ) -> Result<Result<CheckoutSummary, DomainError>, HandlerError> {
-    let user = ctx.key().unwrap_or_default().to_owned();
+    let user = ctx.key().to_owned();
     let lines = basket(ctx).await?;
     if lines.is_empty() {
         return Ok(Err(DomainError::EmptyBasket));

@@ -38,3 +38,20 @@ pub(crate) type SharedClock = Arc<dyn Clock>;
 pub(crate) fn to_system_time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
+
+/// The latest time RFC 3339 can write: 9999-12-31T23:59:59.999Z.
+const LAST_WRITABLE: Duration = Duration::from_millis(253_402_300_799_999);
+
+/// `at` as RFC 3339 with milliseconds (`2026-12-07T14:29:46.123Z`). A time RFC 3339 cannot
+/// write — before 1970 or after 9999, as only a damaged record holds — is shown as what it is
+/// instead of panicking: `out of range (N ms since 1970)`.
+pub fn format_time(at: SystemTime) -> String {
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(since) if since <= LAST_WRITABLE => humantime::format_rfc3339_millis(at).to_string(),
+        Ok(since) => format!("out of range ({} ms since 1970)", since.as_millis()),
+        Err(before) => format!(
+            "out of range (-{} ms since 1970)",
+            before.duration().as_millis()
+        ),
+    }
+}

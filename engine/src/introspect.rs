@@ -2,11 +2,11 @@
 
 use std::time::SystemTime;
 
-use crate::clock::to_system_time;
+use crate::clock::{format_time, to_system_time};
 use crate::engine::Engine;
 use crate::error::{StoreError, TerminalError};
 use crate::ids::{HandlerKind, InvocationId, Target, instance_key};
-use crate::journal::Completion;
+use crate::journal::{Completion, Op};
 use crate::runtime::Runtime;
 use crate::store::records::{Cancel, InvocationRecord, Status};
 use crate::store::stats::status_index;
@@ -165,6 +165,28 @@ pub struct InvocationFilter {
     pub limit: Option<usize>,
 }
 
+/// An entry's name as people read it: a timer's deadline as a date, a `select` by the entries
+/// it raced (`first of 7 get_promise("approval"), 8 sleep`).
+fn shown_name(op: &Op, described: &std::collections::HashMap<u32, String>) -> Option<String> {
+    match op {
+        Op::Sleep { wake_at_ms } => Some(format!(
+            "until {}",
+            format_time(to_system_time(*wake_at_ms))
+        )),
+        Op::Select { of } => Some(format!(
+            "first of {}",
+            of.iter()
+                .map(|index| match described.get(index) {
+                    Some(what) => format!("{index} {what}"),
+                    None => index.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        other => other.name(),
+    }
+}
+
 /// The status a stored record shows (a runnable one as running).
 pub(crate) fn stored_status(status: Status) -> InvocationStatus {
     match status {
@@ -281,13 +303,17 @@ impl Runtime {
         let Some((_, entries)) = self.store.load(id.0)? else {
             return Ok(None);
         };
+        let described: std::collections::HashMap<u32, String> = entries
+            .iter()
+            .map(|(index, entry)| (*index, entry.op.describe()))
+            .collect();
         Ok(Some(
             entries
                 .into_iter()
                 .map(|(index, entry)| JournalEntryInfo {
                     index,
                     kind: entry.op.kind(),
-                    name: entry.op.name(),
+                    name: shown_name(&entry.op, &described),
                     at: to_system_time(entry.at_ms),
                     attempt: entry.attempt,
                     result: entry.completion.map(|c| match c {

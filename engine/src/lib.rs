@@ -31,6 +31,12 @@
 //! ```
 //! use zeroapp_engine::prelude::*;
 //!
+//! // Each handler's name and types, declared once: registration and calls go through these,
+//! // and the compiler checks both against the handler.
+//! const GREET: ServiceHandler<String, String> = ServiceHandler::new("Greeter", "greet");
+//! const ADD: ObjectHandler<i64, i64> = ObjectHandler::new("Counter", "add");
+//! const TOTAL: ObjectHandler<(), i64> = ObjectHandler::new("Counter", "total");
+//!
 //! async fn greet(ctx: Context, name: String) -> Result<String, HandlerError> {
 //!     // Runs once; on replay, the journaled result is returned instead.
 //!     let visit: u64 = ctx.run("pick a number", || async { Ok(42) }).await?;
@@ -51,18 +57,20 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;
 //! let engine = Engine::builder()
-//!     .register(Service::new("Greeter").handler("greet", greet))
-//!     .register(VirtualObject::new("Counter").exclusive("add", add).shared("total", total))
+//!     .register(Service::new("Greeter").handler(GREET, greet))
+//!     .register(VirtualObject::new("Counter").exclusive(ADD, add).shared(TOTAL, total))
 //!     .open(dir.path())
 //!     .await?;
 //! let client = engine.client();
 //!
-//! let greeting: String = client.call(Target::service("Greeter", "greet"), &"Ada").await?;
+//! let greeting = client.call(GREET, &"Ada".to_owned()).await?;
 //! assert_eq!(greeting, "Hello, Ada! You are visitor 42.");
 //!
-//! client.call::<_, i64>(Target::object("Counter", "apples", "add"), &3).await?;
-//! let now: i64 = client.call(Target::object("Counter", "apples", "add"), &4).await?;
-//! assert_eq!(now, 7);
+//! client.call(ADD.key("apples"), &3).await?;
+//! assert_eq!(client.call(ADD.key("apples"), &4).await?, 7);
+//! // By name, as over HTTP: an untyped `Target`, checked when the call is made.
+//! let total: i64 = client.call(Target::object("Counter", "apples", "total"), &()).await?;
+//! assert_eq!(total, 7);
 //! engine.shutdown().await;
 //! # Ok(())
 //! # }
@@ -79,25 +87,26 @@
 //! virtual clock and a crash-point checker that crashes an invocation after each of its journal
 //! entries in turn and checks that every run ends the same.
 //!
-//! ## Modules
+//! ## Where things are
+//!
+//! The crate root has what handlers and their callers use — definitions ([`Service`],
+//! [`VirtualObject`], [`Workflow`]), the [`Engine`] and its [`Client`], errors, introspection —
+//! and [`prelude`] re-exports the usual part. The public modules:
 //!
 //! * [`context`] — the contexts handed to handlers, typed by capability;
 //!   [`context::backend`] is the byte-level seam under them, which the embedded journal
 //!   implements and another engine can too (the `zeroapp-restate` crate serves the same
 //!   definitions to a Restate cluster).
-//! * `service` — defining services, objects and workflows.
-//! * `client` — calling handlers from outside.
-//! * `introspect` — listing invocations, reading journals and state.
-//! * `journal` — entries, replay, and the invocation machine of one attempt (no I/O).
-//! * `store` — the redb file: the state transitions of every command, and the single writer
-//!   thread that commits them (the only code that writes).
-//! * `runtime` — runs invocations: attempts, retries, suspension, the timer service, and the
-//!   clocks everything waits on.
+//! * [`handler`] — typed handler references, and [`with_state`] for handlers' dependencies.
+//! * [`replay_check`] — the replay gate: would this build still replay the journals in a data
+//!   folder?
 //! * `http` (cargo feature `http`) — the Restate-compatible HTTP ingress and the admin API.
 //! * `testing` (cargo feature `testing`) — an engine with a virtual clock for tests, and the
 //!   crash-point checker.
 //!
-//! See docs/architecture.md in the repository for the write path and recovery, step by step.
+//! The journal and replay, the redb store with its single writer thread, and the runtime that
+//! runs invocations are private: docs/architecture.md in the repository maps them, with the
+//! write path and recovery step by step.
 //!
 //! [redb]: https://docs.rs/redb
 

@@ -46,7 +46,7 @@ fn engine_builder(side: PathBuf) -> zeroapp_engine::EngineBuilder {
                 let side = publish.clone();
                 async move {
                     let (id, value) = ctx.awakeable::<String>();
-                    let key = ctx.key().unwrap_or_default().to_owned();
+                    let key = ctx.key().to_owned();
                     // Published through a step so that the id is journaled before it leaves.
                     ctx.run("publish", move || {
                         let line = format!("id {key} {id}");

@@ -197,7 +197,7 @@ fn definitions(counts: &Counts) -> Vec<Definition> {
             let c = c.clone();
             async move {
                 let mut saga = Saga::new(&ctx);
-                let key = ctx.key().unwrap_or_default().to_owned();
+                let key = ctx.key().to_owned();
                 let result = async {
                     let (k1, k2) = (key.clone(), key.clone());
                     let c1 = c.clone();

@@ -111,6 +111,26 @@ context_type!(
     SharedWorkflowContext
 );
 
+/// The key of a keyed context, without the `Option` of [`ContextBase::key`]: an object's or
+/// workflow's handler always runs on a key.
+macro_rules! keyed_context {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// The key of the object or workflow this handler runs on.
+            pub fn key(&self) -> &str {
+                self.backend.key().unwrap_or_default()
+            }
+        }
+    )*};
+}
+
+keyed_context!(
+    ObjectContext,
+    SharedObjectContext,
+    WorkflowContext,
+    SharedWorkflowContext
+);
+
 impl ContextReadState for ObjectContext {}
 impl ContextReadState for SharedObjectContext {}
 impl ContextReadState for WorkflowContext {}
@@ -250,12 +270,15 @@ pub trait ContextBase: sealed::Sealed {
     /// past this point with the code before the change (its journal goes on without the
     /// marker). Branch on it to ship a change while older invocations finish the old way:
     ///
-    /// ```ignore
-    /// if ctx.patched("charge-v2").await? {
-    ///     ctx.run("charge with tax", || charge_with_tax(&order)).await?
+    /// ```
+    /// # use zeroapp_engine::prelude::*;
+    /// # async fn charge(ctx: WorkflowContext, order: String) -> Result<u32, HandlerError> {
+    /// let cents: u32 = if ctx.patched("charge-v2").await? {
+    ///     ctx.run("charge with tax", || async { Ok(120) }).await?
     /// } else {
-    ///     ctx.run("charge", || charge(&order)).await?
-    /// }
+    ///     ctx.run("charge", || async { Ok(100) }).await?
+    /// };
+    /// # Ok(cents) }
     /// ```
     ///
     /// Once no invocation from before the change is in flight, remove the old branch and keep

@@ -6,9 +6,10 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::client::Client;
+use crate::clock::format_time;
 use crate::engine::Engine;
 use crate::error::{CallError, TerminalError};
-use crate::http::reply::{self, ApiError, format_time};
+use crate::http::reply::{self, ApiError};
 use crate::http::{Request, Response, Routes, decode, metrics, query_pairs};
 use crate::ids::InvocationId;
 use crate::introspect::{InvocationFilter, InvocationInfo, InvocationStatus, JournalEntryInfo};

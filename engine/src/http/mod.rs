@@ -31,12 +31,12 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
+/// Times in answers: RFC 3339 with milliseconds.
+pub use crate::clock::format_time;
 pub use crate::http::admin::{admin, invocation_detail_json, invocation_json};
 pub use crate::http::auth::{BearerToken, MIN_TOKEN_LEN, require_bearer, same_secret};
 pub use crate::http::ingress::ingress;
-pub use crate::http::reply::{
-    ApiError, bytes, empty, format_time, json, raw_json, read_body, text,
-};
+pub use crate::http::reply::{ApiError, bytes, empty, json, raw_json, read_body, text};
 pub use crate::http::server::serve;
 
 /// The body of every response the engine's servers send.

@@ -4,7 +4,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, LengthLimitError, Limited};
 use hyper::StatusCode;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{CallError, StoreError};
 use crate::http::{Body, Request, Response};
@@ -214,26 +213,12 @@ pub(crate) fn check_json(body: &[u8]) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
-/// The latest time RFC 3339 can write: 9999-12-31T23:59:59.999Z.
-const LAST_WRITABLE: Duration = Duration::from_millis(253_402_300_799_999);
-
-/// `at` as RFC 3339 with milliseconds (`2026-12-07T14:29:46.123Z`). A time RFC 3339 cannot
-/// write — before 1970 or after 9999, as only a damaged record holds — is shown as what it is
-/// instead of panicking: `out of range (N ms since 1970)`.
-pub fn format_time(at: SystemTime) -> String {
-    match at.duration_since(UNIX_EPOCH) {
-        Ok(since) if since <= LAST_WRITABLE => humantime::format_rfc3339_millis(at).to_string(),
-        Ok(since) => format!("out of range ({} ms since 1970)", since.as_millis()),
-        Err(before) => format!(
-            "out of range (-{} ms since 1970)",
-            before.duration().as_millis()
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{Duration, UNIX_EPOCH, check_json, format_time};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::check_json;
+    use crate::clock::format_time;
 
     #[test]
     fn deep_nesting_does_not_overflow_the_stack() {
