@@ -326,15 +326,46 @@ impl<S: Setup> TestEngine<S> {
             let idle = inner.is_idle();
             if idle && idle_once {
                 // Nothing more happens until outside input arrives or time moves.
-                let delivered = self.setup.when_idle(&client).await.map_err(Settle::Setup)?;
-                if !delivered {
-                    self.skip_to_next_deadline();
+                match self.deliver(&client, deadline, stop).await? {
+                    None => return Ok(None),
+                    Some(true) => {}
+                    Some(false) => {
+                        self.skip_to_next_deadline();
+                    }
                 }
                 idle_once = false;
             } else {
                 idle_once = idle;
             }
             pause().await;
+        }
+    }
+}
+
+impl<S: Setup> TestEngine<S> {
+    /// Lets the setup deliver outside input ([`Setup::when_idle`]): whether it did; `None` if
+    /// `stop` says so first — a crash while the input was on its way, which drops it, as a
+    /// crashed server drops a request in flight (the setup delivers it again after recovery).
+    async fn deliver(
+        &self,
+        client: &Client,
+        deadline: Instant,
+        stop: &AtomicBool,
+    ) -> Result<Option<bool>, Settle> {
+        let delivering = self.setup.when_idle(client);
+        tokio::pin!(delivering);
+        loop {
+            tokio::select! {
+                delivered = &mut delivering => return delivered.map(Some).map_err(Settle::Setup),
+                () = pause() => {
+                    if stop.load(Ordering::SeqCst) {
+                        return Ok(None);
+                    }
+                    if real_now() >= deadline {
+                        return Err(Settle::Stuck);
+                    }
+                }
+            }
         }
     }
 }
