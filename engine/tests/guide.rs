@@ -1,5 +1,5 @@
-//! The code of docs/guide.md, compiled and partly run as written: every `rust` block of the
-//! guide must appear verbatim in a file compiled here — a fragment under `tests/guide/` (a block
+//! The code of docs/guide.md and README.md, compiled and partly run as written: every `rust`
+//! block of either must appear verbatim in a file compiled here — a fragment under `tests/guide/` (a block
 //! in braces whose inside the guide shows, or items) included below, or an example of
 //! `examples/examples/` — so that no block of the guide can drift from the API. (The fragments
 //! are not formatted by `cargo fmt`: they are the guide's text.)
@@ -37,6 +37,7 @@ const SOURCES: &[(&str, &str)] = &[
         "guide/virtual_clock.rs",
         include_str!("guide/virtual_clock.rs"),
     ),
+    ("guide/readme.rs", include_str!("guide/readme.rs")),
     (
         "examples/testing.rs",
         include_str!("../../examples/examples/testing.rs"),
@@ -46,13 +47,17 @@ const SOURCES: &[(&str, &str)] = &[
 #[test]
 fn every_rust_block_of_the_guide_is_compiled() {
     let guide = include_str!("../../docs/guide.md");
+    let readme = include_str!("../../README.md");
     let mut blocks = 0;
-    for block in guide.split("```rust\n").skip(1) {
+    for block in [guide, readme]
+        .into_iter()
+        .flat_map(|text| text.split("```rust\n").skip(1))
+    {
         let block = block.split("\n```").next().unwrap();
         blocks += 1;
         assert!(
             SOURCES.iter().any(|(_, source)| source.contains(block)),
-            "this block of docs/guide.md is in no compiled file (add it to engine/tests/guide/ \
+            "this block of docs/guide.md or README.md is in no compiled file (add it to engine/tests/guide/ \
              and include it in engine/tests/guide.rs):\n{block}"
         );
     }
@@ -103,6 +108,12 @@ async fn select(ctx: WorkflowContext, (): ()) -> Result<(), HandlerError> {
 
 async fn saga(ctx: Context, (): ()) -> Result<(), HandlerError> {
     include!("guide/saga.rs");
+    Ok(())
+}
+
+// README.md's block.
+async fn readme() -> TestResult {
+    include!("guide/readme.rs");
     Ok(())
 }
 
