@@ -120,6 +120,8 @@ fn result(result: &Value) -> String {
         format!("failed {}: {}", failure["code"], text(&failure["message"]))
     } else if result["value"].is_null() {
         "ok".to_owned()
+    } else if let Some(time) = result["time"].as_str() {
+        format!("= {time}")
     } else {
         format!("= {}", result["value"])
     }

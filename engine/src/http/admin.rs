@@ -225,15 +225,20 @@ pub fn invocation_detail_json(info: &InvocationInfo, journal: &[JournalEntryInfo
 }
 
 /// A journal entry as the admin API shows it; its `result` is `null` while pending,
-/// `{"value": …}` or `{"failure": {"code", "message"}}`.
+/// `{"value": …}` or `{"failure": {"code", "message"}}`. The time a `now` entry recorded (ms
+/// since 1970) comes with its date: `{"value": 1796675223810, "time": "2026-12-07T…Z"}`.
 fn entry_json(entry: &JournalEntryInfo) -> Value {
+    let mut result = outcome_json(entry.result.as_ref());
+    if let (true, Some(ms)) = (entry.kind == "now", result["value"].as_u64()) {
+        result["time"] = format_time(crate::clock::to_system_time(ms)).into();
+    }
     json!({
         "index": entry.index,
         "kind": entry.kind,
         "name": entry.name,
         "at": format_time(entry.at),
         "attempt": entry.attempt,
-        "result": outcome_json(entry.result.as_ref()),
+        "result": result,
     })
 }
 
