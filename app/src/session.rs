@@ -29,7 +29,10 @@ pub const GET_BASKET: ObjectHandler<(), Vec<BasketLine>> = ObjectHandler::new(NA
 /// Checks the basket out as one order (idempotent per order id).
 pub const CHECKOUT: ObjectHandler<Checkout, CheckoutSummary> = ObjectHandler::new(NAME, "checkout");
 
-const BASKET: &str = "basket";
+/// The state key under which the object keeps the user's basket: readers outside the object
+/// (pages, the JSON API) read it as committed state, without an invocation, as they read an
+/// order's progress.
+pub const BASKET: &str = "basket";
 
 /// One line of a basket, priced when it was added (checkout prices again).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -240,10 +240,7 @@ pub async fn open_session(
 
 /// The caller's basket with its subtotal.
 async fn cart(shared: &Shared, who: &Identity) -> Result<Response, ApiError> {
-    let lines: Vec<BasketLine> = shared
-        .client
-        .call(session::GET_BASKET.key(&who.user.id), &())
-        .await?;
+    let lines: Vec<BasketLine> = shared.client.basket(&who.user.id).await?;
     Ok(cart_of(&lines))
 }
 
@@ -306,10 +303,7 @@ pub async fn start_checkout(
             "unknown shipping zone {zone:?}"
         )));
     }
-    let lines: Vec<BasketLine> = shared
-        .client
-        .call(session::GET_BASKET.key(&who.user.id), &())
-        .await?;
+    let lines: Vec<BasketLine> = shared.client.basket(&who.user.id).await?;
     if lines.is_empty() {
         // A paid checkout empties the basket: a retry of it (same order id, same user) must
         // still answer that checkout, not "empty".

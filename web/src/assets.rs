@@ -28,6 +28,27 @@ pub const JAVASCRIPT_CONTENT_TYPE: &str = "text/javascript; charset=utf-8";
 /// a year and never revalidated.
 pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
+/// The storefront's icon: an SVG (a box with a check mark in the accent colour), which every
+/// current browser shows as a tab icon; served at `/favicon.svg` (linked from every page) and at
+/// `/favicon.ico`, where browsers look without a link.
+pub const FAVICON_SVG: &[u8] = br##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="2" y="2" width="28" height="28" rx="7" fill="#4f46e5"/><path d="M9 16.5l4.5 4.5L23 11.5" fill="none" stroke="#fff" stroke-width="3.2" stroke-linecap="round" stroke-linejoin="round"/></svg>"##;
+
+/// Where pages link the icon.
+pub const FAVICON_PATH: &str = "/favicon.svg";
+
+/// The icon, cached for a day.
+pub fn favicon() -> zeroapp_engine::http::Response {
+    use hyper::StatusCode;
+    use hyper::header::{CACHE_CONTROL, HeaderValue};
+
+    let mut response = zeroapp_engine::http::bytes(StatusCode::OK, "image/svg+xml", FAVICON_SVG);
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    response
+}
+
 /// Serves an embedded file by path: Datastar's client, with long caching and its ETag (304 when
 /// the browser has it). `None` for any other path — no file system is read, so no path can
 /// escape.

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroapp_app::App;
 use zeroapp_app::fulfillment::{self, Progress};
+use zeroapp_app::session::{self, BasketLine};
 use zeroapp_engine::handler::{Answers, Callee};
 use zeroapp_engine::{CallError, Client, InvocationId, SendOptions};
 use zeroapp_restate::RestateClient;
@@ -64,6 +65,17 @@ impl EngineClient {
             Self::Restate(client) => client.state(name, order_id, key).await?,
         };
         Ok(stored.map(|progress| fulfillment::up_to_date(app, progress)))
+    }
+
+    /// The user's basket as the session object last committed it, read without an invocation
+    /// (a page render or a stream update writes nothing).
+    pub async fn basket(&self, user_id: &str) -> Result<Vec<BasketLine>, CallError> {
+        let (name, key) = (session::NAME, session::BASKET);
+        let stored: Option<Vec<BasketLine>> = match self {
+            Self::Embedded(client) => client.state(name, user_id, key).await?,
+            Self::Restate(client) => client.state(name, user_id, key).await?,
+        };
+        Ok(stored.unwrap_or_default())
     }
 
     /// Cancels an invocation by its id.

@@ -60,6 +60,7 @@ pub fn routes(shared: Shared) -> Routes {
                     crate::assets::serve(&path, etag)
                         .ok_or_else(|| ApiError::not_found(format!("no asset {path}")))
                 }
+                ["favicon.svg" | "favicon.ico"] => Ok(crate::assets::favicon()),
                 _ => pages::route(&shared, &state, request, &segments).await,
             }
             .unwrap_or_else(ApiError::into_response);

@@ -83,6 +83,20 @@ fn each_page_renders_for_the_right_user() {
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains(r#"id="error""#), "{}", wrong.body);
     assert!(wrong.header("set-cookie").is_none());
+    // The name stays in its field, the password does not come back.
+    assert!(wrong.body.contains(r#"value="alice""#), "{}", wrong.body);
+    assert!(!wrong.body.contains("nope"), "{}", wrong.body);
+    // The icon a browser asks for by itself, and the one every page links.
+    for icon in ["/favicon.ico", "/favicon.svg"] {
+        let reply = request(addr, "GET", icon, &[], b"");
+        assert_eq!(reply.status, 200, "{icon}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("image/svg+xml"),
+            "{icon}"
+        );
+    }
+    assert!(form.body.contains(r#"rel="icon""#), "{}", form.body);
 
     let alice = form_login(addr, "alice");
     let pages: [(&str, &str, &[&str]); 6] = [
@@ -245,6 +259,24 @@ fn a_command_answers_204_and_the_cart_changes() {
     let cart = request(addr, "GET", "/api/cart", &as_user(&bob), b"").json();
     assert_eq!(cart["items"][0]["product_id"], 2, "{cart}");
     assert_eq!(cart["items"][0]["quantity"], 3, "{cart}");
+
+    // Reading the cart — pages, their streams' first frames, the API — reads committed state:
+    // no invocation, no journal, no commit.
+    let invocations = || {
+        request(&server.admin, "GET", "/invocations", &[], b"").json()["invocations"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = invocations();
+    for path in ["/cart", "/products", "/", "/api/cart"] {
+        assert_eq!(
+            request(addr, "GET", path, &as_user(&bob), b"").status,
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(invocations(), before, "a read created invocations");
 
     // An input's text is a quantity too.
     let again = request(
@@ -489,7 +521,9 @@ fn page_streams_send_whole_fragments_and_follow_an_order_live() {
     );
     assert_eq!(approved.status, 204, "{}", approved.body);
     let done = live.wait_for(r#"data-status="delivered""#);
-    assert!(done.contains("✅"), "{done}");
+    // Steps done are marked by an inline icon (no emoji font needed).
+    assert!(done.contains(r#"data-state="done""#), "{done}");
+    assert!(done.contains(r#"<svg class="icon""#), "{done}");
     live.wait_for(r#"<dd id="tracking">"#);
 
     // A reconnect gets the full state again.

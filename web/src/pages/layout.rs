@@ -34,8 +34,11 @@ h1{font-size:1.35rem;margin:0;overflow-wrap:anywhere}.card>h2:first-child{margin
 .nav form{padding:0 .6rem}
 .centre{padding:1.25rem 1.5rem;min-width:0}
 .head{display:flex;align-items:center;gap:1rem;flex-wrap:wrap;margin-bottom:1rem}
+.icon{width:1.1em;height:1.1em;vertical-align:-.18em;flex:none}
+.steps li.done .icon{color:var(--ok)}.steps li.active .icon{color:var(--warn)}
+.steps li.pending .icon{color:#98a2b3}.steps li.failed .icon{color:var(--bad)}
 .tabs{display:flex;gap:.25rem;background:var(--line);padding:3px;border-radius:9px;margin-left:auto}
-.tabs button{background:transparent;color:var(--muted);border:0;padding:.35rem .9rem}
+.tabs button{background:transparent;color:#475467;border:0;padding:.35rem .9rem}
 .tabs button.active{background:var(--pane);color:var(--ink);box-shadow:0 1px 2px #0002}
 .card{background:var(--pane);border:1px solid var(--line);border-radius:var(--radius);padding:1rem 1.1rem;margin-bottom:1rem}
 .aside{background:var(--pane);border-left:1px solid var(--line);padding:1.25rem 1rem;min-width:0}
@@ -99,6 +102,7 @@ fn document(title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · ZeroApp" }
+                link rel="icon" type="image/svg+xml" href=(crate::assets::FAVICON_PATH);
                 style { (PreEscaped(CSS)) }
                 script type="module" src=(DATASTAR_JS_PATH) {}
             }
@@ -107,21 +111,62 @@ fn document(title: &str, body: Markup) -> Markup {
     }
 }
 
+/// The icons of the pages, inline SVG drawn in the text's colour: they show on any system,
+/// with or without an emoji font. Each is the inside of a 24×24 `<svg>` (strokes only).
+pub mod icons {
+    /// The dashboard: a house.
+    pub const HOME: &str =
+        r#"<path d="M3 11l9-7 9 7"/><path d="M5 10v10h14V10"/><path d="M10 20v-6h4v6"/>"#;
+    /// Products: a bag.
+    pub const BAG: &str = r#"<path d="M5 8h14l-1 12H6z"/><path d="M9 8V6a3 3 0 016 0v2"/>"#;
+    /// The cart.
+    pub const CART: &str = r#"<path d="M3 4h2l2.4 11h10.2L20 8H6.2"/><circle cx="9" cy="19" r="1.5"/><circle cx="17" cy="19" r="1.5"/>"#;
+    /// Orders: a parcel.
+    pub const BOX: &str =
+        r#"<path d="M3 7l9-4 9 4v10l-9 4-9-4z"/><path d="M3 7l9 4 9-4"/><path d="M12 11v10"/>"#;
+    /// The payment gateway: a card.
+    pub const CARD: &str = r#"<rect x="3" y="5" width="18" height="14" rx="2"/><path d="M3 10h18"/><path d="M7 15h4"/>"#;
+    /// Admin: a shield.
+    pub const SHIELD: &str = r#"<path d="M12 3l8 3v6c0 5-3.5 8-8 9-4.5-1-8-4-8-9V6z"/>"#;
+    /// The engine explorer: a cog.
+    pub const COG: &str = r#"<circle cx="12" cy="12" r="3.2"/><path d="M12 2v3M12 19v3M2 12h3M19 12h3M4.9 4.9l2.1 2.1M17 17l2.1 2.1M4.9 19.1L7 17M17 7l2.1-2.1"/>"#;
+    /// Notifications: a bell.
+    pub const BELL: &str =
+        r#"<path d="M6 16V11a6 6 0 0112 0v5l2 2H4z"/><path d="M10 20a2 2 0 004 0"/>"#;
+    /// A step done: a check in a circle.
+    pub const DONE: &str = r#"<circle cx="12" cy="12" r="9"/><path d="M8 12.5l2.8 2.8L16.5 9.5"/>"#;
+    /// A step under way: a clock.
+    pub const ACTIVE: &str = r#"<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/>"#;
+    /// A step to come: an empty circle.
+    pub const PENDING: &str = r#"<circle cx="12" cy="12" r="9"/>"#;
+    /// A step that failed: a cross in a circle.
+    pub const FAILED: &str = r#"<circle cx="12" cy="12" r="9"/><path d="M9 9l6 6M15 9l-6 6"/>"#;
+}
+
+/// An icon from [`icons`], at the text's size and colour, hidden from screen readers (its text
+/// says the same).
+pub fn icon(paths: &'static str) -> Markup {
+    PreEscaped(format!(
+        r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">{paths}</svg>"#
+    ))
+}
+
 /// The navigation pane.
 fn nav(who: Option<&Identity>, here: Option<&Page>) -> Markup {
     let mut links = vec![
-        (Page::Dashboard, "/", "🏠 Dashboard"),
-        (Page::Products, "/products", "🛍️ Products"),
-        (Page::Cart, "/cart", "🛒 Cart"),
-        (Page::Orders, "/orders", "📦 Orders"),
-        (Page::Gateway, "/gateway", "💳 Payment gateway"),
+        (Page::Dashboard, "/", icons::HOME, "Dashboard"),
+        (Page::Products, "/products", icons::BAG, "Products"),
+        (Page::Cart, "/cart", icons::CART, "Cart"),
+        (Page::Orders, "/orders", icons::BOX, "Orders"),
+        (Page::Gateway, "/gateway", icons::CARD, "Payment gateway"),
     ];
     if who.is_some_and(|w| w.user.is_admin) {
-        links.push((Page::Admin, "/admin", "🛡️ Admin"));
+        links.push((Page::Admin, "/admin", icons::SHIELD, "Admin"));
         links.push((
             super::explorer::page(None, None),
             "/admin/engine",
-            "⚙️ Engine",
+            icons::COG,
+            "Engine",
         ));
     }
     let current = here.map(|p| match p {
@@ -132,10 +177,12 @@ fn nav(who: Option<&Identity>, here: Option<&Page>) -> Markup {
     html! {
         nav #nav .nav {
             a .brand href="/" { "ZeroApp" }
-            @for (page, href, label) in &links {
+            @for (page, href, glyph, label) in &links {
                 @let id = format!("nav-{}", href.trim_start_matches('/').replace('/', "-"));
                 a id=(if *href == "/" { "nav-dashboard".to_owned() } else { id })
-                    href=(href) class=(if current.as_ref() == Some(page) { "here" } else { "" }) { (label) }
+                    href=(href) class=(if current.as_ref() == Some(page) { "here" } else { "" }) {
+                    (icon(glyph)) " " (label)
+                }
             }
             @if let Some(who) = who {
                 div .who { "Signed in as " b { (who.user.name) } @if who.user.is_admin { " (admin)" } }
@@ -166,20 +213,28 @@ pub fn page(who: &Identity, page: &Page, view: View, notes: Markup) -> Markup {
                         span #busy .busy data-show="$busy" style="display:none" {
                             span .spinner {} "Working…"
                         }
-                        div .tabs role="tablist" {
-                            button #tab-input .active type="button" data-on:click="$tab = 'input'"
+                        div .tabs role="tablist" aria-label="View" {
+                            button #tab-input .active type="button" role="tab"
+                                aria-controls="input" aria-selected="true"
+                                data-on:click="$tab = 'input'"
+                                data-attr:aria-selected="$tab == 'input'"
                                 data-class:active="$tab == 'input'" { "Input" }
-                            button #tab-output type="button" data-on:click="$tab = 'output'"
+                            button #tab-output type="button" role="tab"
+                                aria-controls="output" aria-selected="false"
+                                data-on:click="$tab = 'output'"
+                                data-attr:aria-selected="$tab == 'output'"
                                 data-class:active="$tab == 'output'" { "Output" }
                         }
                     }
                     (error_box(""))
                     div #flash {}
-                    section #input data-show="$tab == 'input'" { (view.input) }
-                    section #output data-show="$tab == 'output'" style="display:none" { (view.output) }
+                    section #input role="tabpanel" aria-labelledby="tab-input"
+                        data-show="$tab == 'input'" { (view.input) }
+                    section #output role="tabpanel" aria-labelledby="tab-output"
+                        data-show="$tab == 'output'" style="display:none" { (view.output) }
                 }
                 aside #aside .aside {
-                    h2 { "🔔 Notifications" }
+                    h2 { (icon(icons::BELL)) " Notifications" }
                     (notes)
                 }
             }
@@ -225,8 +280,9 @@ pub fn problem(who: Option<&Identity>, status: u16, message: &str) -> Markup {
     document(title, body)
 }
 
-/// The standalone login page (nobody to show panes for yet).
-pub fn login(error: Option<&str>) -> Markup {
+/// The standalone login page (nobody to show panes for yet); after a failed attempt, its error
+/// and the user name that was typed (the password is never sent back).
+pub fn login(error: Option<&str>, user: &str) -> Markup {
     let body = html! {
         body {
             main .login {
@@ -237,9 +293,11 @@ pub fn login(error: Option<&str>) -> Markup {
                 }
                 form #login-form .card method="post" action="/login" {
                     label for="user" { "User" }
-                    input #user name="user" autocomplete="username" required autofocus;
+                    input #user name="user" autocomplete="username" required
+                        autofocus[user.is_empty()] value=(user);
                     label for="password" { "Password" }
-                    input #password name="password" type="password" autocomplete="current-password" required;
+                    input #password name="password" type="password"
+                        autocomplete="current-password" required autofocus[!user.is_empty()];
                     button #login type="submit" { "Log in" }
                 }
                 p .muted { "Demo users: alice, bob, carol (password: name-password); admin." }

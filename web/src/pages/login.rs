@@ -14,7 +14,7 @@ pub async fn form(shared: &Shared, request: &Request) -> Result<Response, ApiErr
     if identity::identify(&shared.app, request).await?.is_some() {
         return Ok(redirect("/"));
     }
-    Ok(html(StatusCode::OK, layout::login(None)))
+    Ok(html(StatusCode::OK, layout::login(None, "")))
 }
 
 /// `POST /login` with `user` and `password` (form-encoded): the session cookie and 303 to `/`,
@@ -31,11 +31,12 @@ pub async fn submit(shared: &Shared, request: Request) -> Result<Response, ApiEr
             _ => {}
         }
     }
-    match api::open_session(shared, user, password).await {
+    match api::open_session(shared, user.clone(), password).await {
         Ok((_, session)) => Ok(identity::set_session_cookie(redirect("/"), &session.token)),
+        // The name stays in its field: only the password is typed again.
         Err(error) if error.status == 401 => Ok(html(
             StatusCode::UNAUTHORIZED,
-            layout::login(Some("Unknown user or wrong password.")),
+            layout::login(Some("Unknown user or wrong password."), &user),
         )),
         Err(error) => Err(error),
     }

@@ -89,13 +89,13 @@ fn early_steps(order: &Order) -> Vec<(String, StepState)> {
         .collect()
 }
 
-fn icon(state: StepState) -> &'static str {
-    match state {
-        StepState::Done => "✅",
-        StepState::Active => "⏳",
-        StepState::Pending => "⬜",
-        StepState::Failed => "❌",
-    }
+fn icon(state: StepState) -> Markup {
+    layout::icon(match state {
+        StepState::Done => layout::icons::DONE,
+        StepState::Active => layout::icons::ACTIVE,
+        StepState::Pending => layout::icons::PENDING,
+        StepState::Failed => layout::icons::FAILED,
+    })
 }
 
 fn state_name(state: StepState) -> &'static str {

@@ -16,10 +16,7 @@ use crate::server::Shared;
 
 /// The caller's basket.
 async fn basket(shared: &Shared, who: &Identity) -> Result<Vec<BasketLine>, ApiError> {
-    Ok(shared
-        .client
-        .call(session::GET_BASKET.key(&who.user.id), &())
-        .await?)
+    Ok(shared.client.basket(&who.user.id).await?)
 }
 
 fn subtotal(lines: &[BasketLine]) -> i64 {
