@@ -65,7 +65,7 @@ use crate::journal::replay::Replay;
 use crate::journal::{Completion, Entry, Op, Patch, Step};
 use crate::retry::RetryPolicy;
 use crate::runtime::clocks::SystemClock;
-use crate::runtime::invocation::outcome;
+use crate::runtime::invocation::{outcome, replayed_handle};
 use crate::store::records::InvocationRecord;
 
 /// How long one invocation's replay may take in real time before the gate gives up on it (a
@@ -342,18 +342,22 @@ impl Replayer {
         }
     }
 
+    /// The recorded value of a read that may find nothing (a state key, a promise peeked).
+    async fn optional(&self, op: Op) -> Result<Option<Vec<u8>>, TerminalError> {
+        match self.issue(&op) {
+            Some((_, entry)) => match entry.completion {
+                Some(Completion::Empty) => Ok(None),
+                other => outcome(other, &op.describe()).map(Some),
+            },
+            None => std::future::pending().await,
+        }
+    }
+
     /// A durable future's handle: its recorded result if it arrived.
     fn handle(&self, op: &Op) -> (Option<Entry>, Handle) {
         match self.issue(op) {
             Some((index, entry)) => {
-                let ready = entry
-                    .completion
-                    .clone()
-                    .map(|completion| outcome(Some(completion), "a durable future's result"));
-                let handle = Handle {
-                    token: u64::from(index),
-                    ready,
-                };
+                let handle = replayed_handle(index, &entry);
                 (Some(entry), handle)
             }
             None => (None, Handle::pending(STOPPED)),
@@ -427,16 +431,7 @@ impl Backend for Replayer {
         self: Arc<Self>,
         key: String,
     ) -> BoxFuture<Result<Option<Vec<u8>>, TerminalError>> {
-        Box::pin(async move {
-            let op = Op::GetState { key };
-            match self.issue(&op) {
-                Some((_, entry)) => match entry.completion {
-                    Some(Completion::Empty) => Ok(None),
-                    other => outcome(other, &op.describe()).map(Some),
-                },
-                None => std::future::pending().await,
-            }
-        })
+        Box::pin(async move { self.optional(Op::GetState { key }).await })
     }
 
     fn state_keys(self: Arc<Self>) -> BoxFuture<Result<Vec<String>, TerminalError>> {
@@ -517,16 +512,7 @@ impl Backend for Replayer {
         self: Arc<Self>,
         name: String,
     ) -> BoxFuture<Result<Option<Vec<u8>>, TerminalError>> {
-        Box::pin(async move {
-            let op = Op::PeekPromise { name };
-            match self.issue(&op) {
-                Some((_, entry)) => match entry.completion {
-                    Some(Completion::Empty) => Ok(None),
-                    other => outcome(other, &op.describe()).map(Some),
-                },
-                None => std::future::pending().await,
-            }
-        })
+        Box::pin(async move { self.optional(Op::PeekPromise { name }).await })
     }
 
     fn complete_promise(

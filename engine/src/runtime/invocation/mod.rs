@@ -12,6 +12,8 @@
 mod state;
 mod waits;
 
+pub(crate) use waits::replayed_handle;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

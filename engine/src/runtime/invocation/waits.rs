@@ -112,14 +112,7 @@ impl InvocationCore {
     ) -> (Option<Entry>, Handle) {
         match self.issue(&op) {
             Step::Replayed(index, entry) => {
-                let ready = entry
-                    .completion
-                    .clone()
-                    .map(|completion| outcome(Some(completion), "a durable future's result"));
-                let handle = Handle {
-                    token: u64::from(index),
-                    ready,
-                };
+                let handle = replayed_handle(index, &entry);
                 (Some(entry), handle)
             }
             Step::Live(index) => {
@@ -254,5 +247,17 @@ impl InvocationCore {
         };
         self.complete(Op::CompletePromise { name }, what, completion)
             .await
+    }
+}
+
+/// The handle of a durable future replayed from the journal: ready if its result was recorded.
+pub(crate) fn replayed_handle(index: u32, entry: &Entry) -> Handle {
+    let ready = entry
+        .completion
+        .clone()
+        .map(|completion| outcome(Some(completion), "a durable future's result"));
+    Handle {
+        token: u64::from(index),
+        ready,
     }
 }
