@@ -136,6 +136,9 @@ async fn order(client: &Client, base: &str, products: &[i64], name: &str) -> Str
             .click()
             .await
             .unwrap();
+        // The page says what was added, and what the cart holds now.
+        let added = find(client, "#added").await.text().await.unwrap();
+        assert!(added.starts_with("Added 1 × "), "{added}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     if name == "first" {

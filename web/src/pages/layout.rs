@@ -81,6 +81,7 @@ dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margi
 dl.facts dt{color:var(--muted)}dl.facts dd{margin:0}
 .error{background:var(--bad-bg);color:var(--bad);border:1px solid #fecdca;border-radius:8px;padding:.55rem .75rem;margin-bottom:1rem;display:flex;gap:.5rem;align-items:center}
 .error button{margin-left:auto;background:transparent;border:0;color:var(--bad);padding:0 .3rem}
+#flash{position:sticky;top:.5rem;z-index:5}
 .flash{background:var(--ok-bg);color:var(--ok);border:1px solid #abefc6;border-radius:8px;padding:.55rem .75rem;margin-bottom:1rem}
 .busy{display:inline-flex;gap:.4rem;align-items:center;color:var(--muted);font-size:.85rem}
 .spinner{width:14px;height:14px;border:2px solid var(--line);border-top-color:var(--accent);border-radius:50%;animation:spin .7s linear infinite}

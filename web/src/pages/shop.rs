@@ -260,7 +260,8 @@ fn quantity(signals: &Map<String, Value>, key: &str) -> Option<i64> {
     }
 }
 
-/// `POST /cart/add/{id}`: adds `qty{id}` (or `quantity`, default 1) of the product.
+/// `POST /cart/add/{id}`: adds `qty{id}` (or `quantity`, default 1) of the product, and says so
+/// in `#flash`, with what the cart now holds (the cart itself is on the hidden Output tab).
 pub async fn add(
     shared: &Shared,
     who: &Identity,
@@ -277,11 +278,20 @@ pub async fn add(
         product_id,
         quantity,
     };
-    let _: Vec<BasketLine> = shared
+    let lines = shared
         .client
         .call(session::ADD_ITEM.key(&who.user.id), &item)
         .await?;
-    Ok(None)
+    let name = lines
+        .iter()
+        .find(|line| line.product_id == product_id)
+        .map_or_else(|| format!("product {product_id}"), |line| line.name.clone());
+    let items: u32 = lines.iter().map(|line| line.quantity).sum();
+    Ok(Some(layout::flash(html! {
+        span #added { "Added " (quantity) " × " (name) "." }
+        " Your " a #cart-link href="/cart" { "cart" } " holds " (items)
+        (if items == 1 { " item" } else { " items" }) ", " (money(subtotal(&lines))) "."
+    })))
 }
 
 /// `POST /cart/remove/{id}`.
