@@ -151,7 +151,7 @@ type MakeSetup<S> = Box<
     dyn Fn(ManualClock) -> Pin<Box<dyn Future<Output = Result<S, String>> + Send>> + Send + Sync,
 >;
 
-/// The crash-point checker: see the [module docs](self).
+/// The crash-point checker: see the [module docs](crate::testing).
 pub struct CrashPoints<S: Setup> {
     make_setup: MakeSetup<S>,
     timeout: Duration,
