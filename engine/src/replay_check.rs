@@ -296,14 +296,16 @@ impl Replayer {
 
     /// The recorded entry for `op`, or `None` after stopping the replay.
     fn issue(&self, op: &Op) -> Option<(u32, Entry)> {
-        let step = self.lock().replay.issue(op);
-        match step {
-            Step::Replayed(index, entry) => {
-                self.lock()
-                    .completions
-                    .insert(index, entry.completion.clone());
-                Some((index, entry))
+        let step = {
+            let mut inner = self.lock();
+            let step = inner.replay.issue(op);
+            if let Step::Replayed(index, entry) = &step {
+                inner.completions.insert(*index, entry.completion.clone());
             }
+            step
+        };
+        match step {
+            Step::Replayed(index, entry) => Some((index, entry)),
             Step::Live(_) => {
                 self.stop(Stop::Reached);
                 None

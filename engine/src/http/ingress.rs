@@ -75,15 +75,6 @@ impl Ingress {
         Ok(())
     }
 
-    /// [`Ingress::visible`] for the target of invocation `id` (an unknown id passes: the
-    /// route answers it as unknown).
-    fn visible_invocation(&self, id: InvocationId) -> Result<(), ApiError> {
-        match self.client.target_of(id)? {
-            Some(target) => self.visible(&target),
-            None => Ok(()),
-        }
-    }
-
     fn parse_invoke(&self, service: &str, rest: &[&str]) -> Result<Invoke, ApiError> {
         let bad_path = || {
             ApiError::bad_request(
@@ -209,31 +200,37 @@ impl Ingress {
                 let id: InvocationId = id
                     .parse()
                     .map_err(|e| ApiError::bad_request(format!("bad invocation id: {e}")))?;
-                self.visible_invocation(id)?;
-                self.attach_or_output(id, operation).await
+                // One read of the record: who may see it, and how it answers. An unknown id
+                // passes: the route answers it as unknown.
+                let target = self.client.target_of(id)?;
+                if let Some(target) = &target {
+                    self.visible(target)?;
+                }
+                self.attach_or_output(id, operation, target.as_ref()).await
             }
             ["invocation", service, handler, key, operation] => {
                 only(&request, &Method::GET)?;
                 let target = Target::service(*service, *handler);
                 self.visible(&target)?;
                 let id = self.idempotent(&target, key)?;
-                self.attach_or_output(id, operation).await
+                self.attach_or_output(id, operation, Some(&target)).await
             }
             ["invocation", object, object_key, handler, key, operation] => {
                 only(&request, &Method::GET)?;
                 let target = keyed(object, decode(object_key)?, handler);
                 self.visible(&target)?;
                 let id = self.idempotent(&target, key)?;
-                self.attach_or_output(id, operation).await
+                self.attach_or_output(id, operation, Some(&target)).await
             }
             ["workflow", name, key, operation] => {
                 only(&request, &Method::GET)?;
                 if self.client.service_kind(name) != Some(ServiceKind::Workflow) {
                     return Err(ApiError::not_found(format!("workflow '{name}' not found")));
                 }
-                self.visible(&Target::workflow(*name, "", Workflow::RUN))?;
+                let target = Target::workflow(*name, "", Workflow::RUN);
+                self.visible(&target)?;
                 let id = self.client.workflow_invocation(name, &decode(key)?)?;
-                self.attach_or_output(id, operation).await
+                self.attach_or_output(id, operation, Some(&target)).await
             }
             _ => Err(ApiError::not_found("no such route under /restate")),
         }
@@ -249,12 +246,14 @@ impl Ingress {
         Ok(self.client.idempotent_invocation(target, &decode(key)?)?)
     }
 
+    /// `target` is the invocation's, if known: its handler says how the output is answered.
     async fn attach_or_output(
         &self,
         id: InvocationId,
         operation: &str,
+        target: Option<&Target>,
     ) -> Result<Response, ApiError> {
-        let format = self.output_format(id)?;
+        let format = self.output_format(target);
         match operation {
             "attach" => Ok(self.attach(id, format).await),
             "output" => match self.client.output_raw(id) {
@@ -271,16 +270,12 @@ impl Ingress {
         }
     }
 
-    /// How invocation `id`'s handler answers: JSON unless it is registered with a binary output
-    /// (an unknown invocation, or one whose handler is gone, is answered as JSON).
-    fn output_format(&self, id: InvocationId) -> Result<Format, ApiError> {
-        Ok(match self.client.target_of(id)? {
-            Some(target) => self
-                .client
-                .formats(&target)
-                .map_or(Format::Json, |formats| formats.output),
-            None => Format::Json,
-        })
+    /// How `target`'s handler answers: JSON unless it is registered with a binary output (an
+    /// unknown invocation, or one whose handler is gone, is answered as JSON).
+    fn output_format(&self, target: Option<&Target>) -> Format {
+        target
+            .and_then(|target| self.client.formats(target).ok())
+            .map_or(Format::Json, |formats| formats.output)
     }
 
     /// Waits for the invocation's outcome and answers with it, as a call does.
