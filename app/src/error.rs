@@ -58,6 +58,9 @@ pub enum DomainError {
     /// The admin rejected the order, or the approval deadline passed.
     #[error("order rejected: {0}")]
     Rejected(String),
+    /// No such carrier.
+    #[error("unknown carrier {0:?}")]
+    UnknownCarrier(String),
     /// The address is empty or too long.
     #[error("bad address: {0}")]
     BadAddress(String),
@@ -71,6 +74,7 @@ impl DomainError {
             Self::PaymentDeclined(_) => 402,
             Self::UnknownProduct(_)
             | Self::UnknownZone(_)
+            | Self::UnknownCarrier(_)
             | Self::UnknownUser(_)
             | Self::UnknownOrder(_)
             | Self::NoPendingPayment(_) => 404,

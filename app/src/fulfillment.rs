@@ -3,7 +3,8 @@
 //! `run` reserves stock (compensation: release it), waits for the admin's approval promise with
 //! a deadline (expiry counts as rejection), ships through ShippingService (compensation: cancel
 //! the shipment, registered once the carrier took it), sleeps until delivery and completes. A
-//! terminal failure or a cancellation runs the compensations in reverse order. Shared handlers:
+//! terminal failure or a cancellation runs the compensations in reverse order. A rejected or
+//! failed order is the workflow's answer (its [`Progress`] says why); a cancelled run fails. Shared handlers:
 //! `approve(bool)` and `status`, the order's live progress.
 
 use std::time::SystemTime;
@@ -197,9 +198,24 @@ async fn run(
             ctx.set(PROGRESS, &progress)?;
             let (id, user) = (&order.order_id, &order.user_id);
             events::record(&app, &ctx, id, user, status, message, true).await?;
-            Err(error.into())
+            // A rejected or refused order is the workflow's answer, and it completes; only a
+            // cancellation ends it as one (failed, as the engine reports cancellations).
+            if is_cancellation(&error) {
+                Err(error.into())
+            } else {
+                Ok(progress)
+            }
         }
     }
+}
+
+/// Whether `error` is the engine's cancellation of the run (not a refusal by the domain, some
+/// of which share its code).
+fn is_cancellation(error: &TerminalError) -> bool {
+    error.code() == TerminalError::CANCELLED
+        && ["cancelled", "killed"]
+            .iter()
+            .any(|word| error.message().eq_ignore_ascii_case(word))
 }
 
 /// The steps; compensations go into `saga` as they become needed.

@@ -2,7 +2,9 @@
 //!
 //! * [`shipping`] — `ShippingService`: ships with a simulated carrier (retried), cancels.
 //! * [`session`] — `UserSession`, a virtual object per user: the basket and checkout, which
-//!   waits on a payment awakeable.
+//!   records the order and submits its payment.
+//! * [`order_payment`] — `OrderPayment`, a workflow per order: files the payment request and
+//!   waits on an awakeable; paid starts fulfillment, declined puts the items back in the basket.
 //! * [`payment`] — `PaymentGateway`, the payment-gateway simulator: pending requests, pay,
 //!   decline, auto-pay.
 //! * [`fulfillment`] — `OrderFulfillment`, a workflow per order: reserve stock, wait for the
@@ -28,6 +30,7 @@ mod events;
 pub mod folder;
 pub mod fulfillment;
 pub mod notify;
+pub mod order_payment;
 pub mod payment;
 pub mod payment_signature;
 pub mod session;
@@ -144,6 +147,7 @@ impl App {
             shipping::service(self).into(),
             session::object(self).into(),
             payment::service(self).into(),
+            order_payment::workflow(self).into(),
             fulfillment::workflow(self).into(),
         ]
     }

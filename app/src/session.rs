@@ -1,20 +1,20 @@
 //! UserSession: a virtual object per user holding the basket, and checkout.
 //!
-//! Checkout is idempotent per order id: its outcome is kept in the object's state, and a repeat
-//! with the same order id answers it again. It prices the basket from SQLite, creates a payment
-//! awakeable, files the payment request with the gateway simulator inside a `run` step and waits.
-//! Paid: the basket is cleared and the order's OrderFulfillment workflow starts. Declined: the
-//! basket stays and checkout fails with the reason.
+//! Checkout is short and idempotent per order id: it prices the basket from SQLite, records the
+//! order, moves the basket's lines into it and submits the order's `OrderPayment` workflow, which
+//! waits for the payment without holding this object's key (the basket stays usable meanwhile).
+//! An accepted checkout's summary is kept in the object's state, so a repeat with the same order
+//! id answers it again, even once the basket is empty; a refusal changes nothing, so the same
+//! order id may be tried again with the mistake fixed.
 
 use serde::{Deserialize, Serialize};
 use zeroapp_engine::prelude::*;
 
 use crate::db::{catalog, orders};
 use crate::error::DomainError;
-use crate::fulfillment::{self, FulfillmentOrder};
-use crate::payment::{self, Receipt};
+use crate::order_payment::{self, PendingOrder};
 use crate::status::OrderStatus;
-use crate::{App, events, step_error};
+use crate::{App, events, shipping, step_error};
 
 /// The object's name.
 pub const NAME: &str = "UserSession";
@@ -26,8 +26,14 @@ pub const REMOVE_ITEM: ObjectHandler<i64, Vec<BasketLine>> =
     ObjectHandler::new(NAME, "remove_item");
 /// The user's basket.
 pub const GET_BASKET: ObjectHandler<(), Vec<BasketLine>> = ObjectHandler::new(NAME, "get_basket");
-/// Checks the basket out as one order (idempotent per order id).
+/// Checks the basket out as one order (idempotent per order id) and submits its payment.
 pub const CHECKOUT: ObjectHandler<Checkout, CheckoutSummary> = ObjectHandler::new(NAME, "checkout");
+/// Puts lines back into the basket (a declined order's); answers the basket.
+pub const RETURN_ITEMS: ObjectHandler<Vec<BasketLine>, Vec<BasketLine>> =
+    ObjectHandler::new(NAME, "return_items");
+
+/// The longest address checkout takes, in characters.
+pub const MAX_ADDRESS_CHARS: usize = 500;
 
 /// The state key under which the object keeps the user's basket: readers outside the object
 /// (pages, the JSON API) read it as committed state, without an invocation, as they read an
@@ -67,6 +73,9 @@ pub struct Checkout {
     pub zone: String,
     /// Where to ship.
     pub address: String,
+    /// The carrier's name (one of [`shipping::CARRIERS`]); `None` for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
 }
 
 /// A successful checkout.
@@ -78,8 +87,10 @@ pub struct CheckoutSummary {
     pub subtotal_cents: i64,
     /// The zone's shipping cost.
     pub shipping_cents: i64,
-    /// What was charged.
+    /// What is charged.
     pub total_cents: i64,
+    /// The carrier chosen.
+    pub carrier: String,
 }
 
 /// The object definition.
@@ -89,6 +100,7 @@ pub(crate) fn object(app: &App) -> VirtualObject {
         .exclusive(REMOVE_ITEM, remove_item)
         .shared(GET_BASKET, get_basket)
         .exclusive(CHECKOUT, with_state(app.clone(), run_checkout))
+        .exclusive(RETURN_ITEMS, with_state(app.clone(), return_items))
 }
 
 async fn basket(ctx: &impl ContextReadState) -> Result<Vec<BasketLine>, TerminalError> {
@@ -164,9 +176,26 @@ async fn get_basket(ctx: SharedObjectContext, (): ()) -> Result<Vec<BasketLine>,
     Ok(basket(&ctx).await?)
 }
 
-/// The state key keeping a checkout's outcome.
+/// The state key keeping an accepted checkout's summary.
 fn outcome_key(order_id: &str) -> String {
     format!("checkout/{order_id}")
+}
+
+async fn return_items(
+    app: App,
+    ctx: ObjectContext,
+    returned: Vec<BasketLine>,
+) -> Result<Vec<BasketLine>, HandlerError> {
+    let max = app.config().max_quantity;
+    let mut lines = basket(&ctx).await?;
+    for line in returned {
+        match lines.iter_mut().find(|l| l.product_id == line.product_id) {
+            Some(held) => held.quantity = held.quantity.saturating_add(line.quantity).min(max),
+            None => lines.push(line),
+        }
+    }
+    ctx.set(BASKET, &lines)?;
+    Ok(lines)
 }
 
 async fn run_checkout(
@@ -175,19 +204,18 @@ async fn run_checkout(
     checkout: Checkout,
 ) -> Result<CheckoutSummary, HandlerError> {
     let key = outcome_key(&checkout.order_id);
-    if let Some(outcome) = ctx
-        .get::<Result<CheckoutSummary, DomainError>>(&key)
-        .await?
-    {
-        return Ok(outcome.map_err(TerminalError::from)?);
+    if let Some(summary) = ctx.get::<CheckoutSummary>(&key).await? {
+        return Ok(summary);
     }
-    let outcome = checkout_once(&app, &ctx, &checkout).await?;
-    ctx.set(&key, &outcome)?;
-    Ok(outcome.map_err(TerminalError::from)?)
+    let summary = checkout_once(&app, &ctx, &checkout)
+        .await?
+        .map_err(TerminalError::from)?;
+    ctx.set(&key, &summary)?;
+    Ok(summary)
 }
 
-/// One checkout: a refusal (kept as the order id's answer) or a summary; `Err` for failures
-/// that are not the domain's answer.
+/// One checkout: a refusal (nothing changed: the same order id may be tried again) or the
+/// accepted order; `Err` for failures that are not the domain's answer.
 async fn checkout_once(
     app: &App,
     ctx: &ObjectContext,
@@ -199,11 +227,18 @@ async fn checkout_once(
         return Ok(Err(DomainError::EmptyBasket));
     }
     let address = checkout.address.trim().to_owned();
-    if address.is_empty() || address.len() > 500 {
-        return Ok(Err(DomainError::BadAddress(
-            "give a postal address of at most 500 characters".into(),
-        )));
+    if address.is_empty() || address.chars().count() > MAX_ADDRESS_CHARS {
+        return Ok(Err(DomainError::BadAddress(format!(
+            "give a postal address of at most {MAX_ADDRESS_CHARS} characters"
+        ))));
     }
+    let carrier = match checkout.carrier.as_deref() {
+        None => shipping::CARRIERS[0],
+        Some(name) => match shipping::carrier(name) {
+            Some(carrier) => carrier,
+            None => return Ok(Err(DomainError::UnknownCarrier(name.to_owned()))),
+        },
+    };
     // Price from SQLite, check stock, and record the order (idempotent by order id).
     let order = ctx
         .run("price and record the order", {
@@ -224,9 +259,18 @@ async fn checkout_once(
                 let db = app.db().clone();
                 let now = app.now_ms();
                 async move {
-                    db.call(move |conn| price(conn, &user, &lines, &checkout, &address, now))
-                        .await
-                        .map_err(step_error)
+                    db.call(move |conn| {
+                        let order = Priced {
+                            user: &user,
+                            lines: &lines,
+                            checkout: &checkout,
+                            address: &address,
+                            carrier: carrier.name,
+                        };
+                        price(conn, &order, now)
+                    })
+                    .await
+                    .map_err(step_error)
                 }
             }
         })
@@ -235,6 +279,9 @@ async fn checkout_once(
         Ok(order) => order,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    // The lines move into the order: the basket is free for the next one at once. A declined
+    // payment brings them back (`order_payment`).
+    ctx.clear(BASKET);
     events::record(
         app,
         ctx,
@@ -242,87 +289,52 @@ async fn checkout_once(
         &user,
         OrderStatus::AwaitingPayment,
         format!(
-            "Order {} placed: waiting for payment of {}",
+            "Order {} placed: awaiting payment of {}",
             order.id,
             money(order.total_cents)
         ),
         false,
     )
     .await?;
-
-    let (awakeable_id, payment) = ctx.awakeable::<Receipt>();
-    let auto_pay = ctx
-        .run("file payment request", {
-            let app = app.clone();
-            let (order_id, user) = (order.id.clone(), user.clone());
-            let total = order.total_cents;
-            move || {
-                let (app, order_id, user, awakeable_id) =
-                    (app.clone(), order_id.clone(), user.clone(), awakeable_id.clone());
-                async move { payment::file_request(&app, order_id, user, total, awakeable_id).await }
-            }
-        })
-        .await?;
-    if auto_pay {
-        ctx.send(payment::PAY, &order.id).await?;
-    }
-    match payment.await {
-        Ok(_receipt) => {}
-        Err(declined) => {
-            events::record(
-                app,
-                ctx,
-                &order.id,
-                &user,
-                OrderStatus::PaymentDeclined,
-                format!(
-                    "Payment for order {} declined: {}",
-                    order.id,
-                    declined.message()
-                ),
-                false,
-            )
-            .await?;
-            return Ok(Err(DomainError::PaymentDeclined(
-                declined.message().to_owned(),
-            )));
-        }
-    }
-    ctx.clear(BASKET);
-    events::record(
-        app,
-        ctx,
-        &order.id,
-        &user,
-        OrderStatus::Paid,
-        format!("Payment for order {} received", order.id),
-        true,
-    )
-    .await?;
-    let fulfillment_order = FulfillmentOrder {
+    let pending = PendingOrder {
         order_id: order.id.clone(),
         user_id: user,
-        lines: lines.iter().map(|l| (l.product_id, l.quantity)).collect(),
+        lines,
+        total_cents: order.total_cents,
     };
-    ctx.send(fulfillment::RUN.key(&order.id), &fulfillment_order)
+    ctx.send(order_payment::RUN.key(&order.id), &pending)
         .await?;
     Ok(Ok(CheckoutSummary {
         order_id: order.id,
         subtotal_cents: order.subtotal_cents,
         shipping_cents: order.shipping_cents,
         total_cents: order.total_cents,
+        carrier: order.carrier,
     }))
+}
+
+/// What [`price`] records.
+struct Priced<'a> {
+    user: &'a str,
+    lines: &'a [BasketLine],
+    checkout: &'a Checkout,
+    address: &'a str,
+    carrier: &'a str,
 }
 
 /// Prices the basket and records the order; a refusal changes nothing.
 fn price(
     conn: &rusqlite::Connection,
-    user: &str,
-    lines: &[BasketLine],
-    checkout: &Checkout,
-    address: &str,
+    order: &Priced<'_>,
     now_ms: i64,
 ) -> Result<Result<orders::Order, DomainError>, crate::db::DbError> {
+    let Priced {
+        user,
+        lines,
+        checkout,
+        address,
+        carrier,
+    } = *order;
     if catalog::user(conn, user)?.is_none() {
         return Ok(Err(DomainError::UnknownUser(user.to_owned())));
     }
@@ -358,6 +370,7 @@ fn price(
             shipping_cents: zone.cost_cents,
             zone: zone.code,
             address: address.to_owned(),
+            carrier: carrier.to_owned(),
             status: OrderStatus::AwaitingPayment.as_str().to_owned(),
         },
         now_ms,

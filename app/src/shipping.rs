@@ -1,6 +1,8 @@
 //! ShippingService: ships an order with a simulated carrier, and cancels shipments.
 //!
-//! The carrier is simulated in-process: it refuses orders whose id contains `FAIL_SHIP`, fails
+//! The carrier is simulated in-process. The shopper picks one of [`CARRIERS`] at checkout:
+//! `NoPost` refuses every parcel (the shipping-failure scenario, playable from the cart). It
+//! also refuses orders whose id contains `FAIL_SHIP`, fails
 //! transiently at a configurable rate (and always on the first two attempts for order ids
 //! containing `FLAKY_SHIP`, so tests can count retries), and records each shipment in SQLite by
 //! order id with the attempts it took. A request for an order it already shipped (the step
@@ -13,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use zeroapp_engine::prelude::*;
 
-use crate::db::shipments;
+use crate::db::{orders, shipments};
 use crate::error::DomainError;
 use crate::{App, step_error};
 
@@ -26,6 +28,36 @@ pub const INITIATE_SHIPMENT: ServiceHandler<String, ShipmentInfo> =
 /// Cancels an order's shipment; answers whether there was one to cancel.
 pub const CANCEL_SHIPMENT: ServiceHandler<String, bool> =
     ServiceHandler::new(NAME, "cancel_shipment");
+
+/// A carrier a shopper can choose at checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CarrierOption {
+    /// Its name, stored with the order.
+    pub name: &'static str,
+    /// What it does, for the shopper.
+    pub description: &'static str,
+    /// Whether it takes parcels at all.
+    pub ships: bool,
+}
+
+/// The carriers, the default first.
+pub const CARRIERS: [CarrierOption; 2] = [
+    CarrierOption {
+        name: "ZeroPost",
+        description: "standard delivery",
+        ships: true,
+    },
+    CarrierOption {
+        name: "NoPost",
+        description: "test carrier: refuses every parcel",
+        ships: false,
+    },
+];
+
+/// The carrier named `name`, if there is one.
+pub fn carrier(name: &str) -> Option<CarrierOption> {
+    CARRIERS.iter().copied().find(|c| c.name == name)
+}
 
 /// What `initiate_shipment` answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,19 +119,24 @@ async fn ship_with_carrier(
     tracking: String,
 ) -> Result<ShipmentInfo, HandlerError> {
     let id = order_id.clone();
-    let shipped = app
+    let (shipped, order) = app
         .db()
-        .call(move |conn| shipments::shipment(conn, &id))
+        .call(move |conn| Ok((shipments::shipment(conn, &id)?, orders::order(conn, &id)?)))
         .await
         .map_err(step_error)?;
     if let Some(shipment) = shipped {
         return Ok(ShipmentInfo::from(shipment));
     }
-    let carrier: &Arc<Carrier> = &app.inner.carrier;
-    let attempts = carrier.attempt(&order_id);
-    if order_id.contains("FAIL_SHIP") {
+    let chosen = order
+        .as_ref()
+        .and_then(|order| carrier(&order.carrier))
+        .unwrap_or(CARRIERS[0]);
+    let simulated: &Arc<Carrier> = &app.inner.carrier;
+    let attempts = simulated.attempt(&order_id);
+    if !chosen.ships || order_id.contains("FAIL_SHIP") {
         return Err(TerminalError::from(DomainError::ShipmentRefused(format!(
-            "the carrier does not ship order {order_id}"
+            "{} does not ship order {order_id}",
+            chosen.name
         )))
         .into());
     }
@@ -112,7 +149,7 @@ async fn ship_with_carrier(
     let now = app.now_ms();
     let shipment = app
         .db()
-        .call(move |conn| shipments::create(conn, &order_id, "ZeroPost", &tracking, attempts, now))
+        .call(move |conn| shipments::create(conn, &order_id, chosen.name, &tracking, attempts, now))
         .await
         .map_err(step_error)?;
     Ok(ShipmentInfo::from(shipment))

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 use zeroapp_app::db::{catalog, notifications, orders, payments, shipments, stock};
 use zeroapp_app::fulfillment::{self, Progress, StepState};
+use zeroapp_app::order_payment::{self, PaymentOutcome};
 use zeroapp_app::payment::{self, Decline};
 use zeroapp_app::session::{self, AddItem, BasketLine, Checkout, CheckoutSummary};
 use zeroapp_app::status::OrderStatus;
@@ -112,26 +113,6 @@ impl Shop {
         }
     }
 
-    /// Sends and returns the invocation's id.
-    async fn send<I: Serialize>(&self, target: impl Callee<I>, input: &I) -> String {
-        let target = target.into_target();
-        match &self.runner {
-            Runner::Embedded { client, .. } => {
-                client.send(target, input).await.unwrap().to_string()
-            }
-            Runner::Restate { client, .. } => {
-                client.send(&target, input, None, None).await.unwrap()
-            }
-        }
-    }
-
-    async fn attach<O: DeserializeOwned>(&self, id: &str) -> Result<O, CallError> {
-        match &self.runner {
-            Runner::Embedded { client, .. } => client.attach(id.parse().unwrap()).await,
-            Runner::Restate { client, .. } => client.attach(id).await,
-        }
-    }
-
     /// The id of the order's fulfillment run, once it was submitted.
     async fn workflow_run(&self, order_id: &str) -> Option<String> {
         match &self.runner {
@@ -209,16 +190,40 @@ impl Shop {
         self.call(session::GET_BASKET.key(user), &()).await.unwrap()
     }
 
-    async fn start_checkout(&self, user: &str, order_id: &str) -> String {
-        self.send(
+    /// Checks out with the default carrier: the answer comes before the payment.
+    async fn checkout(&self, user: &str, order_id: &str) -> Result<CheckoutSummary, CallError> {
+        self.checkout_with(user, order_id, None).await
+    }
+
+    async fn checkout_with(
+        &self,
+        user: &str,
+        order_id: &str,
+        carrier: Option<&str>,
+    ) -> Result<CheckoutSummary, CallError> {
+        self.call(
             session::CHECKOUT.key(user),
             &Checkout {
                 order_id: order_id.into(),
                 zone: "domestic".into(),
                 address: "1 Main Street, Springfield".into(),
+                carrier: carrier.map(str::to_owned),
             },
         )
         .await
+    }
+
+    /// How the order's payment ended.
+    async fn payment_outcome(&self, order_id: &str) -> PaymentOutcome {
+        match &self.runner {
+            Runner::Embedded { client, .. } => {
+                client.attach_workflow(order_payment::NAME, order_id).await
+            }
+            Runner::Restate { client, .. } => {
+                client.attach_workflow(order_payment::NAME, order_id).await
+            }
+        }
+        .unwrap()
     }
 
     /// Waits until the gateway holds a pending request for the order.
@@ -392,15 +397,28 @@ async fn happy_path_to_delivered(kind: Kind) {
 
     let mut live = shop.app.notifier().subscribe_user("alice");
     let mut admins = shop.app.notifier().subscribe_admins();
-    let checkout = shop.start_checkout("alice", "order-1").await;
-    let request = shop.pending_payment("order-1").await;
-    assert_eq!(request.amount_cents, 2 * 24900 + 3 * 2400 + 499);
-    shop.pay("order-1").await;
-    let summary: CheckoutSummary = shop.attach(&checkout).await.unwrap();
-    assert_eq!(summary.total_cents, request.amount_cents);
+    let summary = shop.checkout("alice", "order-1").await.unwrap();
     assert!(
         shop.basket("alice").await.is_empty(),
-        "the basket is cleared"
+        "the lines moved into the order"
+    );
+    let request = shop.pending_payment("order-1").await;
+    assert_eq!(request.amount_cents, 2 * 24900 + 3 * 2400 + 499);
+    assert_eq!(summary.total_cents, request.amount_cents);
+    assert_eq!(summary.carrier, "ZeroPost");
+    // The basket is usable while the payment waits: the checkout holds no key.
+    shop.add("alice", 2, 1).await.unwrap();
+    shop.pay("order-1").await;
+    assert_eq!(
+        shop.payment_outcome("order-1").await,
+        PaymentOutcome::Paid {
+            amount_cents: request.amount_cents
+        }
+    );
+    assert_eq!(
+        shop.basket("alice").await.len(),
+        1,
+        "what was added after checkout stays"
     );
 
     shop.awaiting_approval("order-1").await;
@@ -456,8 +474,9 @@ async fn declined_payment_keeps_the_basket_and_starts_nothing(kind: Kind) {
     let shop = Shop::open(kind, config()).await;
     let before = shop.stock(3).await;
     shop.add("bob", 3, 1).await.unwrap();
-    let checkout = shop.start_checkout("bob", "order-2").await;
+    shop.checkout("bob", "order-2").await.unwrap();
     shop.pending_payment("order-2").await;
+    shop.add("bob", 3, 2).await.unwrap();
     shop.call::<_, ()>(
         payment::DECLINE,
         &Decline {
@@ -467,11 +486,15 @@ async fn declined_payment_keeps_the_basket_and_starts_nothing(kind: Kind) {
     )
     .await
     .unwrap();
-    let error = shop.attach::<CheckoutSummary>(&checkout).await.unwrap_err();
-    let terminal = error.as_terminal().unwrap();
-    assert_eq!(terminal.code(), 402);
-    assert!(terminal.message().contains("card expired"), "{terminal}");
-    assert_eq!(shop.basket("bob").await.len(), 1, "the basket is kept");
+    assert_eq!(
+        shop.payment_outcome("order-2").await,
+        PaymentOutcome::Declined {
+            reason: "card expired".into()
+        }
+    );
+    let basket = shop.basket("bob").await;
+    assert_eq!(basket.len(), 1, "the basket is kept: {basket:?}");
+    assert_eq!(basket[0].quantity, 3, "the order's 1 back beside the 2 added");
     assert_eq!(shop.stock(3).await, before);
     assert!(shop.workflow_run("order-2").await.is_none());
     assert_eq!(
@@ -485,13 +508,17 @@ async fn admin_rejection_releases_stock_and_ships_nothing(kind: Kind) {
     let shop = Shop::open(kind, config()).await;
     let before = shop.stock(5).await;
     shop.add("carol", 5, 4).await.unwrap();
-    shop.start_checkout("carol", "order-3").await;
+    shop.checkout("carol", "order-3").await.unwrap();
     shop.pay("order-3").await;
     shop.awaiting_approval("order-3").await;
     assert_eq!(shop.stock(5).await, before - 4);
     shop.approve("order-3", false).await.unwrap();
-    let error = shop.outcome("order-3").await.unwrap_err();
-    assert!(error.to_string().contains("rejected"), "{error}");
+    let closed = shop.outcome("order-3").await.unwrap();
+    assert_eq!(closed.status, OrderStatus::Rejected, "an answer, not a failure");
+    assert!(
+        closed.failure.as_deref().unwrap().contains("rejected"),
+        "{closed:?}"
+    );
     assert_eq!(shop.stock(5).await, before, "released");
     assert!(shop.shipment("order-3").await.is_none());
     let progress = shop.progress("order-3").await.unwrap();
@@ -504,21 +531,30 @@ async fn carrier_refusal_releases_stock_without_cancelling_a_shipment(kind: Kind
     let shop = Shop::open(kind, config()).await;
     let before = shop.stock(7).await;
     shop.add("alice", 7, 1).await.unwrap();
-    shop.start_checkout("alice", "order-FAIL_SHIP-4").await;
-    shop.pay("order-FAIL_SHIP-4").await;
-    shop.awaiting_approval("order-FAIL_SHIP-4").await;
-    shop.approve("order-FAIL_SHIP-4", true).await.unwrap();
-    let error = shop.outcome("order-FAIL_SHIP-4").await.unwrap_err();
-    assert_eq!(error.as_terminal().unwrap().code(), 422, "{error}");
+    let summary = shop
+        .checkout_with("alice", "order-4", Some("NoPost"))
+        .await
+        .unwrap();
+    assert_eq!(summary.carrier, "NoPost");
+    shop.pay("order-4").await;
+    shop.awaiting_approval("order-4").await;
+    shop.approve("order-4", true).await.unwrap();
+    let closed = shop.outcome("order-4").await.unwrap();
+    assert_eq!(closed.status, OrderStatus::Failed);
+    assert!(
+        closed.failure.as_deref().unwrap().contains("NoPost"),
+        "{closed:?}"
+    );
+    assert_eq!(closed.steps[3].1, StepState::Failed, "{closed:?}");
     assert_eq!(shop.stock(7).await, before);
-    assert!(shop.shipment("order-FAIL_SHIP-4").await.is_none());
+    assert!(shop.shipment("order-4").await.is_none());
     assert_eq!(
         shop.invocations("ShippingService", "cancel_shipment").await,
         0,
         "no cancel_shipment call"
     );
     assert_eq!(
-        shop.history("order-FAIL_SHIP-4").await.last().unwrap(),
+        shop.history("order-4").await.last().unwrap(),
         "failed"
     );
     shop.stop().await;
@@ -527,7 +563,7 @@ async fn carrier_refusal_releases_stock_without_cancelling_a_shipment(kind: Kind
 async fn transient_carrier_failures_are_retried(kind: Kind) {
     let shop = Shop::open(kind, config()).await;
     shop.add("bob", 9, 1).await.unwrap();
-    shop.start_checkout("bob", "order-FLAKY_SHIP-5").await;
+    shop.checkout("bob", "order-FLAKY_SHIP-5").await.unwrap();
     shop.pay("order-FLAKY_SHIP-5").await;
     shop.awaiting_approval("order-FLAKY_SHIP-5").await;
     shop.approve("order-FLAKY_SHIP-5", true).await.unwrap();
@@ -543,19 +579,19 @@ async fn transient_carrier_failures_are_retried(kind: Kind) {
 async fn checkout_three_times_is_one_order(kind: Kind) {
     let shop = Shop::open(kind, config()).await;
     shop.add("alice", 11, 2).await.unwrap();
-    let first = shop.start_checkout("alice", "order-6").await;
-    let second = shop.start_checkout("alice", "order-6").await;
-    let third = shop.start_checkout("alice", "order-6").await;
+    let first = shop.checkout("alice", "order-6").await.unwrap();
+    let second = shop.checkout("alice", "order-6").await.unwrap();
     shop.pay("order-6").await;
-    let summaries: Vec<CheckoutSummary> = vec![
-        shop.attach(&first).await.unwrap(),
-        shop.attach(&second).await.unwrap(),
-        shop.attach(&third).await.unwrap(),
-    ];
-    assert!(summaries.iter().all(|s| *s == summaries[0]));
+    let third = shop.checkout("alice", "order-6").await.unwrap();
+    assert!(
+        [&second, &third].iter().all(|s| **s == first),
+        "the same answer, though the basket is empty after the first"
+    );
     let pending = shop.app.db().call(|c| payments::pending(c)).await.unwrap();
     assert!(pending.is_empty());
+    shop.awaiting_approval("order-6").await;
     assert_eq!(shop.invocations(fulfillment::NAME, Workflow::RUN).await, 1);
+    assert_eq!(shop.invocations(order_payment::NAME, Workflow::RUN).await, 1);
     shop.stop().await;
 }
 
@@ -570,10 +606,12 @@ async fn an_expired_approval_deadline_rejects_the_order(kind: Kind) {
     .await;
     let before = shop.stock(12).await;
     shop.add("carol", 12, 1).await.unwrap();
-    shop.start_checkout("carol", "order-7").await;
+    shop.checkout("carol", "order-7").await.unwrap();
     shop.pay("order-7").await;
-    let error = shop.outcome("order-7").await.unwrap_err();
-    assert!(error.to_string().contains("no decision within"), "{error}");
+    let closed = shop.outcome("order-7").await.unwrap();
+    assert_eq!(closed.status, OrderStatus::Rejected);
+    let reason = closed.failure.unwrap();
+    assert!(reason.contains("no decision within"), "{reason}");
     assert_eq!(shop.stock(12).await, before);
     let late = shop.approve("order-7", true).await.unwrap_err();
     assert_eq!(late.as_terminal().unwrap().code(), 409, "{late}");
@@ -610,21 +648,26 @@ async fn bad_input_is_a_typed_refusal_that_changes_nothing(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(code(shop.add("carol", 18, 5).await), 409, "3 left");
-    let checkout = shop.start_checkout("bob", "order-8").await;
-    let error = shop.attach::<CheckoutSummary>(&checkout).await.unwrap_err();
+    let error = shop.checkout("bob", "order-8").await.unwrap_err();
     assert_eq!(error.as_terminal().unwrap().code(), 409, "{error}");
     assert!(error.to_string().contains("out of stock"), "{error}");
+    assert_eq!(shop.basket("bob").await.len(), 1, "a refusal keeps the basket");
 
-    let empty = shop.start_checkout("carol", "order-9").await;
-    let error = shop.attach::<CheckoutSummary>(&empty).await.unwrap_err();
+    let error = shop.checkout("carol", "order-9").await.unwrap_err();
     assert_eq!(error.as_terminal().unwrap().code(), 400);
     assert!(error.to_string().contains("empty"), "{error}");
+
+    let error = shop
+        .checkout_with("bob", "order-8", Some("PigeonPost"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.as_terminal().unwrap().code(), 404, "{error}");
 
     let unknown = shop.approve("no-such-order", true).await.unwrap_err();
     assert_eq!(unknown.as_terminal().unwrap().code(), 404);
 
     shop.add("alice", 2, 1).await.unwrap();
-    shop.start_checkout("alice", "order-10").await;
+    shop.checkout("alice", "order-10").await.unwrap();
     shop.pay("order-10").await;
     shop.awaiting_approval("order-10").await;
     shop.approve("order-10", true).await.unwrap();
@@ -658,7 +701,7 @@ async fn cancelling_a_shipped_order_cancels_the_shipment_then_releases_stock(kin
     .await;
     let before = shop.stock(13).await;
     shop.add("bob", 13, 2).await.unwrap();
-    shop.start_checkout("bob", "order-11").await;
+    shop.checkout("bob", "order-11").await.unwrap();
     shop.pay("order-11").await;
     shop.awaiting_approval("order-11").await;
     shop.approve("order-11", true).await.unwrap();

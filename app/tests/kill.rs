@@ -74,6 +74,7 @@ async fn child(data: &Path, finish: bool) {
                     order_id: id.clone(),
                     zone: "world".into(),
                     address: "3 Harbour Road, Wellington".into(),
+                    carrier: None,
                 },
                 once("checkout"),
             )

@@ -76,6 +76,7 @@ async fn a_thousand_orders_are_all_delivered_and_stock_balances() {
                             order_id: order_id.clone(),
                             zone: "eu".into(),
                             address: "2 Rue de la Paix, Paris".into(),
+                            carrier: None,
                         },
                     )
                     .await

@@ -317,6 +317,7 @@ pub async fn start_checkout(
         order_id: order_id.clone(),
         zone,
         address,
+        carrier: None,
     };
     let id = shared
         .client

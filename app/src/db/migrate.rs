@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "folder_identity",
         sql: include_str!("../../../migrations/0005_folder_identity.sql"),
     },
+    Migration {
+        version: 6,
+        name: "order_carrier",
+        sql: include_str!("../../../migrations/0006_order_carrier.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

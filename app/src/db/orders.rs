@@ -48,6 +48,8 @@ pub struct NewOrder {
     pub zone: String,
     /// The delivery address.
     pub address: String,
+    /// The carrier chosen (see `shipping::CARRIERS`).
+    pub carrier: String,
     /// The status it starts in, such as `"awaiting_payment"`.
     pub status: String,
 }
@@ -71,6 +73,8 @@ pub struct Order {
     pub zone: String,
     /// The delivery address.
     pub address: String,
+    /// The carrier chosen at checkout (see `shipping::CARRIERS`).
+    pub carrier: String,
     /// Its current status (the workflow's vocabulary, such as `"paid"`).
     pub status: String,
     /// When it was created, in milliseconds since the Unix epoch.
@@ -82,7 +86,7 @@ pub struct Order {
 impl FromRow for Order {
     const TABLE: &'static str = "orders";
     const COLUMNS: &'static str = "id, user_id, items, subtotal_cents, shipping_cents, \
-        total_cents, zone, address, status, created_at_ms, updated_at_ms";
+        total_cents, zone, address, status, created_at_ms, updated_at_ms, carrier";
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
         let items: String = row.get(2)?;
         let items = serde_json::from_str(&items)
@@ -99,6 +103,7 @@ impl FromRow for Order {
             status: row.get(8)?,
             created_at_ms: row.get(9)?,
             updated_at_ms: row.get(10)?,
+            carrier: row.get(11)?,
         })
     }
 }
@@ -161,8 +166,8 @@ pub fn create_order(conn: &Connection, order: &NewOrder, now_ms: i64) -> Result<
     write(
         conn,
         "INSERT INTO orders (id, user_id, items, subtotal_cents, shipping_cents, total_cents,
-                             zone, address, status, created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+                             zone, address, status, created_at_ms, updated_at_ms, carrier)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)
          ON CONFLICT (id) DO NOTHING",
         rusqlite::params![
             order.id,
@@ -175,6 +180,7 @@ pub fn create_order(conn: &Connection, order: &NewOrder, now_ms: i64) -> Result<
             order.address,
             order.status,
             now_ms,
+            order.carrier,
         ],
     )?;
     self::order(conn, &order.id)?.ok_or_else(|| DbError::not_found("order", &order.id))
