@@ -58,6 +58,9 @@ pub enum DomainError {
     /// The admin rejected the order, or the approval deadline passed.
     #[error("order rejected: {0}")]
     Rejected(String),
+    /// An order id must be 1 to 64 characters without `/`.
+    #[error("bad order id {0:?}: use 1 to 64 characters without '/'")]
+    BadOrderId(String),
     /// No such carrier.
     #[error("unknown carrier {0:?}")]
     UnknownCarrier(String),
@@ -70,7 +73,10 @@ impl DomainError {
     /// The HTTP-like status the refusal maps to.
     pub fn code(&self) -> u16 {
         match self {
-            Self::BadQuantity { .. } | Self::EmptyBasket | Self::BadAddress(_) => 400,
+            Self::BadQuantity { .. }
+            | Self::EmptyBasket
+            | Self::BadAddress(_)
+            | Self::BadOrderId(_) => 400,
             Self::PaymentDeclined(_) => 402,
             Self::UnknownProduct(_)
             | Self::UnknownZone(_)

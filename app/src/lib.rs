@@ -33,6 +33,7 @@ pub mod notify;
 pub mod order_payment;
 pub mod payment;
 pub mod payment_signature;
+mod queries;
 pub mod session;
 pub mod shipping;
 pub mod status;

@@ -35,6 +35,14 @@ pub const RETURN_ITEMS: ObjectHandler<Vec<BasketLine>, Vec<BasketLine>> =
 /// The longest address checkout takes, in characters.
 pub const MAX_ADDRESS_CHARS: usize = 500;
 
+/// The longest order id checkout takes, in bytes.
+pub const MAX_ORDER_ID_BYTES: usize = 64;
+
+/// A fresh order id, for a checkout whose client chose none: `ord-` and 32 hex digits.
+pub fn new_order_id() -> String {
+    format!("ord-{}", uuid::Uuid::new_v4().simple())
+}
+
 /// The state key under which the object keeps the user's basket: readers outside the object
 /// (pages, the JSON API) read it as committed state, without an invocation, as they read an
 /// order's progress.
@@ -222,6 +230,10 @@ async fn checkout_once(
     checkout: &Checkout,
 ) -> Result<Result<CheckoutSummary, DomainError>, HandlerError> {
     let user = ctx.key().to_owned();
+    let id = &checkout.order_id;
+    if id.is_empty() || id.len() > MAX_ORDER_ID_BYTES || id.contains('/') {
+        return Ok(Err(DomainError::BadOrderId(id.clone())));
+    }
     let lines = basket(ctx).await?;
     if lines.is_empty() {
         return Ok(Err(DomainError::EmptyBasket));

@@ -14,7 +14,8 @@ use zeroapp_app::db::{DbError, auth};
 use zeroapp_app::{App, AppConfig};
 use zeroapp_engine::Engine;
 use zeroapp_engine::http::{self, HttpLimits};
-use zeroapp_web::server::{self, Shared};
+use zeroapp_web::server;
+use zeroapp_web::shared::Shared;
 
 use crate::http_load::{HttpTarget, closed_loop_each};
 use crate::load::{Sample, Window};

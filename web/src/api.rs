@@ -5,15 +5,14 @@ use hyper::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use zeroapp_app::db::{auth, catalog, notifications, orders};
 use zeroapp_app::fulfillment;
 use zeroapp_app::payment::{self, Decline};
 use zeroapp_app::payment_signature;
-use zeroapp_app::session::{self, AddItem, BasketLine, Checkout};
+use zeroapp_app::session::{self, AddItem, BasketLine, Checkout, CheckoutSummary};
 use zeroapp_engine::http::{self, ApiError, Request, Response};
 
-use crate::identity::{self, Identity, now_ms};
-use crate::server::Shared;
+use crate::identity::{self, Identity};
+use crate::shared::{Shared, db_failure};
 
 /// The header carrying the payment callback's signature: `sha256=<hex HMAC of the body>`.
 pub const SIGNATURE_HEADER: &str = "x-signature";
@@ -23,7 +22,7 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
     let method = request.method().clone();
     match (rest, &method) {
         (["products"], &Method::GET) => {
-            let products = shared.query(|c| catalog::products(c)).await?;
+            let products = shared.app.products().await.map_err(db_failure)?;
             Ok(http::json(StatusCode::OK, &products))
         }
         (["products", id], &Method::GET) => {
@@ -31,8 +30,10 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
                 .parse()
                 .map_err(|_| ApiError::bad_request(format!("product id {id:?} is not a number")))?;
             let product = shared
-                .query(move |c| catalog::product(c, id))
-                .await?
+                .app
+                .product(id)
+                .await
+                .map_err(db_failure)?
                 .ok_or_else(|| ApiError::not_found(format!("no product {id}")))?;
             Ok(http::json(StatusCode::OK, &product))
         }
@@ -54,10 +55,11 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
                     "API tokens are created from a login session",
                 ));
             }
-            let user = who.user.id.clone();
             let token = shared
-                .query(move |c| auth::create_api_token(c, &user, &name.name, now_ms()))
-                .await?;
+                .app
+                .create_api_token(&who.user.id, &name.name)
+                .await
+                .map_err(db_failure)?;
             Ok(http::json(StatusCode::CREATED, &json!({ "token": token })))
         }
         (["me"], &Method::GET) => {
@@ -92,23 +94,14 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
         (["checkout"], &Method::POST) => checkout(shared, request).await,
         (["orders"], &Method::GET) => {
             let who = identity::require(&shared.app, &request).await?;
-            let user = who.user.clone();
-            let list = shared
-                .query(move |c| {
-                    if user.is_admin {
-                        orders::all_orders(c, 500)
-                    } else {
-                        orders::orders_of(c, &user.id)
-                    }
-                })
-                .await?;
+            let list = shared.app.orders_for(&who.user).await.map_err(db_failure)?;
             Ok(http::json(StatusCode::OK, &list))
         }
         (["orders", order_id], &Method::GET) => {
             let who = identity::require(&shared.app, &request).await?;
             let order_id = http::decode(order_id)?;
-            let order = visible_order(shared, &who, &order_id).await?;
-            let history = shared.query(move |c| orders::history(c, &order_id)).await?;
+            let order = shared.visible_order(&who.user, &order_id).await?;
+            let history = shared.app.history(&order_id).await.map_err(db_failure)?;
             Ok(http::json(
                 StatusCode::OK,
                 &json!({ "order": order, "history": history }),
@@ -116,16 +109,11 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
         }
         (["notifications"], &Method::GET) => {
             let who = identity::require(&shared.app, &request).await?;
-            let user = who.user.clone();
             let list = shared
-                .query(move |c| {
-                    if user.is_admin {
-                        notifications::for_admins(c, 100)
-                    } else {
-                        notifications::for_user(c, &user.id, 100)
-                    }
-                })
-                .await?;
+                .app
+                .notifications_for(&who.user, 100)
+                .await
+                .map_err(db_failure)?;
             Ok(http::json(StatusCode::OK, &list))
         }
         (["payment", "callback"], &Method::POST) => payment_callback(shared, request).await,
@@ -149,7 +137,7 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
         (["workflow", order_id, "status"], &Method::GET) => {
             let who = identity::require(&shared.app, &request).await?;
             let order_id = http::decode(order_id)?;
-            visible_order(shared, &who, &order_id).await?;
+            shared.visible_order(&who.user, &order_id).await?;
             let progress = shared
                 .client
                 .progress(&shared.app, &order_id)
@@ -211,31 +199,12 @@ async fn login(shared: &Shared, request: Request) -> Result<Response, ApiError> 
     }
     identity::same_origin(&request)?;
     let login: Login = json_body(shared, request).await?;
-    let (user, session) = open_session(shared, login.user, login.password).await?;
+    let (user, session) = identity::open_session(&shared.app, &login.user, &login.password).await?;
     let response = http::json(
         StatusCode::OK,
         &json!({ "user": user, "csrfToken": session.csrf_token }),
     );
     Ok(identity::set_session_cookie(response, &session.token))
-}
-
-/// Checks a user's password and opens a session (the login of the API and of the login page);
-/// 401 on an unknown user or a wrong password.
-pub async fn open_session(
-    shared: &Shared,
-    user: String,
-    password: String,
-) -> Result<(catalog::User, auth::NewSession), ApiError> {
-    let session = shared
-        .query(move |c| {
-            let Some(user) = auth::verify_password(c, &user, &password)? else {
-                return Ok(None);
-            };
-            let session = auth::create_session(c, &user.id, identity::SESSION_TTL_MS, now_ms())?;
-            Ok(Some((user, session)))
-        })
-        .await?;
-    session.ok_or_else(|| ApiError::unauthorized("unknown user or wrong password"))
 }
 
 /// The caller's basket with its subtotal.
@@ -256,93 +225,40 @@ fn cart_of(lines: &[BasketLine]) -> Response {
     )
 }
 
-/// Starts a checkout (202): the order id is the request's or a new one, and is the idempotency
-/// key, so a retried request maps to the same checkout.
+/// Checks the caller's basket out (200 with the order's totals, before its payment): the order
+/// id is the request's or a new one, and a retry with it answers the same order. A refusal
+/// (empty basket, unknown zone or carrier, bad address, out of stock) is 4xx with its reason.
 async fn checkout(shared: &Shared, request: Request) -> Result<Response, ApiError> {
     #[derive(Deserialize)]
     struct Body {
         order_id: Option<String>,
         zone: String,
         address: String,
+        carrier: Option<String>,
     }
     let (who, body): (_, Body) = authenticated_body(shared, request).await?;
-    let (order_id, id) =
-        start_checkout(shared, &who, body.order_id, body.zone, body.address).await?;
+    let checkout = Checkout {
+        order_id: body.order_id.unwrap_or_else(session::new_order_id),
+        zone: body.zone,
+        address: body.address,
+        carrier: body.carrier,
+    };
+    let summary: CheckoutSummary = shared
+        .client
+        .call(session::CHECKOUT.key(&who.user.id), &checkout)
+        .await?;
     Ok(http::json(
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
         &json!({
-            "orderId": order_id,
-            "invocationId": id,
+            "orderId": summary.order_id,
             "status": "awaiting_payment",
-            "statusUrl": format!("/api/workflow/{order_id}/status"),
+            "subtotalCents": summary.subtotal_cents,
+            "shippingCents": summary.shipping_cents,
+            "totalCents": summary.total_cents,
+            "carrier": summary.carrier,
+            "orderUrl": format!("/api/orders/{}", summary.order_id),
         }),
     ))
-}
-
-/// Starts the caller's checkout (of the API and of the cart page): the order id is `order_id`
-/// or a new one, and is the idempotency key, so a retried request maps to the same checkout.
-/// 400 on a bad order id, an unknown zone or an empty basket. Returns the order id and the
-/// checkout's invocation.
-pub async fn start_checkout(
-    shared: &Shared,
-    who: &Identity,
-    order_id: Option<String>,
-    zone: String,
-    address: String,
-) -> Result<(String, String), ApiError> {
-    let order_id = order_id.unwrap_or_else(|| format!("ord-{}", uuid::Uuid::new_v4().simple()));
-    if order_id.is_empty() || order_id.len() > 64 || order_id.contains('/') {
-        return Err(ApiError::bad_request(
-            "order_id must be 1 to 64 characters without '/'",
-        ));
-    }
-    let code = zone.clone();
-    let known_zone = shared.query(move |c| catalog::zone(c, &code)).await?;
-    if known_zone.is_none() {
-        return Err(ApiError::bad_request(format!(
-            "unknown shipping zone {zone:?}"
-        )));
-    }
-    let lines: Vec<BasketLine> = shared.client.basket(&who.user.id).await?;
-    if lines.is_empty() {
-        // A paid checkout empties the basket: a retry of it (same order id, same user) must
-        // still answer that checkout, not "empty".
-        let (id, user) = (order_id.clone(), who.user.id.clone());
-        let placed = shared.query(move |c| orders::order(c, &id)).await?;
-        if placed.is_none_or(|order| order.user_id != user) {
-            return Err(ApiError::bad_request("the basket is empty"));
-        }
-    }
-    let checkout = Checkout {
-        order_id: order_id.clone(),
-        zone,
-        address,
-        carrier: None,
-    };
-    let id = shared
-        .client
-        .send_idempotent(
-            session::CHECKOUT.key(&who.user.id),
-            &checkout,
-            format!("checkout/{order_id}"),
-        )
-        .await?;
-    Ok((order_id, id))
-}
-
-/// The order if the caller may see it (its owner or an admin); 404 otherwise, so that other
-/// users' order ids are not revealed.
-pub async fn visible_order(
-    shared: &Shared,
-    who: &Identity,
-    order_id: &str,
-) -> Result<orders::Order, ApiError> {
-    let id = order_id.to_owned();
-    let order = shared.query(move |c| orders::order(c, &id)).await?;
-    match order {
-        Some(order) if who.user.is_admin || order.user_id == who.user.id => Ok(order),
-        _ => Err(ApiError::not_found(format!("no order {order_id:?}"))),
-    }
 }
 
 /// The payment gateway's callback: `{"order_id", "status": "paid"|"declined", "reason"?}`

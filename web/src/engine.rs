@@ -1,6 +1,7 @@
 //! The engine the storefront talks to: the embedded one in this process, or a Restate cluster
 //! (`zeroapp serve --restate-admin … --restate-ingress …`, docs/scale-out.md). Pages and the
-//! JSON API call handlers, start checkouts and read an order's progress the same way on both;
+//! JSON API call handlers and read committed state (a basket, an order's progress) the same
+//! way on both;
 //! only the engine explorer needs the embedded engine's introspection.
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use zeroapp_app::App;
 use zeroapp_app::fulfillment::{self, Progress};
 use zeroapp_app::session::{self, BasketLine};
 use zeroapp_engine::handler::{Answers, Callee};
-use zeroapp_engine::{CallError, Client, InvocationId, SendOptions};
+use zeroapp_engine::{CallError, Client, InvocationId};
 use zeroapp_restate::RestateClient;
 
 /// A client of whichever engine runs the handlers. Cheap to clone.
@@ -34,25 +35,6 @@ impl EngineClient {
         match self {
             Self::Embedded(client) => client.call(target, input).await,
             Self::Restate(client) => client.call(&target, input).await,
-        }
-    }
-
-    /// Sends a request under an idempotency key (a repeat maps to the same invocation) and
-    /// returns the invocation's id.
-    pub async fn send_idempotent<I: Serialize>(
-        &self,
-        target: impl Callee<I>,
-        input: &I,
-        key: String,
-    ) -> Result<String, CallError> {
-        let target = target.into_target();
-        match self {
-            Self::Embedded(client) => {
-                let options = SendOptions::default().idempotency_key(key);
-                let accepted = client.send_with(target, input, options).await?;
-                Ok(accepted.to_string())
-            }
-            Self::Restate(client) => client.send(&target, input, None, Some(&key)).await,
         }
     }
 

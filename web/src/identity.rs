@@ -3,9 +3,11 @@
 
 use hyper::header::{AUTHORIZATION, COOKIE, HOST, HeaderValue, ORIGIN, SET_COOKIE};
 use zeroapp_app::App;
-use zeroapp_app::db::auth;
+use zeroapp_app::db::auth::NewSession;
 use zeroapp_app::db::catalog::User;
 use zeroapp_engine::http::{self, ApiError, Request, Response};
+
+use crate::shared::db_failure;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "zeroapp_session";
@@ -59,11 +61,7 @@ pub async fn identify(app: &App, request: &Request) -> Result<Option<Identity>, 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
     if let Some(token) = bearer {
-        let user = app
-            .db()
-            .call(move |c| auth::api_token_user(c, &token))
-            .await
-            .map_err(internal)?;
+        let user = app.api_token_user(&token).await.map_err(db_failure)?;
         return Ok(user.map(|user| Identity {
             user,
             session_token: None,
@@ -73,12 +71,7 @@ pub async fn identify(app: &App, request: &Request) -> Result<Option<Identity>, 
     let Some(token) = cookie(request, SESSION_COOKIE) else {
         return Ok(None);
     };
-    let lookup = token.clone();
-    let found = app
-        .db()
-        .call(move |c| auth::session_user(c, &lookup, now_ms()))
-        .await
-        .map_err(internal)?;
+    let found = app.session(&token).await.map_err(db_failure)?;
     Ok(found.map(|session| Identity {
         user: session.user,
         session_token: Some(token),
@@ -98,10 +91,7 @@ pub async fn require(app: &App, request: &Request) -> Result<Identity, ApiError>
 pub async fn end_session(app: &App, request: &Request) -> Result<(), ApiError> {
     same_origin(request)?;
     if let Some(token) = identify(app, request).await?.and_then(|w| w.session_token) {
-        app.db()
-            .call(move |c| auth::delete_session(c, &token))
-            .await
-            .map_err(internal)?;
+        app.log_out(&token).await.map_err(db_failure)?;
     }
     Ok(())
 }
@@ -174,14 +164,15 @@ pub fn clear_session_cookie(mut response: Response) -> Response {
     response
 }
 
-/// Wall-clock milliseconds.
-pub fn now_ms() -> i64 {
-    use zeroapp_engine::Clock;
-    i64::try_from(zeroapp_engine::SystemClock.now_ms()).unwrap_or(i64::MAX)
-}
-
-/// A database failure: 500, logged.
-pub fn internal(error: impl std::fmt::Display) -> ApiError {
-    tracing::error!(%error, "database failure");
-    ApiError::new(500, format!("internal error: {error}"))
+/// Checks a user's password and opens a session (the login of the API and of the login page);
+/// 401 on an unknown user or a wrong password.
+pub async fn open_session(
+    app: &App,
+    user: &str,
+    password: &str,
+) -> Result<(User, NewSession), ApiError> {
+    app.log_in(user, password, SESSION_TTL_MS)
+        .await
+        .map_err(db_failure)?
+        .ok_or_else(|| ApiError::unauthorized("unknown user or wrong password"))
 }

@@ -15,5 +15,6 @@ pub mod remote;
 pub mod replay_check;
 pub mod serve;
 pub mod server;
+pub mod shared;
 pub mod sse;
 pub mod tokens;

@@ -58,7 +58,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         (Some(admin), Some(ingress)) => on_restate(&args, &app, admin, ingress, &stop).await?,
         _ => embedded(&args, &app, identity, &limits, tokens, &stop).await?,
     };
-    let storefront = server::routes(server::Shared {
+    let storefront = server::routes(crate::shared::Shared {
         app: app.clone(),
         client: handlers.client,
         limits: limits.clone(),

@@ -4,39 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::engine::EngineClient;
-use zeroapp_app::App;
-use zeroapp_engine::http::{ApiError, HttpLimits, Routes};
+use zeroapp_engine::http::{ApiError, Routes};
 
+use crate::shared::Shared;
 use crate::{api, pages, sse};
-
-/// What every request handler can reach.
-pub struct Shared {
-    /// The domain.
-    pub app: App,
-    /// The engine's client: embedded, or a Restate cluster's.
-    pub client: EngineClient,
-    /// Body limits and the like.
-    pub limits: HttpLimits,
-    /// The payment callback's HMAC secret.
-    pub callback_secret: Vec<u8>,
-}
-
-impl Shared {
-    /// Runs `f` on the database thread; a database failure is a 500 (logged).
-    pub async fn query<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, zeroapp_app::db::DbError>
-        + Send
-        + 'static,
-    ) -> Result<T, ApiError> {
-        self.app
-            .db()
-            .call(f)
-            .await
-            .map_err(crate::identity::internal)
-    }
-}
 
 /// The storefront's routes.
 pub fn routes(shared: Shared) -> Routes {

@@ -13,11 +13,10 @@ use hyper::{Method, StatusCode};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
-use zeroapp_app::db::notifications;
 use zeroapp_engine::http::{self, ApiError, Request, Response};
 
-use crate::identity::{self, Identity, internal};
-use crate::server::Shared;
+use crate::identity::{self, Identity};
+use crate::shared::{Shared, db_failure};
 
 /// How often an idle stream sends a comment, so proxies and browsers keep it open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -35,8 +34,8 @@ pub async fn route(shared: &Shared, request: Request, rest: &[&str]) -> Result<R
         ["notifications"] => Ok(notifications_stream(shared, who).await?),
         ["workflow", order_id] => {
             let order_id = http::decode(order_id)?;
-            crate::api::visible_order(shared, &who, &order_id).await?;
-            Ok(workflow_stream(shared, order_id).await?)
+            let order = shared.visible_order(&who.user, &order_id).await?;
+            Ok(workflow_stream(shared, order_id, &order.user_id))
         }
         _ => Err(ApiError::not_found(format!(
             "no stream /stream/{}; use /stream/notifications or /stream/workflow/{{orderID}}",
@@ -51,9 +50,10 @@ fn event(name: &str, data: &impl serde::Serialize) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
 }
 
-/// A streaming response fed by the returned sender; the stream ends when the sender is dropped
-/// (and the sender notices a closed client through `closed()`).
-fn stream_response() -> (mpsc::Sender<Bytes>, Response) {
+/// An event stream's response, fed by the returned sender: the one body of every stream, the
+/// API's and the pages'. The stream ends when the sender is dropped (and the sender notices a
+/// closed client through `closed()`).
+pub fn stream_response() -> (mpsc::Sender<Bytes>, Response) {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let frames = ReceiverStream::new(rx).map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
     let mut response = hyper::Response::new(StreamBody::new(frames).boxed_unsync());
@@ -67,27 +67,18 @@ fn stream_response() -> (mpsc::Sender<Bytes>, Response) {
 /// The caller's notifications (an admin's: the admins'), newest `BACKLOG` first in a
 /// `snapshot` event, then each new one as a `notification` event.
 async fn notifications_stream(shared: &Shared, who: Identity) -> Result<Response, ApiError> {
-    let admin = who.user.is_admin;
-    let user = who.user.id.clone();
-    let mut live = if admin {
+    let mut live = if who.user.is_admin {
         shared.app.notifier().subscribe_admins()
     } else {
-        shared.app.notifier().subscribe_user(&user)
+        shared.app.notifier().subscribe_user(&who.user.id)
     };
     let app = shared.app.clone();
     let snapshot = move || {
-        let (app, user) = (app.clone(), user.clone());
+        let (app, user) = (app.clone(), who.user.clone());
         async move {
-            app.db()
-                .call(move |c| {
-                    if admin {
-                        notifications::for_admins(c, BACKLOG)
-                    } else {
-                        notifications::for_user(c, &user, BACKLOG)
-                    }
-                })
+            app.notifications_for(&user, BACKLOG)
                 .await
-                .map_err(internal)
+                .map_err(db_failure)
         }
     };
     let first = snapshot().await?;
@@ -121,16 +112,8 @@ async fn notifications_stream(shared: &Shared, who: Identity) -> Result<Response
 }
 
 /// An order's progress: a `progress` event now and after each of its status changes.
-async fn workflow_stream(shared: &Shared, order_id: String) -> Result<Response, ApiError> {
-    let owner = {
-        let id = order_id.clone();
-        shared
-            .query(move |c| zeroapp_app::db::orders::order(c, &id))
-            .await?
-            .map(|o| o.user_id)
-            .ok_or_else(|| ApiError::not_found(format!("no order {order_id:?}")))?
-    };
-    let mut live = shared.app.notifier().subscribe_user(&owner);
+fn workflow_stream(shared: &Shared, order_id: String, owner: &str) -> Response {
+    let mut live = shared.app.notifier().subscribe_user(owner);
     let (app, client) = (shared.app.clone(), shared.client.clone());
     let progress = {
         let order_id = order_id.clone();
@@ -139,11 +122,10 @@ async fn workflow_stream(shared: &Shared, order_id: String) -> Result<Response, 
             async move { client.progress(&app, &order_id).await.ok().flatten() }
         }
     };
-    // Before payment the workflow has not started: the stream starts with the first change.
-    let first = progress().await;
     let (tx, response) = stream_response();
     tokio::spawn(async move {
-        if let Some(now) = &first {
+        // Before payment the workflow has not started: the stream starts with the first change.
+        if let Some(now) = &progress().await {
             if tx.send(event("progress", now)).await.is_err() {
                 return;
             }
@@ -173,5 +155,5 @@ async fn workflow_stream(shared: &Shared, order_id: String) -> Result<Response, 
             }
         }
     });
-    Ok(response)
+    response
 }

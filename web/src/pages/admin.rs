@@ -1,14 +1,14 @@
 //! The admin page: orders awaiting approval with Approve and Reject, and all orders.
 
-use maud::{Markup, html};
+use maud::html;
 use zeroapp_app::fulfillment;
 use zeroapp_engine::http::ApiError;
 
 use super::layout::{self, money};
 use super::shop::{orders_of, orders_table};
-use super::{Page, View, encode};
+use super::{Page, Reply, Tab, View, encode};
 use crate::identity::Identity;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// `/admin` (admins only; the caller checks).
 pub async fn view(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
@@ -29,10 +29,10 @@ pub async fn view(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
                         @for order in &waiting {
                             @let path = encode(&order.id);
                             tr id=(format!("approval-{}", order.id)) {
-                                td { a href=(Page::Order(order.id.clone()).path()) { (order.id) } }
+                                td { a href=(Page::Order(order.id.clone()).path()) { (layout::short_id(&order.id)) } }
                                 td { (order.user_id) }
                                 td .num { (money(order.total_cents)) }
-                                td { (layout::time(order.created_at_ms)) }
+                                td { (layout::when(order.created_at_ms)) }
                                 td .num {
                                     div .actions {
                                         button type="button" id=(format!("approve-{}", order.id))
@@ -56,6 +56,8 @@ pub async fn view(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
         output: html! { div .card { h2 { "All orders" } (all) } },
         fragments: vec![approvals, all],
         signals: None,
+        aside: None,
+        tab: Tab::Input,
     })
 }
 
@@ -65,11 +67,11 @@ pub async fn decide(
     who: &Identity,
     order_id: &str,
     approved: bool,
-) -> Result<Option<Markup>, ApiError> {
+) -> Result<Reply, ApiError> {
     who.require_admin()?;
     let () = shared
         .client
         .call(fulfillment::APPROVE.key(order_id), &approved)
         .await?;
-    Ok(None)
+    Ok(Reply::default())
 }

@@ -3,14 +3,14 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use maud::{Markup, html};
-use zeroapp_engine::http::ApiError;
+use maud::html;
+use zeroapp_engine::http::{self, ApiError};
 use zeroapp_engine::{InvocationFilter, InvocationId, InvocationInfo, InvocationStatus};
 
 use super::layout::{self, badge};
-use super::{Page, View, encode};
+use super::{Page, Reply, Tab, View, encode};
 use crate::identity::Identity;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// How many invocations the table shows (the newest).
 const SHOWN: usize = 100;
@@ -23,30 +23,102 @@ fn ms(at: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The explorer's URL with this filter and selection.
-pub fn href(status: Option<&str>, id: Option<&str>) -> String {
-    let mut query = Vec::new();
-    if let Some(status) = status {
-        query.push(format!("status={}", encode(status)));
+/// The explorer's filter and selection, as its URL's query says them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Only invocations with this status.
+    pub status: Option<String>,
+    /// Only this service, object or workflow.
+    pub service: Option<String>,
+    /// Only this key (an object's or a workflow's: a user, an order id).
+    pub key: Option<String>,
+    /// Only invocations whose id, target or last error contain this text.
+    pub text: Option<String>,
+    /// The invocation whose journal is shown.
+    pub id: Option<String>,
+}
+
+impl Query {
+    /// The query of a URL (`status=…&service=…&key=…&q=…&id=…`); empty values are no filter.
+    pub fn parse(query: &str) -> Self {
+        let mut parsed = Query::default();
+        for (key, value) in http::query_pairs(query) {
+            let value = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+            match key.as_str() {
+                "status" => parsed.status = value,
+                "service" => parsed.service = value,
+                "key" => parsed.key = value,
+                "q" => parsed.text = value,
+                "id" => parsed.id = value,
+                _ => {}
+            }
+        }
+        parsed
     }
-    if let Some(id) = id {
-        query.push(format!("id={}", encode(id)));
+
+    /// The same filter with `id` selected.
+    pub fn selecting(&self, id: Option<&str>) -> Self {
+        Query {
+            id: id.map(str::to_owned),
+            ..self.clone()
+        }
     }
-    if query.is_empty() {
-        "/admin/engine".into()
-    } else {
-        format!("/admin/engine?{}", query.join("&"))
+
+    /// The same selection with another status.
+    fn with_status(&self, status: Option<&str>) -> Self {
+        Query {
+            status: status.map(str::to_owned),
+            ..self.clone()
+        }
+    }
+
+    /// The explorer's URL for this query.
+    pub fn href(&self) -> String {
+        let pairs = [
+            ("status", &self.status),
+            ("service", &self.service),
+            ("key", &self.key),
+            ("q", &self.text),
+            ("id", &self.id),
+        ];
+        let query: Vec<String> = pairs
+            .iter()
+            .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={}", encode(v))))
+            .collect();
+        if query.is_empty() {
+            "/admin/engine".into()
+        } else {
+            format!("/admin/engine?{}", query.join("&"))
+        }
+    }
+
+    fn matches(&self, info: &InvocationInfo) -> bool {
+        let text = self.text.as_deref().map(str::to_lowercase);
+        self.service
+            .as_deref()
+            .is_none_or(|s| info.target.service == s)
+            && self
+                .key
+                .as_deref()
+                .is_none_or(|k| info.target.key.as_deref() == Some(k))
+            && text.is_none_or(|text| {
+                [
+                    info.id.to_string(),
+                    info.target.to_string(),
+                    info.last_error.clone().unwrap_or_default(),
+                ]
+                .iter()
+                .any(|field| field.to_lowercase().contains(&text))
+            })
     }
 }
 
-/// `/admin/engine?status=…&id=…`.
-pub async fn view(
-    shared: &Shared,
-    who: &Identity,
-    status: Option<&str>,
-    selected: Option<&str>,
-) -> Result<View, ApiError> {
+/// `/admin/engine?status=…&service=…&key=…&q=…&id=…`: the filters and the invocations on
+/// Input, the selected invocation's journal on Output (where the page opens when one is
+/// selected).
+pub async fn view(shared: &Shared, who: &Identity, query: &Query) -> Result<View, ApiError> {
     who.require_admin()?;
+    let (status, selected) = (query.status.as_deref(), query.id.as_deref());
     let wanted = match status {
         None => None,
         Some(name) => Some(
@@ -75,6 +147,8 @@ pub async fn view(
             output: notice,
             fragments: Vec::new(),
             signals: None,
+            aside: None,
+            tab: Tab::Input,
         });
     };
     let (all, journal) = tokio::task::spawn_blocking(move || {
@@ -88,19 +162,40 @@ pub async fn view(
     .await
     .map_err(|e| ApiError::new(500, format!("introspection failed: {e}")))??;
 
-    let count = |s: InvocationStatus| all.iter().filter(|i| i.status == s).count();
-    let shown: Vec<&InvocationInfo> = all
+    let mut services: Vec<&str> = all.iter().map(|i| i.target.service.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
+    let matching: Vec<&InvocationInfo> = all.iter().filter(|i| query.matches(i)).collect();
+    let count = |s: InvocationStatus| matching.iter().filter(|i| i.status == s).count();
+    let shown: Vec<&InvocationInfo> = matching
         .iter()
         .rev()
         .filter(|i| wanted.is_none_or(|w| i.status == w))
         .take(SHOWN)
+        .copied()
         .collect();
+    let field = |value: &Option<String>| value.clone().unwrap_or_default();
     let filters = html! {
-        div #filters .row {
-            a .button .secondary[status.is_some()] id="filter-all" href=(href(None, selected)) { "All " (all.len()) }
-            @for s in InvocationStatus::ALL {
-                a .button .secondary[status != Some(s.as_str())] id=(format!("filter-{}", s.as_str()))
-                    href=(href(Some(s.as_str()), selected)) { (s.as_str()) " " (count(s)) }
+        div #filters {
+            form #filter-form .row method="get" action="/admin/engine" {
+                @if let Some(status) = status { input type="hidden" name="status" value=(status); }
+                select #filter-service name="service" aria-label="Service" {
+                    option value="" { "Every service" }
+                    @for service in &services {
+                        option value=(service) selected[query.service.as_deref() == Some(*service)] { (service) }
+                    }
+                }
+                input #filter-key name="key" placeholder="Key (user, order id)" aria-label="Key" value=(field(&query.key));
+                input #filter-text name="q" placeholder="Text in id, target, error" aria-label="Text" value=(field(&query.text));
+                button #filter-apply type="submit" { "Filter" }
+                a .button .secondary #filter-clear href="/admin/engine" { "Clear" }
+            }
+            div .row style="margin-top:.6rem" {
+                a .button .secondary[status.is_some()] id="filter-all" href=(query.with_status(None).href()) { "All " (matching.len()) }
+                @for s in InvocationStatus::ALL {
+                    a .button .secondary[status != Some(s.as_str())] id=(format!("filter-{}", s.as_str()))
+                        href=(query.with_status(Some(s.as_str())).href()) { (s.as_str()) " " (count(s)) }
+                }
             }
         }
     };
@@ -113,11 +208,11 @@ pub async fn view(
                         @for info in &shown {
                             @let id = info.id.to_string();
                             tr id=(format!("inv-{id}")) {
-                                td .nowrap { a href=(href(status, Some(&id))) { code { (id) } } }
+                                td .nowrap { a href=(query.selecting(Some(&id)).href()) { code { (id) } } }
                                 td { (info.target.to_string()) }
                                 td { (badge(info.status.as_str())) }
                                 td .num title=(info.last_error.as_deref().unwrap_or("")) { (info.failed_attempts) }
-                                td .nowrap { (layout::time(ms(info.modified_at))) }
+                                td .nowrap { (layout::when(ms(info.modified_at))) }
                                 td .num {
                                     @if !info.status.is_finished() {
                                         button .danger type="button" id=(format!("cancel-{id}"))
@@ -155,7 +250,7 @@ pub async fn view(
                                         td .num { (entry.index) }
                                         td { (entry.kind) }
                                         td { (entry.name.as_deref().unwrap_or("")) }
-                                        td { (layout::time(ms(entry.at))) }
+                                        td { (layout::when(ms(entry.at))) }
                                         td .num { (entry.attempt) }
                                         td { code { (preview(entry.result.as_ref())) } }
                                     }
@@ -174,6 +269,8 @@ pub async fn view(
         output: journal.clone(),
         fragments: vec![filters, table, journal],
         signals: None,
+        aside: None,
+        tab: if selected.is_some() { Tab::Output } else { Tab::Input },
     })
 }
 
@@ -192,16 +289,16 @@ fn preview(result: Option<&Result<Vec<u8>, zeroapp_engine::TerminalError>>) -> S
 }
 
 /// `POST /admin/engine/{id}/cancel`.
-pub async fn cancel(shared: &Shared, who: &Identity, id: &str) -> Result<Option<Markup>, ApiError> {
+pub async fn cancel(shared: &Shared, who: &Identity, id: &str) -> Result<Reply, ApiError> {
     who.require_admin()?;
     if id.parse::<InvocationId>().is_err() && shared.client.embedded().is_some() {
         return Err(ApiError::bad_request(format!("bad invocation id: {id:?}")));
     }
     shared.client.cancel(id).await?;
-    Ok(None)
+    Ok(Reply::default())
 }
 
-/// The page, for [`Page::path`].
-pub fn page(status: Option<String>, id: Option<String>) -> Page {
-    Page::Engine { status, id }
+/// The explorer with no filter.
+pub fn page() -> Page {
+    Page::Engine(Query::default())
 }

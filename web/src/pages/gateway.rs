@@ -1,18 +1,18 @@
 //! The payment-gateway simulator: pending payments with Pay and Decline, and the auto-pay switch.
 
-use maud::{Markup, html};
+use maud::html;
 use serde_json::{Map, Value, json};
-use zeroapp_app::db::payments::{self, PaymentRequest};
+use zeroapp_app::db::payments::PaymentRequest;
 use zeroapp_app::payment::{self, Decline};
 use zeroapp_engine::http::ApiError;
 
 use super::layout::{self, money};
-use super::{Page, View, encode};
-use crate::server::Shared;
+use super::{Page, Reply, Tab, View, encode};
+use crate::shared::{Shared, db_failure};
 
 /// `/gateway`: every pending payment request, the auto-pay switch.
 pub async fn view(shared: &Shared) -> Result<View, ApiError> {
-    let pending: Vec<PaymentRequest> = shared.query(|c| payments::pending(c)).await?;
+    let pending: Vec<PaymentRequest> = shared.app.pending_payments().await.map_err(db_failure)?;
     let auto_pay = shared.app.auto_pay();
     let table = html! {
         div #payments .table-wrap {
@@ -25,10 +25,10 @@ pub async fn view(shared: &Shared) -> Result<View, ApiError> {
                         @for request in &pending {
                             @let path = encode(&request.order_id);
                             tr id=(format!("payment-{}", request.order_id)) {
-                                td { a href=(Page::Order(request.order_id.clone()).path()) { (request.order_id) } }
+                                td { a href=(Page::Order(request.order_id.clone()).path()) { (layout::short_id(&request.order_id)) } }
                                 td { (request.user_id) }
                                 td .num { (money(request.amount_cents)) }
-                                td { (layout::time(request.created_at_ms)) }
+                                td { (layout::when(request.created_at_ms)) }
                                 td .num {
                                     div .actions {
                                         button type="button" id=(format!("pay-{}", request.order_id))
@@ -79,17 +79,19 @@ pub async fn view(shared: &Shared) -> Result<View, ApiError> {
         output: html! { div .card { h2 { "Gateway" } (summary) } },
         fragments: vec![state, table, summary],
         signals: Some(json!({ "autopay": auto_pay })),
+        aside: None,
+        tab: Tab::Input,
     })
 }
 
 /// `POST /gateway/auto-pay` with `autopay`: switches the simulator's auto-pay.
-pub fn auto_pay(shared: &Shared, signals: &Map<String, Value>) -> Result<Option<Markup>, ApiError> {
+pub fn auto_pay(shared: &Shared, signals: &Map<String, Value>) -> Result<Reply, ApiError> {
     let on = signals
         .get("autopay")
         .and_then(Value::as_bool)
         .ok_or_else(|| ApiError::bad_request("autopay must be true or false"))?;
     shared.app.set_auto_pay(on);
-    Ok(None)
+    Ok(Reply::default())
 }
 
 /// `POST /gateway/{order}/pay` or `…/decline`: the PaymentGateway service's handler.
@@ -97,7 +99,7 @@ pub async fn decide(
     shared: &Shared,
     order_id: &str,
     action: &str,
-) -> Result<Option<Markup>, ApiError> {
+) -> Result<Reply, ApiError> {
     if action == "pay" {
         let () = shared
             .client
@@ -110,5 +112,5 @@ pub async fn decide(
         };
         let () = shared.client.call(payment::DECLINE, &decline).await?;
     }
-    Ok(None)
+    Ok(Reply::default())
 }

@@ -4,13 +4,13 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use zeroapp_app::db::notifications::{self, Notification};
+use zeroapp_app::db::notifications::Notification;
 use zeroapp_engine::http::ApiError;
 
 use super::{Page, View};
 use crate::assets::DATASTAR_JS_PATH;
 use crate::identity::Identity;
-use crate::server::Shared;
+use crate::shared::{Shared, db_failure};
 
 /// How many notifications the right pane shows.
 const SHOWN_NOTIFICATIONS: u32 = 20;
@@ -46,6 +46,10 @@ h1{font-size:1.35rem;margin:0;overflow-wrap:anywhere}.card>h2:first-child{margin
 .notes{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:.5rem}
 .notes li{border:1px solid var(--line);border-radius:8px;padding:.5rem .65rem;font-size:.9rem;overflow-wrap:anywhere}
 .notes small{color:var(--muted);display:block}
+.notes li.passing{background:var(--ok-bg);border-color:#abefc6}
+.count{display:inline-block;min-width:1.5em;padding:0 .45em;margin-left:.3rem;border-radius:999px;background:#fff;color:#111827;font-size:.75rem;font-weight:700;text-align:center;line-height:1.5}
+.meta dl.facts{margin:0}.aside .meta{margin-bottom:1.25rem}
+.id{font:.85em ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}
 table{width:100%;border-collapse:collapse;font-size:.93rem}
 th,td{text-align:left;padding:.5rem .55rem;border-bottom:1px solid var(--line);vertical-align:middle}
 th{color:var(--muted);font-weight:600;font-size:.8rem;text-transform:uppercase;letter-spacing:.03em}
@@ -90,8 +94,10 @@ dl.facts dt{color:var(--muted)}dl.facts dd{margin:0}
 .login{max-width:360px;margin:12vh auto;padding:0 1rem}
 .login input{width:100%}.login button{width:100%;margin-top:1rem}
 @media (max-width:1000px){.shell{grid-template-columns:180px minmax(0,1fr)}.aside{grid-column:1/-1;border-left:0;border-top:1px solid var(--line)}}
-@media (max-width:640px){.shell{display:block}.nav{flex-direction:row;flex-wrap:wrap;padding:.5rem}.brand{padding:.3rem .6rem;width:100%}
-.nav .who{margin:0;width:100%}.centre{padding:1rem}.tabs{margin-left:0}}
+@media (max-width:640px){.shell{display:flex;flex-direction:column}.nav{order:-2;flex-direction:row;flex-wrap:wrap;padding:.5rem}.brand{padding:.3rem .6rem;width:100%}
+.nav .who{margin:0;width:100%}.centre{padding:1rem}.tabs{margin-left:0}
+.aside{order:-1;border-top:0;border-bottom:1px solid var(--line);padding:.75rem 1rem;max-height:12rem;overflow-y:auto}
+.aside .meta{margin-bottom:.75rem}}
 "#;
 
 /// The document around a body: head, style sheet, the Datastar client.
@@ -152,27 +158,30 @@ pub fn icon(paths: &'static str) -> Markup {
     ))
 }
 
-/// The navigation pane.
-fn nav(who: Option<&Identity>, here: Option<&Page>) -> Markup {
+/// The cart's item count in the navigation, kept live by every page's stream.
+pub fn cart_count(items: u32) -> Markup {
+    html! {
+        span #cart-count .count hidden[items == 0] aria-label=(format!("{items} in the cart")) { (items) }
+    }
+}
+
+/// The navigation pane; `cart` is the cart's item count.
+fn nav(who: Option<&Identity>, here: Option<&Page>, cart: u32) -> Markup {
+    let admin = who.is_some_and(|w| w.user.is_admin);
     let mut links = vec![
         (Page::Dashboard, "/", icons::HOME, "Dashboard"),
         (Page::Products, "/products", icons::BAG, "Products"),
         (Page::Cart, "/cart", icons::CART, "Cart"),
         (Page::Orders, "/orders", icons::BOX, "Orders"),
-        (Page::Gateway, "/gateway", icons::CARD, "Payment gateway"),
     ];
-    if who.is_some_and(|w| w.user.is_admin) {
+    if admin {
+        links.push((Page::Gateway, "/gateway", icons::CARD, "Payment gateway"));
         links.push((Page::Admin, "/admin", icons::SHIELD, "Admin"));
-        links.push((
-            super::explorer::page(None, None),
-            "/admin/engine",
-            icons::COG,
-            "Engine",
-        ));
+        links.push((super::explorer::page(), "/admin/engine", icons::COG, "Engine"));
     }
     let current = here.map(|p| match p {
         Page::Order(_) => Page::Orders,
-        Page::Engine { .. } => super::explorer::page(None, None),
+        Page::Engine(_) => super::explorer::page(),
         other => other.clone(),
     });
     html! {
@@ -183,6 +192,7 @@ fn nav(who: Option<&Identity>, here: Option<&Page>) -> Markup {
                 a id=(if *href == "/" { "nav-dashboard".to_owned() } else { id })
                     href=(href) class=(if current.as_ref() == Some(page) { "here" } else { "" }) {
                     (icon(glyph)) " " (label)
+                    @if *page == Page::Cart { " " (cart_count(cart)) }
                 }
             }
             @if let Some(who) = who {
@@ -195,19 +205,26 @@ fn nav(who: Option<&Identity>, here: Option<&Page>) -> Markup {
     }
 }
 
-/// A whole page: the three panes, the page's stream, its tabs.
-pub fn page(who: &Identity, page: &Page, view: View, notes: Markup) -> Markup {
+/// A whole page: the three panes, the page's stream, its tabs; `cart` is the cart's item count.
+pub fn page(who: &Identity, page: &Page, view: View, notes: Markup, cart: u32) -> Markup {
     let stream = format!("@get('{}')", page.stream_path());
     // The session's CSRF token rides along with every command (Datastar posts the signals).
     let signals = format!(
-        "{{tab: 'input', busy: false, csrf: '{}'}}",
+        "{{tab: '{}', busy: false, csrf: '{}'}}",
+        view.tab.as_str(),
         who.csrf_token.as_deref().unwrap_or_default()
     );
+    // The tab the user picked on this page (path and query) comes back with the page: it is
+    // kept in the browser's session storage.
+    let remember = "sessionStorage.setItem('tab:' + location.pathname + location.search, $tab)";
+    let recall = "$tab = sessionStorage.getItem('tab:' + location.pathname + location.search) || $tab";
+    let pick = |tab: &str| format!("$tab = '{tab}'; {remember}");
+    let opens_on_output = view.tab == super::Tab::Output;
     let body = html! {
         body data-signals=(signals) {
-            div #stream hidden data-init=(stream) {}
+            div #stream hidden data-init=(format!("{recall}; {stream}")) {}
             div .shell {
-                (nav(Some(who), Some(page)))
+                (nav(Some(who), Some(page), cart))
                 main #main .centre {
                     div .head {
                         h1 #title { (page.title()) }
@@ -215,14 +232,14 @@ pub fn page(who: &Identity, page: &Page, view: View, notes: Markup) -> Markup {
                             span .spinner {} "Working…"
                         }
                         div .tabs role="tablist" aria-label="View" {
-                            button #tab-input .active type="button" role="tab"
-                                aria-controls="input" aria-selected="true"
-                                data-on:click="$tab = 'input'"
+                            button #tab-input .active[!opens_on_output] type="button" role="tab"
+                                aria-controls="input" aria-selected=(!opens_on_output)
+                                data-on:click=(pick("input"))
                                 data-attr:aria-selected="$tab == 'input'"
                                 data-class:active="$tab == 'input'" { "Input" }
-                            button #tab-output type="button" role="tab"
-                                aria-controls="output" aria-selected="false"
-                                data-on:click="$tab = 'output'"
+                            button #tab-output .active[opens_on_output] type="button" role="tab"
+                                aria-controls="output" aria-selected=(opens_on_output)
+                                data-on:click=(pick("output"))
                                 data-attr:aria-selected="$tab == 'output'"
                                 data-class:active="$tab == 'output'" { "Output" }
                         }
@@ -230,11 +247,12 @@ pub fn page(who: &Identity, page: &Page, view: View, notes: Markup) -> Markup {
                     (error_box(""))
                     div #flash {}
                     section #input role="tabpanel" aria-labelledby="tab-input"
-                        data-show="$tab == 'input'" { (view.input) }
+                        data-show="$tab == 'input'" style=[opens_on_output.then_some("display:none")] { (view.input) }
                     section #output role="tabpanel" aria-labelledby="tab-output"
-                        data-show="$tab == 'output'" style="display:none" { (view.output) }
+                        data-show="$tab == 'output'" style=[(!opens_on_output).then_some("display:none")] { (view.output) }
                 }
                 aside #aside .aside {
+                    @if let Some(aside) = view.aside { (aside) }
                     h2 { (icon(icons::BELL)) " Notifications" }
                     (notes)
                 }
@@ -254,6 +272,11 @@ pub fn error_box(message: &str) -> Markup {
     }
 }
 
+/// A line at the top of the notifications that is not stored (what the user just did).
+pub fn passing_note(line: &str) -> Markup {
+    html! { li .note .passing data-kind="item_added" { (line) small { "just now" } } }
+}
+
 /// A success message in `#flash`.
 pub fn flash(content: Markup) -> Markup {
     html! { div #flash .flash role="status" { (content) } }
@@ -269,7 +292,7 @@ pub fn problem(who: Option<&Identity>, status: u16, message: &str) -> Markup {
     let body = html! {
         body {
             div .shell {
-                (nav(who, None))
+                (nav(who, None, 0))
                 main #main .centre {
                     div .head { h1 #title { (status) " · " (title) } }
                     div #problem .card { p { (message) } p { a href="/" { "Back to the dashboard" } } }
@@ -310,23 +333,17 @@ pub fn login(error: Option<&str>, user: &str) -> Markup {
 
 /// The right pane's list: the viewer's newest notifications (an admin's: the admins').
 pub async fn notifications(shared: &Shared, who: &Identity) -> Result<Markup, ApiError> {
-    let admin = who.user.is_admin;
-    let user = who.user.id.clone();
     let list: Vec<Notification> = shared
-        .query(move |c| {
-            if admin {
-                notifications::for_admins(c, SHOWN_NOTIFICATIONS)
-            } else {
-                notifications::for_user(c, &user, SHOWN_NOTIFICATIONS)
-            }
-        })
-        .await?;
+        .app
+        .notifications_for(&who.user, SHOWN_NOTIFICATIONS)
+        .await
+        .map_err(db_failure)?;
     Ok(html! {
         ul #notifications .notes aria-live="polite" {
             @for note in &list {
                 li .note data-kind=(note.kind) {
                     (note.message)
-                    small { (time(note.at_ms)) " · " a href=(super::Page::Order(note.order_id.clone()).path()) { "View order" } }
+                    small { (when(note.at_ms)) " · " a href=(super::Page::Order(note.order_id.clone()).path()) { "View order" } }
                 }
             }
             @if list.is_empty() { li .muted { "Nothing yet." } }
@@ -346,6 +363,23 @@ pub fn time(at_ms: i64) -> String {
         .to_string()
         .replace('T', " ")
         .replace('Z', " UTC")
+}
+
+/// A timestamp (ms since the epoch) in a table or a note: the date and time to the second, UTC,
+/// without the year; the whole timestamp on hover.
+pub fn when(at_ms: i64) -> Markup {
+    let full = time(at_ms);
+    // `2026-12-07 21:58:15 UTC` → `12-07 21:58:15`.
+    let short = full.get(5..19).unwrap_or(&full).to_owned();
+    html! { time .nowrap title=(full) { (short) } }
+}
+
+/// A long id (a generated order id is 36 characters) as its first 12, the whole on hover.
+pub fn short_id(id: &str) -> Markup {
+    match id.char_indices().nth(12) {
+        Some((cut, _)) => html! { span .id title=(id) { (&id[..cut]) "…" } },
+        None => html! { span .id { (id) } },
+    }
 }
 
 /// A duration in ms, for a person: `850 ms`, `12.3 s`, `4 min 05 s`.

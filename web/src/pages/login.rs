@@ -5,9 +5,8 @@ use hyper::StatusCode;
 use zeroapp_engine::http::{self, ApiError, Request, Response};
 
 use super::{html, layout, redirect};
-use crate::api;
 use crate::identity;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// `GET /login`: the form; someone already logged in goes to the dashboard.
 pub async fn form(shared: &Shared, request: &Request) -> Result<Response, ApiError> {
@@ -31,7 +30,7 @@ pub async fn submit(shared: &Shared, request: Request) -> Result<Response, ApiEr
             _ => {}
         }
     }
-    match api::open_session(shared, user.clone(), password).await {
+    match identity::open_session(&shared.app, &user, &password).await {
         Ok((_, session)) => Ok(identity::set_session_cookie(redirect("/"), &session.token)),
         // The name stays in its field: only the password is typed again.
         Err(error) if error.status == 401 => Ok(html(

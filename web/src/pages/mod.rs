@@ -12,11 +12,11 @@
 //! | `GET /login`, `POST /login`, `POST /logout` | the login form (a plain form: 303 to `/`), logout |
 //! | `GET /`, `/dashboard` | the dashboard |
 //! | `GET /products`, `POST /cart/add/{productId}` | the catalog; add `qty{productId}` (or `quantity`) |
-//! | `GET /cart`, `POST /cart/remove/{productId}`, `POST /cart/checkout` | the cart; checkout with `zone`, `address` |
+//! | `GET /cart`, `POST /cart/remove/{productId}`, `POST /cart/checkout` | the cart; checkout with `orderId`, `zone`, `carrier`, `address` |
 //! | `GET /orders`, `GET /orders/{id}` | the caller's orders; one order's live progress |
-//! | `GET /gateway`, `POST /gateway/{orderId}/pay` \| `decline`, `POST /gateway/auto-pay` | the payment simulator |
+//! | `GET /gateway`, `POST /gateway/{orderId}/pay` \| `decline`, `POST /gateway/auto-pay` | the payment simulator (admins only: the gateway's role) |
 //! | `GET /admin`, `POST /admin/{orderId}/approve` \| `reject` | approvals (admins only, 403 otherwise) |
-//! | `GET /admin/engine?status=…&id=…`, `POST /admin/engine/{invocationId}/cancel` | the engine explorer (admins only) |
+//! | `GET /admin/engine?status=…&service=…&key=…&q=…&id=…`, `POST /admin/engine/{invocationId}/cancel` | the engine explorer (admins only) |
 //!
 //! Unauthenticated page requests get 303 to `/login`; commands need the session (401), pass
 //! [`identity::same_origin`] (403) and carry the session's CSRF token, which every page holds as
@@ -36,14 +36,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderValue, LOCATION};
 use hyper::{Method, StatusCode};
-use maud::Markup;
+use maud::{Markup, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 use zeroapp_engine::http::{self, ApiError, Request, Response};
 
 use crate::identity::{self, Identity};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// What the pages share beyond [`Shared`]: a signal that some state changed (a user's cart, or
 /// for everyone: a payment, an approval), so the open page streams concerned re-render and send
@@ -89,13 +89,8 @@ pub enum Page {
     Gateway,
     /// `/admin`: approvals and all orders.
     Admin,
-    /// `/admin/engine?status=…&id=…`: the engine explorer.
-    Engine {
-        /// Only invocations with this status.
-        status: Option<String>,
-        /// The invocation whose journal is shown.
-        id: Option<String>,
-    },
+    /// `/admin/engine?…`: the engine explorer, filtered.
+    Engine(explorer::Query),
 }
 
 impl Page {
@@ -109,23 +104,24 @@ impl Page {
             Page::Order(id) => format!("/orders/{}", encode(id)),
             Page::Gateway => "/gateway".into(),
             Page::Admin => "/admin".into(),
-            Page::Engine { status, id } => explorer::href(status.as_deref(), id.as_deref()),
+            Page::Engine(query) => query.href(),
         }
     }
 
     /// The path of the page's event stream.
     pub fn stream_path(&self) -> String {
         match self {
-            Page::Engine { .. } => self
+            Page::Engine(_) => self
                 .path()
                 .replacen("/admin/engine", "/admin/engine/stream", 1),
             _ => format!("{}/stream", self.path()),
         }
     }
 
-    /// Whether only admins may see it.
+    /// Whether only admins may see it. The payment gateway is the gateway's (an admin's), not
+    /// every shopper's: it decides everyone's payments.
     pub fn admin_only(&self) -> bool {
-        matches!(self, Page::Admin | Page::Engine { .. })
+        matches!(self, Page::Gateway | Page::Admin | Page::Engine(_))
     }
 
     /// The title shown.
@@ -138,22 +134,108 @@ impl Page {
             Page::Order(id) => format!("Order {id}"),
             Page::Gateway => "Payment gateway".into(),
             Page::Admin => "Admin".into(),
-            Page::Engine { .. } => "Engine explorer".into(),
+            Page::Engine(_) => "Engine explorer".into(),
         }
     }
 }
 
 /// What a page shows: its Input and Output tabs, and the fragments its stream keeps fresh (each
-/// a whole element with an id, also placed somewhere in `input` or `output`).
+/// a whole element with an id, also placed somewhere in `input`, `output` or `aside`).
 pub struct View {
-    /// The Input tab.
+    /// The Input tab: what the user does (forms, buttons).
     pub input: Markup,
-    /// The Output tab.
+    /// The Output tab: results (tables, progress).
     pub output: Markup,
     /// The live fragments.
     pub fragments: Vec<Markup>,
     /// Signals the stream sets (`datastar-patch-signals`), if any.
     pub signals: Option<Value>,
+    /// A box above the notifications in the right pane (an order's workflow metadata).
+    pub aside: Option<Markup>,
+    /// The tab the page opens on, until the user picks one (remembered per page).
+    pub tab: Tab,
+}
+
+/// The centre's tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// What the user does.
+    Input,
+    /// What came of it.
+    Output,
+}
+
+impl Tab {
+    /// The signal's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tab::Input => "input",
+            Tab::Output => "output",
+        }
+    }
+}
+
+/// What a command answers when it has something to show: elements to morph in (by id), a
+/// success message for `#flash`, a line for the notifications, signals to set. Empty: 204,
+/// and the page's stream shows the result.
+#[derive(Default)]
+pub struct Reply {
+    elements: Vec<Markup>,
+    flash: Option<Markup>,
+    note: Option<String>,
+    signals: Option<Value>,
+}
+
+impl Reply {
+    /// Morphs `element` (a whole element with an id) into the page.
+    pub fn element(mut self, element: Markup) -> Self {
+        self.elements.push(element);
+        self
+    }
+
+    /// Shows `content` as the success message (replacing an earlier error).
+    pub fn flash(mut self, content: Markup) -> Self {
+        self.flash = Some(content);
+        self
+    }
+
+    /// Puts `line` on top of the notifications (for this page only: it is not stored).
+    pub fn note(mut self, line: &str) -> Self {
+        self.note = Some(line.to_owned());
+        self
+    }
+
+    /// Sets these signals.
+    pub fn signals(mut self, signals: Value) -> Self {
+        self.signals = Some(signals);
+        self
+    }
+
+    fn is_empty(&self) -> bool {
+        self.elements.is_empty()
+            && self.flash.is_none()
+            && self.note.is_none()
+            && self.signals.is_none()
+    }
+
+    /// The reply's events; a success also clears the error box.
+    fn into_events(self) -> Vec<Bytes> {
+        let mut events = vec![stream::patch_elements(&layout::error_box(""))];
+        if let Some(signals) = &self.signals {
+            events.push(stream::patch_signals(signals));
+        }
+        if let Some(flash) = self.flash {
+            events.push(stream::patch_elements(&layout::flash(flash)));
+        }
+        events.extend(self.elements.iter().map(stream::patch_elements));
+        if let Some(note) = &self.note {
+            events.push(stream::prepend(
+                "#notifications",
+                &layout::passing_note(note),
+            ));
+        }
+        events
+    }
 }
 
 /// Answers the pages' paths; `segments` is the path split on `/` (`[""]` for `/`).
@@ -172,19 +254,9 @@ pub async fn route(
         ["orders", id] | ["orders", id, "stream"] => Some(Page::Order(http::decode(id)?)),
         ["gateway"] | ["gateway", "stream"] => Some(Page::Gateway),
         ["admin"] | ["admin", "stream"] => Some(Page::Admin),
-        ["admin", "engine"] | ["admin", "engine", "stream"] => {
-            let mut page = explorer::page(None, None);
-            if let Page::Engine { status, id } = &mut page {
-                for (key, value) in http::query_pairs(request.uri().query().unwrap_or("")) {
-                    match key.as_str() {
-                        "status" if !value.is_empty() => *status = Some(value),
-                        "id" if !value.is_empty() => *id = Some(value),
-                        _ => {}
-                    }
-                }
-            }
-            Some(page)
-        }
+        ["admin", "engine"] | ["admin", "engine", "stream"] => Some(Page::Engine(
+            explorer::Query::parse(request.uri().query().unwrap_or("")),
+        )),
         _ => None,
     };
     let is_stream = segments.last() == Some(&"stream");
@@ -221,7 +293,11 @@ async fn show(shared: &Shared, request: &Request, page: Page) -> Result<Response
     match view(shared, &who, &page).await {
         Ok(view) => {
             let notes = layout::notifications(shared, &who).await?;
-            Ok(html(StatusCode::OK, layout::page(&who, &page, view, notes)))
+            let cart = shop::items(&shop::basket(shared, &who).await?);
+            Ok(html(
+                StatusCode::OK,
+                layout::page(&who, &page, view, notes, cart),
+            ))
         }
         Err(error) => Ok(html(
             StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -240,9 +316,7 @@ async fn view(shared: &Shared, who: &Identity, page: &Page) -> Result<View, ApiE
         Page::Order(id) => orders::detail(shared, who, id).await,
         Page::Gateway => gateway::view(shared).await,
         Page::Admin => admin::view(shared, who).await,
-        Page::Engine { status, id } => {
-            explorer::view(shared, who, status.as_deref(), id.as_deref()).await
-        }
+        Page::Engine(query) => explorer::view(shared, who, query).await,
     }
 }
 
@@ -256,7 +330,7 @@ async fn command(
 ) -> Result<Response, ApiError> {
     identity::same_origin(&request)?;
     let who = identity::require(&shared.app, &request).await?;
-    if segments.first() == Some(&"admin") {
+    if matches!(segments.first(), Some(&("admin" | "gateway"))) {
         who.require_admin()?;
     }
     let header = request
@@ -291,9 +365,13 @@ async fn command(
     };
     state.changed((segments.first() == Some(&"cart")).then_some(who.user.id.as_str()));
     Ok(match outcome {
-        Ok(None) => http::empty(StatusCode::NO_CONTENT),
-        Ok(Some(flash)) => sse_once(stream::patch_elements(&flash)),
-        Err(error) => sse_once(stream::patch_elements(&layout::error_box(&error.message))),
+        Ok(reply) if reply.is_empty() => http::empty(StatusCode::NO_CONTENT),
+        Ok(reply) => sse_once(&reply.into_events()),
+        // A failure replaces an earlier success message: never both at once.
+        Err(error) => sse_once(&[
+            stream::patch_elements(&layout::error_box(&error.message)),
+            stream::patch_elements(&html! { div #flash {} }),
+        ]),
     })
 }
 
@@ -306,13 +384,13 @@ pub fn parse_signals(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad signals: {e}")))
 }
 
-/// A finished event stream of one event.
-fn sse_once(event: Bytes) -> Response {
-    let mut response = http::text(
-        StatusCode::OK,
-        "text/event-stream",
-        String::from_utf8_lossy(&event).into_owned(),
-    );
+/// A finished event stream of these events.
+fn sse_once(events: &[Bytes]) -> Response {
+    let text: String = events
+        .iter()
+        .map(|event| String::from_utf8_lossy(event))
+        .collect();
+    let mut response = http::text(StatusCode::OK, "text/event-stream", text);
     response.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache"),

@@ -3,15 +3,15 @@
 use std::collections::BTreeMap;
 
 use maud::{Markup, html};
-use zeroapp_app::db::orders::{self, HistoryEntry, Order};
+use zeroapp_app::db::orders::{HistoryEntry, Order};
 use zeroapp_app::fulfillment::{Progress, STEPS, StepState};
 use zeroapp_engine::http::ApiError;
 
-use super::View;
+use super::{Tab, View};
 use super::layout::{self, badge, money};
 use super::shop::{orders_of, orders_table};
 use crate::identity::Identity;
-use crate::server::Shared;
+use crate::shared::{Shared, db_failure};
 
 /// `/orders`: the caller's orders (an admin's: all), and a count by status in Output.
 pub async fn list(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
@@ -41,6 +41,8 @@ pub async fn list(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
         output: html! { div .card { h2 { "By status" } (summary) } },
         fragments: vec![table, summary],
         signals: None,
+        aside: None,
+        tab: Tab::Input,
     })
 }
 
@@ -54,22 +56,62 @@ async fn progress(shared: &Shared, order_id: &str) -> Option<Progress> {
         .flatten()
 }
 
-/// `/orders/{id}`: the steps, elapsed time, carrier attempts, next action, tracking number and
-/// history, kept live by the page's stream.
+/// `/orders/{id}`, opening on Output: the steps, tracking number and history (Output); the
+/// order as placed, with an admin's Approve and Reject while it waits for them (Input); the
+/// workflow's metadata beside the notifications. Kept live by the page's stream.
 pub async fn detail(shared: &Shared, who: &Identity, order_id: &str) -> Result<View, ApiError> {
-    let order = crate::api::visible_order(shared, who, order_id).await?;
-    let id = order_id.to_owned();
-    let history: Vec<HistoryEntry> = shared.query(move |c| orders::history(c, &id)).await?;
+    let order = shared.visible_order(&who.user, order_id).await?;
+    let history: Vec<HistoryEntry> = shared.app.history(order_id).await.map_err(db_failure)?;
     let progress = progress(shared, order_id).await;
     let steps = steps_card(&order, progress.as_ref());
     let history_table = history_card(&history);
-    let output = output_tables(&order, progress.as_ref());
+    let placed = placed_card(who, &order, progress.as_ref());
+    let meta = metadata_card(&order, progress.as_ref());
     Ok(View {
-        input: html! { (steps) (history_table) },
-        output: output.clone(),
-        fragments: vec![steps, history_table, output],
+        input: placed.clone(),
+        output: html! { (steps) (history_table) },
+        fragments: vec![steps, history_table, placed, meta.clone()],
         signals: None,
+        aside: Some(meta),
+        tab: Tab::Output,
     })
+}
+
+/// The right pane's "Workflow metadata": the current step, elapsed time, retries and what
+/// happens next.
+fn metadata_card(order: &Order, progress: Option<&Progress>) -> Markup {
+    let steps = progress.map_or_else(|| early_steps(order), |p| p.steps.clone());
+    let current = steps
+        .iter()
+        .find(|(_, state)| matches!(state, StepState::Active | StepState::Failed))
+        .map_or("None: finished", |(name, _)| name.as_str());
+    html! {
+        div #workflow-meta .card .meta {
+            h2 { "Workflow metadata" }
+            dl .facts {
+                dt { "Order" } dd { (layout::short_id(&order.id)) }
+                dt { "Current step" } dd #meta-step { (current) }
+                @if let Some(p) = progress {
+                    dt { "Elapsed" } dd #meta-elapsed { (layout::elapsed(p.elapsed_ms)) }
+                    dt { "Retries" } dd #meta-retries { (p.shipping_attempts.saturating_sub(1)) }
+                    dt { "Next" } dd #meta-next { (p.next_action) }
+                } @else {
+                    dt { "Next" } dd #meta-next { (early_next(order)) }
+                }
+            }
+        }
+    }
+}
+
+/// What happens next before the workflow runs, from the order's status.
+fn early_next(order: &Order) -> String {
+    match order.status.as_str() {
+        "awaiting_payment" => "Waiting for the payment at the gateway.".to_owned(),
+        "payment_declined" => {
+            "Nothing: the payment was declined and the items went back to the cart.".to_owned()
+        }
+        _ => "Starting fulfillment.".to_owned(),
+    }
 }
 
 /// The steps before the workflow runs, from the order's status.
@@ -110,14 +152,7 @@ fn state_name(state: StepState) -> &'static str {
 fn steps_card(order: &Order, progress: Option<&Progress>) -> Markup {
     let steps = progress.map_or_else(|| early_steps(order), |p| p.steps.clone());
     let status = progress.map_or(order.status.clone(), |p| p.status.as_str().to_owned());
-    let next = progress.map_or_else(
-        || match order.status.as_str() {
-            "awaiting_payment" => "Waiting for the payment at the gateway.".to_owned(),
-            "payment_declined" => "Nothing: the payment was declined.".to_owned(),
-            _ => "Starting fulfillment.".to_owned(),
-        },
-        |p| p.next_action.clone(),
-    );
+    let next = progress.map_or_else(|| early_next(order), |p| p.next_action.clone());
     html! {
         div #progress .card data-status=(status) {
             div .row { h2 style="margin:0" { "Progress" } span #status { (badge(&status)) } }
@@ -146,7 +181,6 @@ fn steps_card(order: &Order, progress: Option<&Progress>) -> Markup {
                     dt { "Tracking number" } dd #tracking { (p.tracking_number.as_deref().unwrap_or("—")) }
                     @if let Some(failure) = &p.failure { dt { "Failure" } dd #failure { (failure) } }
                 }
-                dt { "Ship to" } dd { (order.address) " (" (order.zone) ")" }
             }
         }
     }
@@ -161,7 +195,7 @@ fn history_card(history: &[HistoryEntry]) -> Markup {
                     thead { tr { th { "When" } th { "Status" } th { "Detail" } } }
                     tbody {
                         @for entry in history {
-                            tr { td { (layout::time(entry.at_ms)) } td { (badge(&entry.status)) } td { (entry.detail) } }
+                            tr { td { (layout::when(entry.at_ms)) } td { (badge(&entry.status)) } td { (entry.detail) } }
                         }
                     }
                 } }
@@ -170,10 +204,26 @@ fn history_card(history: &[HistoryEntry]) -> Markup {
     }
 }
 
-/// The Output tab: the order's lines and totals, and its status as a table.
-fn output_tables(order: &Order, progress: Option<&Progress>) -> Markup {
+/// The Input tab: the order as placed (lines, totals, where to) and, for an admin while it
+/// waits for a decision, Approve and Reject.
+fn placed_card(who: &Identity, order: &Order, progress: Option<&Progress>) -> Markup {
+    let status = progress.map_or(order.status.as_str(), |p| p.status.as_str());
+    let path = super::encode(&order.id);
     html! {
-        div #order-output {
+        div #order-placed {
+            @if who.user.is_admin && status == "awaiting_approval" {
+                div .card #decision {
+                    h2 { "Decision" }
+                    div .actions style="justify-content:flex-start" {
+                        button type="button" id="approve"
+                            data-on:click=(format!("@post('/admin/{path}/approve')"))
+                            data-indicator:busy data-attr:disabled="$busy" { "Approve" }
+                        button .danger type="button" id="reject"
+                            data-on:click=(format!("@post('/admin/{path}/reject')"))
+                            data-indicator:busy data-attr:disabled="$busy" { "Reject" }
+                    }
+                }
+            }
             div .card .table-wrap {
                 h2 { "Items" }
                 table {
@@ -190,21 +240,12 @@ fn output_tables(order: &Order, progress: Option<&Progress>) -> Markup {
                         tr { td colspan="3" { "Total" } td .num { (money(order.total_cents)) } }
                     }
                 }
-            }
-            div .card .table-wrap {
-                h2 { "Status" }
-                table {
-                    tbody {
-                        tr { th { "Order" } td { (order.id) } }
-                        tr { th { "Status" } td { (badge(progress.map_or(order.status.as_str(), |p| p.status.as_str()))) } }
-                        @if let Some(p) = progress {
-                            @for (name, state) in &p.steps { tr { th { (name) } td { (icon(*state)) " " (state_name(*state)) } } }
-                            tr { th { "Elapsed" } td { (layout::elapsed(p.elapsed_ms)) } }
-                            tr { th { "Carrier attempts" } td { (p.shipping_attempts) } }
-                            tr { th { "Tracking" } td { (p.tracking_number.as_deref().unwrap_or("—")) } }
-                            tr { th { "Next action" } td { (p.next_action) } }
-                        }
-                    }
+                dl .facts {
+                    dt { "Order" } dd { code { (order.id) } }
+                    dt { "Placed" } dd { (layout::time(order.created_at_ms)) }
+                    dt { "Ship to" } dd { (order.address) " (" (order.zone) ")" }
+                    dt { "Carrier" } dd { (order.carrier) }
+                    dt { "Status" } dd { (badge(status)) }
                 }
             }
         }

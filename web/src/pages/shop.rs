@@ -2,20 +2,19 @@
 
 use maud::{Markup, html};
 use serde_json::{Map, Value};
-use zeroapp_app::db::catalog::{self, Product, Zone};
-use zeroapp_app::db::orders::{self, Order};
-use zeroapp_app::db::payments;
-use zeroapp_app::session::{self, AddItem, BasketLine};
+use zeroapp_app::db::catalog::{Product, Zone};
+use zeroapp_app::db::orders::Order;
+use zeroapp_app::session::{self, AddItem, BasketLine, Checkout, CheckoutSummary};
+use zeroapp_app::shipping;
 use zeroapp_engine::http::ApiError;
 
 use super::layout::{self, badge, money};
-use super::{Page, View};
-use crate::api;
+use super::{Page, Reply, Tab, View};
 use crate::identity::Identity;
-use crate::server::Shared;
+use crate::shared::{Shared, db_failure};
 
-/// The caller's basket.
-async fn basket(shared: &Shared, who: &Identity) -> Result<Vec<BasketLine>, ApiError> {
+/// The caller's basket, as the session object last committed it (no invocation).
+pub async fn basket(shared: &Shared, who: &Identity) -> Result<Vec<BasketLine>, ApiError> {
     Ok(shared.client.basket(&who.user.id).await?)
 }
 
@@ -26,18 +25,14 @@ fn subtotal(lines: &[BasketLine]) -> i64 {
         .sum()
 }
 
-/// The caller's orders (an admin's: everyone's newest).
+/// How many items the lines hold.
+pub fn items(lines: &[BasketLine]) -> u32 {
+    lines.iter().map(|l| l.quantity).sum()
+}
+
+/// The orders the caller may see (an admin's: everyone's newest).
 pub async fn orders_of(shared: &Shared, who: &Identity) -> Result<Vec<Order>, ApiError> {
-    let user = who.user.clone();
-    shared
-        .query(move |c| {
-            if user.is_admin {
-                orders::all_orders(c, 200)
-            } else {
-                orders::orders_of(c, &user.id)
-            }
-        })
-        .await
+    shared.app.orders_for(&who.user).await.map_err(db_failure)
 }
 
 /// The basket as a table (the Output tab's cart summary), with `id`.
@@ -77,7 +72,10 @@ fn cart_table(id: &str, lines: &[BasketLine], removable: bool) -> Markup {
 pub async fn dashboard(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
     let lines = basket(shared, who).await?;
     let orders = orders_of(shared, who).await?;
-    let pending = shared.query(|c| payments::pending(c)).await?;
+    let awaiting_payment = orders
+        .iter()
+        .filter(|o| o.status == "awaiting_payment")
+        .count();
     let open = orders
         .iter()
         .filter(|o| {
@@ -91,12 +89,13 @@ pub async fn dashboard(shared: &Shared, who: &Identity) -> Result<View, ApiError
         .iter()
         .filter(|o| o.status == "awaiting_approval")
         .count();
-    let items: u32 = lines.iter().map(|l| l.quantity).sum();
     let summary = html! {
         div #summary .stats {
-            a .card .stat href="/cart" { span .muted { "In the cart" } b #stat-cart { (items) } span .muted { (money(subtotal(&lines))) } }
+            a .card .stat href="/cart" { span .muted { "In the cart" } b #stat-cart { (items(&lines)) } span .muted { (money(subtotal(&lines))) } }
             a .card .stat href="/orders" { span .muted { "Orders" } b #stat-orders { (orders.len()) } span .muted { (open) " in progress" } }
-            a .card .stat href="/gateway" { span .muted { "Payments waiting" } b #stat-payments { (pending.len()) } span .muted { "at the gateway" } }
+            a .card .stat href=(if who.user.is_admin { "/gateway" } else { "/orders" }) {
+                span .muted { "Awaiting payment" } b #stat-payments { (awaiting_payment) } span .muted { "at the gateway" }
+            }
             @if who.user.is_admin {
                 a .card .stat href="/admin" { span .muted { "To approve" } b #stat-approvals { (awaiting_approval) } span .muted { "orders" } }
             }
@@ -107,7 +106,7 @@ pub async fn dashboard(shared: &Shared, who: &Identity) -> Result<View, ApiError
         input: html! {
             div .card {
                 h2 { "Welcome, " (who.user.name) }
-                p .muted { "Pick products, check out, pay on the gateway page and follow each order live." }
+                p .muted { "Pick products and check out; the payment gateway (an admin) pays or declines the order, and you follow it live." }
                 div .row { a .button href="/products" { "Shop products" } a .button href="/cart" { "Go to the cart" } }
             }
             (summary)
@@ -115,6 +114,8 @@ pub async fn dashboard(shared: &Shared, who: &Identity) -> Result<View, ApiError
         output: html! { div .card { h2 { "Recent orders" } (recent) } },
         fragments: vec![summary, recent],
         signals: None,
+        aside: None,
+        tab: Tab::Input,
     })
 }
 
@@ -130,8 +131,8 @@ pub fn orders_table(id: &str, orders: &[Order]) -> Markup {
                     tbody {
                         @for order in orders {
                             tr {
-                                td { a href=(Page::Order(order.id.clone()).path()) { (order.id) } }
-                                td { (layout::time(order.created_at_ms)) }
+                                td { a href=(Page::Order(order.id.clone()).path()) { (layout::short_id(&order.id)) } }
+                                td { (layout::when(order.created_at_ms)) }
                                 td .num { (order.items.iter().map(|i| i.quantity).sum::<u32>()) }
                                 td .num { (money(order.total_cents)) }
                                 td { (badge(&order.status)) }
@@ -146,7 +147,7 @@ pub fn orders_table(id: &str, orders: &[Order]) -> Markup {
 
 /// `/products`: the catalog with a quantity and "Add to cart" each; the cart in Output.
 pub async fn products(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
-    let products: Vec<Product> = shared.query(|c| catalog::products(c)).await?;
+    let products: Vec<Product> = shared.app.products().await.map_err(db_failure)?;
     let lines = basket(shared, who).await?;
     let stock: Vec<Markup> = products.iter().map(stock_badge).collect();
     let cart = cart_table("cart-table", &lines, false);
@@ -181,6 +182,8 @@ pub async fn products(shared: &Shared, who: &Identity) -> Result<View, ApiError>
         output: html! { div .card { h2 { "Your cart" } (cart) p { a href="/cart" { "Check out →" } } } },
         fragments,
         signals: None,
+        aside: None,
+        tab: Tab::Input,
     })
 }
 
@@ -192,10 +195,11 @@ fn stock_badge(product: &Product) -> Markup {
     }
 }
 
-/// `/cart`: the items, the shipping zone, the address, the total, checkout.
+/// `/cart`: the items, the shipping zone, the carrier, the address, the total, checkout; the
+/// latest order's outcome, live.
 pub async fn cart(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
     let lines = basket(shared, who).await?;
-    let zones: Vec<Zone> = shared.query(|c| catalog::zones(c)).await?;
+    let zones: Vec<Zone> = shared.app.zones().await.map_err(db_failure)?;
     let first_zone = zones.first().map(|z| z.code.clone()).unwrap_or_default();
     let costs: Map<String, Value> = zones
         .iter()
@@ -212,7 +216,7 @@ pub async fn cart(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
         "'$' + (({}[$zone] || 0) / 100).toFixed(2)",
         Value::Object(costs)
     );
-    let items = cart_table("cart-items", &lines, true);
+    let items_table = cart_table("cart-items", &lines, true);
     let totals = html! {
         div #cart-totals .table-wrap {
             table {
@@ -224,10 +228,30 @@ pub async fn cart(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
             }
         }
     };
+    // The button exists only with something to order: a second click after an order was
+    // placed finds an empty cart (and the same order id answers the same order anyway).
+    let action = html! {
+        div #checkout-action {
+            @if lines.is_empty() {
+                p .muted { "Add products to the cart to place an order." }
+            } @else {
+                button #checkout type="button" data-on:click="@post('/cart/checkout')"
+                    data-indicator:busy data-attr:disabled="$busy" { "Place order" }
+            }
+        }
+    };
+    let status = checkout_status(shared, who).await?;
     let summary = cart_table("cart-summary", &lines, false);
-    let signals = serde_json::json!({ "zone": first_zone, "address": "" });
+    // The order id is fixed when the cart is shown: a double click or a retried request maps
+    // to the same order. An accepted checkout answers with the next one.
+    let signals = serde_json::json!({
+        "zone": first_zone,
+        "carrier": shipping::CARRIERS[0].name,
+        "address": "",
+        "orderId": session::new_order_id(),
+    });
     let input = html! {
-        div .card { h2 { "Items" } (items) }
+        div .card { h2 { "Items" } (items_table) }
         div #checkout-form .card data-signals=(signals) {
             h2 { "Checkout" }
             label for="zone" { "Shipping zone" }
@@ -236,18 +260,62 @@ pub async fn cart(shared: &Shared, who: &Identity) -> Result<View, ApiError> {
                     option value=(zone.code) { (zone.name) " — " (money(zone.cost_cents)) }
                 }
             }
+            label for="carrier" { "Carrier" }
+            select #carrier data-bind:carrier {
+                @for carrier in shipping::CARRIERS {
+                    option value=(carrier.name) { (carrier.name) " — " (carrier.description) }
+                }
+            }
             label for="address" { "Address" }
-            input #address type="text" placeholder="1 Main Street, Springfield" data-bind:address style="width:100%";
+            input #address type="text" placeholder="1 Main Street, Springfield" data-bind:address
+                maxlength=(session::MAX_ADDRESS_CHARS) style="width:100%";
             div style="margin:1rem 0" { (totals) }
-            button #checkout type="button" data-on:click="@post('/cart/checkout')"
-                data-indicator:busy data-attr:disabled="$busy" { "Place order" }
+            (action)
         }
     };
     Ok(View {
         input,
-        output: html! { div .card { h2 { "Cart summary" } (summary) } },
-        fragments: vec![items, totals, summary],
+        output: html! { div .card { h2 { "Cart summary" } (summary) } (status) },
+        fragments: vec![items_table, totals, action, summary, status],
         signals: None,
+        aside: None,
+        tab: Tab::Input,
+    })
+}
+
+/// The caller's latest order and what became of it, as its last history row says it: placed
+/// and awaiting payment, declined (the items back in the cart), or paid and on its way.
+async fn checkout_status(shared: &Shared, who: &Identity) -> Result<Markup, ApiError> {
+    let own = shared
+        .app
+        .orders_for(&who.user)
+        .await
+        .map_err(db_failure)?
+        .into_iter()
+        .find(|order| order.user_id == who.user.id);
+    let last = match &own {
+        Some(order) => shared
+            .app
+            .history(&order.id)
+            .await
+            .map_err(db_failure)?
+            .pop(),
+        None => None,
+    };
+    Ok(html! {
+        div #checkout-status .card role="status" {
+            h2 { "Your latest order" }
+            @match (&own, &last) {
+                (Some(order), Some(entry)) => {
+                    p .row { (badge(&order.status)) " " a #latest-order href=(Page::Order(order.id.clone()).path()) { (layout::short_id(&order.id)) } }
+                    p #latest-detail { (entry.detail) }
+                    @if order.status == "awaiting_payment" {
+                        p .muted { "The payment gateway pays or declines it; this updates by itself." }
+                    }
+                }
+                _ => { p .muted { "No order yet." } }
+            }
+        }
     })
 }
 
@@ -260,14 +328,14 @@ fn quantity(signals: &Map<String, Value>, key: &str) -> Option<i64> {
     }
 }
 
-/// `POST /cart/add/{id}`: adds `qty{id}` (or `quantity`, default 1) of the product, and says so
-/// in `#flash`, with what the cart now holds (the cart itself is on the hidden Output tab).
+/// `POST /cart/add/{id}`: adds `qty{id}` (or `quantity`, default 1) of the product, says so in
+/// `#flash` with what the cart now holds, and adds "Item added" to the notifications.
 pub async fn add(
     shared: &Shared,
     who: &Identity,
     id: &str,
     signals: &Map<String, Value>,
-) -> Result<Option<Markup>, ApiError> {
+) -> Result<Reply, ApiError> {
     let product_id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("product id {id:?} is not a number")))?;
@@ -286,33 +354,38 @@ pub async fn add(
         .iter()
         .find(|line| line.product_id == product_id)
         .map_or_else(|| format!("product {product_id}"), |line| line.name.clone());
-    let items: u32 = lines.iter().map(|line| line.quantity).sum();
-    Ok(Some(layout::flash(html! {
-        span #added { "Added " (quantity) " × " (name) "." }
-        " Your " a #cart-link href="/cart" { "cart" } " holds " (items)
-        (if items == 1 { " item" } else { " items" }) ", " (money(subtotal(&lines))) "."
-    })))
+    let count = items(&lines);
+    Ok(Reply::default()
+        .flash(html! {
+            span #added { "Added " (quantity) " × " (name) "." }
+            " Your " a #cart-link href="/cart" { "cart" } " holds " (count)
+            (if count == 1 { " item" } else { " items" }) ", " (money(subtotal(&lines))) "."
+        })
+        .element(layout::cart_count(count))
+        .note(&format!("Item added: {quantity} × {name}")))
 }
 
 /// `POST /cart/remove/{id}`.
-pub async fn remove(shared: &Shared, who: &Identity, id: &str) -> Result<Option<Markup>, ApiError> {
+pub async fn remove(shared: &Shared, who: &Identity, id: &str) -> Result<Reply, ApiError> {
     let product_id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("product id {id:?} is not a number")))?;
-    let _: Vec<BasketLine> = shared
+    let lines: Vec<BasketLine> = shared
         .client
         .call(session::REMOVE_ITEM.key(&who.user.id), &product_id)
         .await?;
-    Ok(None)
+    Ok(Reply::default().element(layout::cart_count(items(&lines))))
 }
 
-/// `POST /cart/checkout` with `zone` and `address`: the API's checkout; a message with a link
-/// to the new order.
+/// `POST /cart/checkout` with `orderId`, `zone`, `carrier` and `address`: the session's
+/// checkout, which answers once the order is recorded and its payment requested. Accepted: the
+/// latest order's status and a fresh `orderId` for the next order; refused: the reason, and the
+/// same `orderId` for the corrected attempt.
 pub async fn checkout(
     shared: &Shared,
     who: &Identity,
     signals: &Map<String, Value>,
-) -> Result<Option<Markup>, ApiError> {
+) -> Result<Reply, ApiError> {
     let text = |key: &str| {
         signals
             .get(key)
@@ -321,13 +394,26 @@ pub async fn checkout(
             .unwrap_or_default()
             .to_owned()
     };
-    let (zone, address) = (text("zone"), text("address"));
+    let address = text("address");
     if address.is_empty() {
         return Err(ApiError::bad_request("Enter the address to ship to."));
     }
-    let (order_id, _) = api::start_checkout(shared, who, None, zone, address).await?;
-    Ok(Some(layout::flash(html! {
-        "Order " a #new-order href=(Page::Order(order_id.clone()).path()) { (order_id) }
-        " placed. Pay it on the " a href="/gateway" { "payment gateway" } ", then follow it live."
-    })))
+    let order_id = Some(text("orderId"))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(session::new_order_id);
+    let carrier = Some(text("carrier")).filter(|c| !c.is_empty());
+    let checkout = Checkout {
+        order_id,
+        zone: text("zone"),
+        address,
+        carrier,
+    };
+    let _: CheckoutSummary = shared
+        .client
+        .call(session::CHECKOUT.key(&who.user.id), &checkout)
+        .await?;
+    Ok(Reply::default()
+        .element(checkout_status(shared, who).await?)
+        .element(layout::cart_count(0))
+        .signals(serde_json::json!({ "orderId": session::new_order_id() })))
 }

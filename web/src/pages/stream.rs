@@ -7,35 +7,43 @@
 //! An idle stream sends a keep-alive comment every [`KEEP_ALIVE`].
 //!
 //! The events are formatted here by hand rather than with the `datastar` crate: the protocol
-//! needs two event kinds of a few lines each, and our bodies are hyper `StreamBody`s of `Bytes`
-//! (as in `crate::sse`), so the crate would add a dependency to save a dozen lines.
+//! needs two event kinds of a few lines each, and the body is the API streams' own
+//! ([`crate::sse::stream_response`]), so the crate would add a dependency to save a dozen lines.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::StatusCode;
-use hyper::body::Frame;
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use maud::Markup;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use zeroapp_app::db::notifications::Notification;
 use zeroapp_engine::http::{ApiError, Request, Response};
 
 use super::{Page, State, layout, view};
 use crate::identity::{self, Identity};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 pub use crate::sse::KEEP_ALIVE;
 
 /// A `datastar-patch-elements` event: morph these elements (matched by id) into the page.
 pub fn patch_elements(markup: &Markup) -> Bytes {
     let mut event = String::from("event: datastar-patch-elements\n");
+    for line in markup.0.lines() {
+        event.push_str("data: elements ");
+        event.push_str(line);
+        event.push('\n');
+    }
+    event.push('\n');
+    Bytes::from(event)
+}
+
+/// A `datastar-patch-elements` event that puts `markup` first inside the element `selector`
+/// names.
+pub fn prepend(selector: &str, markup: &Markup) -> Bytes {
+    let mut event = format!(
+        "event: datastar-patch-elements\ndata: mode prepend\ndata: selector {selector}\n"
+    );
     for line in markup.0.lines() {
         event.push_str("data: elements ");
         event.push_str(line);
@@ -82,7 +90,7 @@ pub async fn open(
     // An admin watching someone's order hears that user's notifications too.
     let mut owner_notes = match &page {
         Page::Order(id) => {
-            let order = crate::api::visible_order(&shared, &who, id).await?;
+            let order = shared.visible_order(&who.user, id).await?;
             Some(shared.app.notifier().subscribe_user(&order.user_id))
         }
         _ => None,
@@ -90,13 +98,7 @@ pub async fn open(
     let mut changes = state.subscribe();
     let first = render(&shared, &who, &page).await?;
 
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let frames = ReceiverStream::new(rx).map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
-    let mut response = hyper::Response::new(StreamBody::new(frames).boxed_unsync());
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let (tx, response) = crate::sse::stream_response();
 
     tokio::spawn(async move {
         let mut sent = Rendered::default();
@@ -186,6 +188,8 @@ struct Snapshot {
 async fn render(shared: &Shared, who: &Identity, page: &Page) -> Result<Snapshot, ApiError> {
     let view = view(shared, who, page).await?;
     let mut fragments = view.fragments;
+    let cart = super::shop::basket(shared, who).await?;
+    fragments.push(layout::cart_count(super::shop::items(&cart)));
     fragments.push(layout::notifications(shared, who).await?);
     Ok(Snapshot {
         fragments,
