@@ -100,7 +100,16 @@ async fn run(
         "Payment of {} for order {order_id} confirmed",
         money(receipt.amount_cents)
     );
-    events::record(&app, &ctx, &order_id, &user, OrderStatus::Paid, message, true).await?;
+    events::record(
+        &app,
+        &ctx,
+        &order_id,
+        &user,
+        OrderStatus::Paid,
+        message,
+        true,
+    )
+    .await?;
     let fulfillment_order = FulfillmentOrder {
         order_id: order_id.clone(),
         user_id: user,

@@ -4,12 +4,12 @@
 //! and JSON API use these and never SQL of their own.
 
 use crate::App;
+use crate::db::DbError;
 use crate::db::auth::{self, NewSession, SessionUser};
 use crate::db::catalog::{self, Product, User, Zone};
 use crate::db::notifications::{self, Notification};
 use crate::db::orders::{self, HistoryEntry, Order};
 use crate::db::payments::{self, PaymentRequest};
-use crate::db::DbError;
 
 /// How many orders an admin's list shows (everyone's newest).
 const ADMIN_ORDERS: u32 = 200;

@@ -494,7 +494,10 @@ async fn declined_payment_keeps_the_basket_and_starts_nothing(kind: Kind) {
     );
     let basket = shop.basket("bob").await;
     assert_eq!(basket.len(), 1, "the basket is kept: {basket:?}");
-    assert_eq!(basket[0].quantity, 3, "the order's 1 back beside the 2 added");
+    assert_eq!(
+        basket[0].quantity, 3,
+        "the order's 1 back beside the 2 added"
+    );
     assert_eq!(shop.stock(3).await, before);
     assert!(shop.workflow_run("order-2").await.is_none());
     assert_eq!(
@@ -514,7 +517,11 @@ async fn admin_rejection_releases_stock_and_ships_nothing(kind: Kind) {
     assert_eq!(shop.stock(5).await, before - 4);
     shop.approve("order-3", false).await.unwrap();
     let closed = shop.outcome("order-3").await.unwrap();
-    assert_eq!(closed.status, OrderStatus::Rejected, "an answer, not a failure");
+    assert_eq!(
+        closed.status,
+        OrderStatus::Rejected,
+        "an answer, not a failure"
+    );
     assert!(
         closed.failure.as_deref().unwrap().contains("rejected"),
         "{closed:?}"
@@ -553,10 +560,7 @@ async fn carrier_refusal_releases_stock_without_cancelling_a_shipment(kind: Kind
         0,
         "no cancel_shipment call"
     );
-    assert_eq!(
-        shop.history("order-4").await.last().unwrap(),
-        "failed"
-    );
+    assert_eq!(shop.history("order-4").await.last().unwrap(), "failed");
     shop.stop().await;
 }
 
@@ -591,7 +595,10 @@ async fn checkout_three_times_is_one_order(kind: Kind) {
     assert!(pending.is_empty());
     shop.awaiting_approval("order-6").await;
     assert_eq!(shop.invocations(fulfillment::NAME, Workflow::RUN).await, 1);
-    assert_eq!(shop.invocations(order_payment::NAME, Workflow::RUN).await, 1);
+    assert_eq!(
+        shop.invocations(order_payment::NAME, Workflow::RUN).await,
+        1
+    );
     shop.stop().await;
 }
 
@@ -651,7 +658,11 @@ async fn bad_input_is_a_typed_refusal_that_changes_nothing(kind: Kind) {
     let error = shop.checkout("bob", "order-8").await.unwrap_err();
     assert_eq!(error.as_terminal().unwrap().code(), 409, "{error}");
     assert!(error.to_string().contains("out of stock"), "{error}");
-    assert_eq!(shop.basket("bob").await.len(), 1, "a refusal keeps the basket");
+    assert_eq!(
+        shop.basket("bob").await.len(),
+        1,
+        "a refusal keeps the basket"
+    );
 
     let error = shop.checkout("carol", "order-9").await.unwrap_err();
     assert_eq!(error.as_terminal().unwrap().code(), 400);

@@ -84,7 +84,7 @@ fn shop(addr: String, user: &'static str, stop: Arc<AtomicBool>) -> usize {
             &as_user(&cookie),
             body.as_bytes(),
         );
-        assert_eq!(reply.status, 202, "{}", reply.body);
+        assert_eq!(reply.status, 200, "{}", reply.body);
         placed += 1;
         std::thread::sleep(Duration::from_millis(30));
     }

@@ -182,7 +182,7 @@ fn place(server: &Server, cookie: &str, product: i64, order: &str) {
         200,
     );
     let checkout = json!({ "order_id": order, "zone": "domestic", "address": "1 Main Street" });
-    post_ok(addr, cookie, "/api/checkout", &checkout, 202);
+    post_ok(addr, cookie, "/api/checkout", &checkout, 200);
 }
 
 fn fixture() -> Fixture {
@@ -423,27 +423,65 @@ fn cases(f: &Fixture) -> Vec<Case> {
             "out of stock: MAP-GPS has 10 left, 11 requested",
         ),
         // Checkout.
+        // A refusal of the checkout handler is its answer: one failed checkout, nothing else.
         case("checkout, empty basket", "POST", "/api/checkout")
             .by(alice)
             .body(br#"{"order_id": "bi-empty", "zone": "domestic", "address": "x"}"#.as_slice())
-            // The basket is read as committed state: nothing is written.
-            .answers(400, "the basket is empty"),
+            .answers(400, "the basket is empty")
+            .leaves("UserSession/alice/checkout", "failed"),
         case("checkout, unknown zone", "POST", "/api/checkout")
             .by(carol)
             .body(br#"{"zone": "moon", "address": "x"}"#.as_slice())
-            .answers(400, "unknown shipping zone \"moon\""),
+            .answers(404, "unknown shipping zone \"moon\"")
+            .leaves("UserSession/carol/checkout", "failed"),
+        case("checkout, unknown carrier", "POST", "/api/checkout")
+            .by(carol)
+            .body(br#"{"zone": "eu", "address": "x", "carrier": "PigeonPost"}"#.as_slice())
+            .answers(404, "unknown carrier \"PigeonPost\"")
+            .leaves("UserSession/carol/checkout", "failed"),
+        case("checkout, a 501-character address", "POST", "/api/checkout")
+            .by(carol)
+            .body(json!({ "zone": "eu", "address": "x".repeat(501) }).to_string())
+            .answers(400, "at most 500 characters")
+            .leaves("UserSession/carol/checkout", "failed"),
         case("checkout, order id with '/'", "POST", "/api/checkout")
             .by(carol)
             .body(br#"{"order_id": "../bi-done", "zone": "domestic", "address": "x"}"#.as_slice())
-            .answers(400, "order_id must be 1 to 64 characters without '/'"),
+            .answers(400, "use 1 to 64 characters without '/'")
+            .leaves("UserSession/carol/checkout", "failed"),
         case("checkout, 65-character order id", "POST", "/api/checkout")
             .by(carol)
             .body(json!({ "order_id": "x".repeat(65), "zone": "eu", "address": "x" }).to_string())
-            .answers(400, "order_id must be 1 to 64 characters"),
+            .answers(400, "use 1 to 64 characters")
+            .leaves("UserSession/carol/checkout", "failed"),
         case("checkout, empty order id", "POST", "/api/checkout")
             .by(carol)
             .body(br#"{"order_id": "", "zone": "eu", "address": "x"}"#.as_slice())
-            .answers(400, "order_id must be 1 to 64 characters"),
+            .answers(400, "use 1 to 64 characters")
+            .leaves("UserSession/carol/checkout", "failed"),
+        // The payment gateway's page commands are the gateway's (an admin's), not a shopper's.
+        case(
+            "a shopper pays on the gateway page",
+            "POST",
+            &format!("/gateway/{UNPAID}/pay"),
+        )
+        .by(bob)
+        .answers(403, "admin"),
+        case(
+            "a shopper declines on the gateway page",
+            "POST",
+            &format!("/gateway/{UNPAID}/decline"),
+        )
+        .by(carol)
+        .answers(403, "admin"),
+        case(
+            "a shopper switches auto-pay on",
+            "POST",
+            "/gateway/auto-pay",
+        )
+        .by(alice)
+        .body(br#"{"autopay": true}"#.as_slice())
+        .answers(403, "admin"),
         case("checkout, missing zone", "POST", "/api/checkout")
             .by(carol)
             .body(br#"{"address": "x"}"#.as_slice())

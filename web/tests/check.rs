@@ -66,7 +66,7 @@ fn check_passes_a_sound_folder_and_names_each_damage() {
         &as_user(&alice),
         order.to_string().as_bytes(),
     );
-    assert_eq!(placed.status, 202, "{}", placed.body);
+    assert_eq!(placed.status, 200, "{}", placed.body);
     wait_for(&addr, &alice, "chk-1", "delivered");
 
     let busy = check(&data);

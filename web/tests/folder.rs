@@ -49,7 +49,7 @@ fn folder_with_an_order(data: &Path) {
         &as_user(&alice),
         body.as_bytes(),
     );
-    assert_eq!(placed.status, 202, "{}", placed.body);
+    assert_eq!(placed.status, 200, "{}", placed.body);
     wait_for(&addr, &alice, "id-1", "delivered");
     assert!(
         server

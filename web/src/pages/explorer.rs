@@ -270,7 +270,11 @@ pub async fn view(shared: &Shared, who: &Identity, query: &Query) -> Result<View
         fragments: vec![filters, table, journal],
         signals: None,
         aside: None,
-        tab: if selected.is_some() { Tab::Output } else { Tab::Input },
+        tab: if selected.is_some() {
+            Tab::Output
+        } else {
+            Tab::Input
+        },
     })
 }
 

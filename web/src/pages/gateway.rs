@@ -95,11 +95,7 @@ pub fn auto_pay(shared: &Shared, signals: &Map<String, Value>) -> Result<Reply, 
 }
 
 /// `POST /gateway/{order}/pay` or `…/decline`: the PaymentGateway service's handler.
-pub async fn decide(
-    shared: &Shared,
-    order_id: &str,
-    action: &str,
-) -> Result<Reply, ApiError> {
+pub async fn decide(shared: &Shared, order_id: &str, action: &str) -> Result<Reply, ApiError> {
     if action == "pay" {
         let () = shared
             .client

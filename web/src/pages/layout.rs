@@ -177,7 +177,12 @@ fn nav(who: Option<&Identity>, here: Option<&Page>, cart: u32) -> Markup {
     if admin {
         links.push((Page::Gateway, "/gateway", icons::CARD, "Payment gateway"));
         links.push((Page::Admin, "/admin", icons::SHIELD, "Admin"));
-        links.push((super::explorer::page(), "/admin/engine", icons::COG, "Engine"));
+        links.push((
+            super::explorer::page(),
+            "/admin/engine",
+            icons::COG,
+            "Engine",
+        ));
     }
     let current = here.map(|p| match p {
         Page::Order(_) => Page::Orders,
@@ -217,7 +222,8 @@ pub fn page(who: &Identity, page: &Page, view: View, notes: Markup, cart: u32) -
     // The tab the user picked on this page (path and query) comes back with the page: it is
     // kept in the browser's session storage.
     let remember = "sessionStorage.setItem('tab:' + location.pathname + location.search, $tab)";
-    let recall = "$tab = sessionStorage.getItem('tab:' + location.pathname + location.search) || $tab";
+    let recall =
+        "$tab = sessionStorage.getItem('tab:' + location.pathname + location.search) || $tab";
     let pick = |tab: &str| format!("$tab = '{tab}'; {remember}");
     let opens_on_output = view.tab == super::Tab::Output;
     let body = html! {

@@ -7,9 +7,9 @@ use zeroapp_app::db::orders::{HistoryEntry, Order};
 use zeroapp_app::fulfillment::{Progress, STEPS, StepState};
 use zeroapp_engine::http::ApiError;
 
-use super::{Tab, View};
 use super::layout::{self, badge, money};
 use super::shop::{orders_of, orders_table};
+use super::{Tab, View};
 use crate::identity::Identity;
 use crate::shared::{Shared, db_failure};
 

@@ -41,9 +41,8 @@ pub fn patch_elements(markup: &Markup) -> Bytes {
 /// A `datastar-patch-elements` event that puts `markup` first inside the element `selector`
 /// names.
 pub fn prepend(selector: &str, markup: &Markup) -> Bytes {
-    let mut event = format!(
-        "event: datastar-patch-elements\ndata: mode prepend\ndata: selector {selector}\n"
-    );
+    let mut event =
+        format!("event: datastar-patch-elements\ndata: mode prepend\ndata: selector {selector}\n");
     for line in markup.0.lines() {
         event.push_str("data: elements ");
         event.push_str(line);
