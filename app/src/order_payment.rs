@@ -86,7 +86,9 @@ async fn run(
         Ok(receipt) => receipt,
         Err(declined) => {
             let reason = declined.message().to_owned();
-            ctx.send(session::RETURN_ITEMS.key(&user), &order.lines)
+            // Back in the basket before the shopper hears of it (pages refresh on the news).
+            let _: Vec<BasketLine> = ctx
+                .call(session::RETURN_ITEMS.key(&user), &order.lines)
                 .await?;
             let message = format!(
                 "Payment for order {order_id} declined: {reason}. Its items are back in the cart"

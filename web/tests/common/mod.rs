@@ -36,6 +36,11 @@ impl Drop for Server {
 }
 
 pub fn start() -> Server {
+    start_with(&["--delivery-delay", "200ms"])
+}
+
+/// Like [`start`], with more flags (a later flag wins).
+pub fn start_with(flags: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut child = Command::new(env!("CARGO_BIN_EXE_zeroapp"))
@@ -46,13 +51,12 @@ pub fn start() -> Server {
             "127.0.0.1:0",
             "--admin-addr",
             "127.0.0.1:0",
-            "--delivery-delay",
-            "200ms",
             "--shipping-failure-rate",
             "0",
             "--max-body-bytes",
             "4096",
         ])
+        .args(flags)
         .env("ZEROAPP_DATA_DIR", &data)
         .env("ZEROAPP_LOG", "warn")
         .env_remove("RUST_LOG")
