@@ -49,6 +49,7 @@ h1{font-size:1.35rem;margin:0;overflow-wrap:anywhere}.card>h2:first-child{margin
 .notes li.passing{background:var(--ok-bg);border-color:#abefc6}
 .count{display:inline-block;min-width:1.5em;padding:0 .45em;margin-left:.3rem;border-radius:999px;background:#fff;color:#111827;font-size:.75rem;font-weight:700;text-align:center;line-height:1.5}
 .meta dl.facts{margin:0}.aside .meta{margin-bottom:1.25rem}
+#journal td,#invocations td{overflow-wrap:anywhere}#journal td:last-child{min-width:10rem}
 .id{font:.85em ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}
 table{width:100%;border-collapse:collapse;font-size:.93rem}
 th,td{text-align:left;padding:.5rem .55rem;border-bottom:1px solid var(--line);vertical-align:middle}
@@ -241,12 +242,12 @@ pub fn page(who: &Identity, page: &Page, view: View, notes: Markup, cart: u32) -
                             button #tab-input .active[!opens_on_output] type="button" role="tab"
                                 aria-controls="input" aria-selected=(!opens_on_output)
                                 data-on:click=(pick("input"))
-                                data-attr:aria-selected="$tab == 'input'"
+                                data-attr:aria-selected="$tab == 'input' ? 'true' : 'false'"
                                 data-class:active="$tab == 'input'" { "Input" }
                             button #tab-output .active[opens_on_output] type="button" role="tab"
                                 aria-controls="output" aria-selected=(opens_on_output)
                                 data-on:click=(pick("output"))
-                                data-attr:aria-selected="$tab == 'output'"
+                                data-attr:aria-selected="$tab == 'output' ? 'true' : 'false'"
                                 data-class:active="$tab == 'output'" { "Output" }
                         }
                     }
@@ -380,9 +381,9 @@ pub fn when(at_ms: i64) -> Markup {
     html! { time .nowrap title=(full) { (short) } }
 }
 
-/// A long id (a generated order id is 36 characters) as its first 12, the whole on hover.
+/// An id as its first 16 characters (a generated order id is 14), the whole on hover.
 pub fn short_id(id: &str) -> Markup {
-    match id.char_indices().nth(12) {
+    match id.char_indices().nth(16) {
         Some((cut, _)) => html! { span .id title=(id) { (&id[..cut]) "…" } },
         None => html! { span .id { (id) } },
     }

@@ -379,8 +379,8 @@ pub async fn remove(shared: &Shared, who: &Identity, id: &str) -> Result<Reply, 
 
 /// `POST /cart/checkout` with `orderId`, `zone`, `carrier` and `address`: the session's
 /// checkout, which answers once the order is recorded and its payment requested. Accepted: the
-/// latest order's status and a fresh `orderId` for the next order; refused: the reason, and the
-/// same `orderId` for the corrected attempt.
+/// latest order's status, shown by turning to Output, and a fresh `orderId` for the next order;
+/// refused: the reason, and the same `orderId` for the corrected attempt.
 pub async fn checkout(
     shared: &Shared,
     who: &Identity,
@@ -415,5 +415,5 @@ pub async fn checkout(
     Ok(Reply::default()
         .element(checkout_status(shared, who).await?)
         .element(layout::cart_count(0))
-        .signals(serde_json::json!({ "orderId": session::new_order_id() })))
+        .signals(serde_json::json!({ "orderId": session::new_order_id(), "tab": "output" })))
 }
