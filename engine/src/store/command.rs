@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::StoreError;
 use crate::ids::{HandlerKind, Target};
 use crate::journal::{Completion, Entry};
 use crate::store::records::Outcome;
 
 /// A new invocation to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct NewInvocation {
     pub(crate) id: u64,
     pub(crate) target: Target,
@@ -25,7 +27,7 @@ pub(crate) struct NewInvocation {
 }
 
 /// A state change committed with a journal entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum StateOp {
     Set {
         instance: String,
@@ -42,7 +44,7 @@ pub(crate) enum StateOp {
 }
 
 /// What else a journal entry sets in motion, in the same transaction.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Action {
     /// A state change.
     State(StateOp),
@@ -55,7 +57,7 @@ pub(crate) enum Action {
 }
 
 /// Something completed from outside its invocation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Completable {
     /// The awakeable journaled at (invocation, index), if `secret` matches its id.
     Awakeable { inv: u64, index: u32, secret: u128 },
@@ -64,7 +66,9 @@ pub(crate) enum Completable {
 }
 
 /// What can be asked of the writer.
-#[derive(Debug)]
+/// Serialized as the log records them ([`super::log`]): a batch is applied again after a
+/// crash from these.
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Command {
     /// Create an invocation submitted from outside.
     Create(NewInvocation),

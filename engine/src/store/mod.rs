@@ -6,6 +6,7 @@
 
 pub(crate) mod check;
 pub(crate) mod command;
+pub(crate) mod log;
 pub(crate) mod records;
 mod redb_errors;
 pub(crate) mod stats;
@@ -112,6 +113,14 @@ impl Store {
         if let Some(identity) = identity {
             check_identity(&db, path.clone(), identity)?;
         }
+        let log_dir = dir.join(log::LOG_DIR);
+        let (log, _) = writer::recover(&db, &log_dir).map_err(|error| match error {
+            StoreError::Corrupted(message) => OpenError::Corrupted {
+                path: log_dir.clone(),
+                message,
+            },
+            other => OpenError::Store(other),
+        })?;
         let statuses = count_statuses(&db, &path)?;
         let db: DbSlot = Arc::new(RwLock::new(Some(Arc::new(db))));
         let generation = Arc::new(AtomicU64::new(0));
@@ -129,6 +138,7 @@ impl Store {
             let file = writer::File {
                 db: db.clone(),
                 path,
+                log_dir,
                 generation: generation.clone(),
             };
             let stats = stats.clone();
@@ -145,7 +155,7 @@ impl Store {
                 .spawn(move || {
                     // The storage layer panics on some damage; the writer then is gone for good
                     // and the engine can commit nothing more: say so, for `Engine::failure`.
-                    let run = || writer::run(&file, rx, &stats, retention_ms, &halt, &sink);
+                    let run = || writer::run(&file, rx, &stats, retention_ms, &halt, &sink, log);
                     if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
                     {
                         let reason = crate::error::panic_message(&*panic);
@@ -474,10 +484,25 @@ fn stored_identity(
 }
 
 /// Opens an existing data file that no process may have open, to read it (and, for a check, to
-/// run redb's integrity check): one mapping of redb's refusals for every such reader.
+/// run redb's integrity check): one mapping of redb's refusals for every such reader. The file
+/// is first brought up to date with the log beside it, as the next start would: a process
+/// killed since its last checkpoint left its latest commits there.
 pub(crate) fn open_to_read(path: PathBuf) -> Result<Database, OpenError> {
-    match Database::open(&path) {
-        Ok(db) => Ok(db),
+    let opened = Database::open(&path).map(|db| {
+        let log_dir = path.with_file_name(log::LOG_DIR);
+        if log_dir.is_dir() {
+            writer::recover(&db, &log_dir).map(|_| db)
+        } else {
+            Ok(db)
+        }
+    });
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(StoreError::Corrupted(message))) => Err(OpenError::Corrupted {
+            path: path.with_file_name(log::LOG_DIR),
+            message,
+        }),
+        Ok(Err(other)) => Err(OpenError::Store(other)),
         Err(DatabaseError::DatabaseAlreadyOpen) => Err(OpenError::Locked(path)),
         Err(DatabaseError::Storage(redb::StorageError::Corrupted(message))) => {
             Err(OpenError::Corrupted { path, message })

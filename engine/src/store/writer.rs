@@ -2,11 +2,14 @@
 //!
 //! Requests arrive on a channel from any number of invocations. The writer thread takes every
 //! request waiting in the channel, applies them all in one write transaction (the state
-//! transitions of [`super::transition`]), commits it (one fsync), hands each command's effects
-//! to the runtime, and only then answers each request. Throughput therefore grows with
-//! concurrency instead of being capped by the disk's fsync rate. It also reopens the file after
-//! a failed commit, copies it for a backup between two commits, and halts or fails on purpose
-//! for tests.
+//! transitions of [`super::transition`]), appends the batch to the log ([`super::log`]: one
+//! `fdatasync` of an append), commits the transaction without durability, hands each
+//! command's effects to the runtime, and only then answers each request. About once a second
+//! it commits durably (a checkpoint) and recycles the log before it. Throughput therefore
+//! grows with concurrency instead of being capped by the disk's sync rate, and each batch costs
+//! one small append's sync rather than redb's durable commit. It also replays the log after a
+//! crash or a failed commit ([`recover`]), reopens the file after a failed commit, copies it
+//! for a backup between two commits, and halts or fails on purpose for tests.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -14,14 +17,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use redb::Database;
+use redb::{Database, Durability, ReadableDatabase};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::command::{Command, CrashHook, EffectSink, Effects, Reply};
+use super::log::{Kind, Log};
 use super::stats::{WriterStats, record_commit};
-use super::transition::apply_batch;
+use super::tables::META;
+use super::transition::{LOG_SEQ, apply_uncommitted};
 use crate::counted::Counted;
 use crate::error::StoreError;
+use crate::journal::entry::{decode, encode};
 
 /// The most requests committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -44,8 +50,107 @@ pub(crate) type DbSlot = Arc<RwLock<Option<Arc<Database>>>>;
 pub(crate) struct File {
     pub(crate) db: DbSlot,
     pub(crate) path: PathBuf,
+    /// The log's folder.
+    pub(crate) log_dir: PathBuf,
     /// Counts reopenings; attempts that started before one may commit nothing more.
     pub(crate) generation: Arc<AtomicU64>,
+}
+
+/// How often at most the writer commits durably (a checkpoint), while batches come.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// How many batches at most the writer commits between two checkpoints.
+const CHECKPOINT_BATCHES: u64 = 4096;
+
+/// What a batch record holds: the retention the commands were applied with (purge timers
+/// depend on it) and the commands.
+type Logged<'c> = (u64, Vec<&'c Command>);
+
+/// Brings `db` up to date with the log in `log_dir`: every batch after the last durable
+/// commit's is applied again, in order, each in its own transaction, then one durable commit
+/// covers them all. The open log, ready for the next append, and how many batches it replayed.
+pub(crate) fn recover(db: &Database, log_dir: &Path) -> Result<(Log, usize), StoreError> {
+    let durable = {
+        let txn = db.begin_read()?;
+        match txn.open_table(META) {
+            Ok(meta) => meta.get(LOG_SEQ)?.map_or(0, |v| v.value()),
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Err(error) => return Err(error.into()),
+        }
+    };
+    let (mut log, records) = Log::open(log_dir, durable)?;
+    let voided: std::collections::HashSet<u64> = records
+        .iter()
+        .filter(|r| r.kind == Kind::Void)
+        .filter_map(|r| Some(u64::from_le_bytes(r.payload.get(..8)?.try_into().ok()?)))
+        .collect();
+    let mut replayed = 0;
+    let mut last = durable;
+    for record in &records {
+        last = record.seq;
+        if record.kind != Kind::Batch || voided.contains(&record.seq) {
+            continue;
+        }
+        let (retention_ms, commands): (u64, Vec<Command>) =
+            decode(&record.payload).map_err(|e| {
+                StoreError::Corrupted(format!("log record {} cannot be read: {e}", record.seq))
+            })?;
+        let commands: Vec<&Command> = commands.iter().collect();
+        let (mut txn, _) = apply_uncommitted(db, &commands, retention_ms, Some(record.seq))?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| StoreError::Redb(e.to_string()))?;
+        txn.commit()?;
+        replayed += 1;
+    }
+    if last > durable {
+        checkpoint(db, last)?;
+        log.checkpointed(last);
+        tracing::info!(replayed, up_to = last, "log replayed into the data file");
+    }
+    Ok((log, replayed))
+}
+
+/// Commits durably, recording `seq` as the last log record applied: everything committed
+/// before is durable in redb from now on.
+fn checkpoint(db: &Database, seq: u64) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    txn.open_table(META)?.insert(LOG_SEQ, seq)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// The log, and how much of it the last checkpoint left to replay.
+struct LogState {
+    log: Log,
+    /// Batches committed since the last checkpoint.
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+}
+
+impl LogState {
+    fn new(log: Log) -> Self {
+        Self {
+            log,
+            since_checkpoint: 0,
+            last_checkpoint: disk_time(),
+        }
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        self.since_checkpoint > 0
+            && (self.since_checkpoint >= CHECKPOINT_BATCHES
+                || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY)
+    }
+
+    /// Commits durably and recycles the log before: everything committed is in redb for good.
+    fn checkpoint(&mut self, db: &Database) -> Result<(), StoreError> {
+        let seq = self.log.next_seq().saturating_sub(1);
+        checkpoint(db, seq)?;
+        self.log.checkpointed(seq);
+        self.since_checkpoint = 0;
+        self.last_checkpoint = disk_time();
+        Ok(())
+    }
 }
 
 /// How long the writer refuses commands after a failed commit before it reopens the file.
@@ -152,7 +257,9 @@ pub(crate) fn run(
     retention_ms: u64,
     halt: &Halt,
     sink: &OnceLock<EffectSink>,
+    log: Log,
 ) {
+    let mut log = LogState::new(log);
     let mut stop = false;
     let mut failure: Option<Failure> = None;
     // Everything received and not yet applied, in arrival order.
@@ -170,7 +277,7 @@ pub(crate) fn run(
                     queue.push_back(pending(command, reply, generation, queued));
                 }
                 Some(Request::Backup(dest, reply)) => {
-                    let _ = reply.send(back_up(&file.path, &dest));
+                    let _ = reply.send(back_up(file, &mut log, &dest));
                 }
                 Some(Request::Stop) | None => break,
             }
@@ -182,7 +289,7 @@ pub(crate) fn run(
                     queue.push_back(pending(command, reply, generation, queued));
                 }
                 Ok(Request::Backup(dest, reply)) => {
-                    let _ = reply.send(back_up(&file.path, &dest));
+                    let _ = reply.send(back_up(file, &mut log, &dest));
                 }
                 Ok(Request::Stop) => stop = true,
                 Err(_) => break,
@@ -220,12 +327,19 @@ pub(crate) fn run(
                 failure = Some(failed);
                 continue;
             }
-            Some(failed) => match file.reopen(db).map(|()| file.current()) {
-                Ok(Some(db)) => {
+            // Reopened, the file is as of its last durable commit: the log brings back what
+            // was committed since.
+            Some(failed) => match file.reopen(db).map(|()| file.current()).and_then(|db| {
+                let db = db.ok_or(StoreError::ShutDown)?;
+                let (recovered, _) = recover(&db, &file.log_dir)?;
+                Ok((db, recovered))
+            }) {
+                Ok((db, recovered)) => {
+                    log = LogState::new(recovered);
                     tracing::info!(after = %failed.error, "data file reopened; writes resume");
                     db
                 }
-                Ok(None) | Err(_) => {
+                Err(_) => {
                     for refused in batch {
                         refused.refuse(failed.error());
                     }
@@ -260,12 +374,13 @@ pub(crate) fn run(
             // The storage layer panics on some damage. Caught here, the writer says it died
             // before it answers anyone, so no caller sees a refusal while the engine still
             // looks healthy; then it stops for good.
+            let seq = log.log.next_seq();
             let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 #[cfg(feature = "testing")]
                 if halt.storage_fails() {
                     panic!("injected storage failure (a test)");
                 }
-                apply_batch(&db, &commands, retention_ms)
+                apply_uncommitted(&db, &commands, retention_ms, Some(seq))
             }));
             let applied = match applied {
                 Ok(applied) => applied,
@@ -280,8 +395,17 @@ pub(crate) fn run(
                     return;
                 }
             };
-            match applied {
+            let committed = applied.and_then(|(txn, applied)| {
+                // Durable once logged; the transaction is dropped (nothing written) if the log
+                // refuses the batch.
+                let logged: Logged<'_> = (retention_ms, commands.clone());
+                log.log.append(Kind::Batch, &encode(&logged))?;
+                commit_logged(txn, seq, &mut log.log, halt)?;
+                Ok(applied)
+            });
+            match committed {
                 Ok(applied) => {
+                    log.since_checkpoint += 1;
                     record_commit(stats, batch.len(), started);
                     stats.statuses.apply(&applied.statuses);
                     let mut results = applied.results;
@@ -303,6 +427,12 @@ pub(crate) fn run(
                     failure = Some(failed);
                 }
             }
+            if failure.is_none() && log.checkpoint_due() {
+                if let Err(error) = log.checkpoint(&db) {
+                    tracing::error!(%error, "checkpoint failed");
+                    failure = Some(Failure::of(&error));
+                }
+            }
         }
         if !crashed.is_empty() {
             halt.halted.store(true, Ordering::SeqCst);
@@ -311,9 +441,46 @@ pub(crate) fn run(
             }
         }
     }
+    // A clean stop leaves the file whole without the log.
+    if failure.is_none() && !halt.halted.load(Ordering::SeqCst) && log.since_checkpoint > 0 {
+        if let Some(db) = file.current() {
+            if let Err(error) = log.checkpoint(&db) {
+                tracing::warn!(%error, "the last checkpoint failed: the next start replays the log");
+            }
+        }
+    }
 }
 
 const HALTED: &str = "the engine was halted (a simulated crash)";
+
+/// Commits a transaction whose batch the log holds as record `seq`, without durability. If the
+/// commit fails, the log says so (a void record), so that recovery does not apply a batch its
+/// submitters were told failed; if that cannot be written either, the writer stops for good —
+/// the next start replays the batch — rather than answer something the log contradicts.
+fn commit_logged(
+    mut txn: redb::WriteTransaction,
+    seq: u64,
+    log: &mut Log,
+    halt: &Halt,
+) -> Result<(), StoreError> {
+    let committed = txn
+        .set_durability(Durability::None)
+        .map_err(|e| StoreError::Redb(e.to_string()))
+        .and_then(|()| txn.commit().map_err(StoreError::from));
+    if let Err(error) = committed {
+        if let Err(void) = log.append(Kind::Void, &seq.to_le_bytes()) {
+            let reason = format!(
+                "a commit failed ({error}) and the log cannot record it ({void}): the next start \
+                 applies the batch from the log"
+            );
+            halt.halted.store(true, Ordering::SeqCst);
+            halt.died.send_replace(Some(reason.clone()));
+            return Err(StoreError::Redb(reason));
+        }
+        return Err(error);
+    }
+    Ok(())
+}
 
 /// Real time, for what concerns the disk alone: how long a commit took, how long since a
 /// failed commit before the file is reopened. Workflow time is the engine's `Clock`.
@@ -359,11 +526,14 @@ impl Halt {
     }
 }
 
-/// Copies the data file to `dest` (a new file) on the writer thread, between two commits: every
-/// commit is durable when it returns and none is in progress, so the copy is the file as of
-/// the last commit — what a crash at that moment would leave. Written under a temporary name,
-/// synced, then renamed into place.
-fn back_up(source: &Path, dest: &Path) -> Result<u64, StoreError> {
+/// Copies the data file to `dest` (a new file) on the writer thread, between two commits, right
+/// after a checkpoint: everything committed is durable in the file and no commit is in
+/// progress, so the copy is the file as of the last commit, whole without the log. Written
+/// under a temporary name, synced, then renamed into place.
+fn back_up(file: &File, log: &mut LogState, dest: &Path) -> Result<u64, StoreError> {
+    let db = file.current().ok_or(StoreError::ShutDown)?;
+    log.checkpoint(&db)?;
+    let source = file.path.as_path();
     let failed = |what: &str, e: std::io::Error| {
         StoreError::Backup(format!("{what} {}: {e}", dest.display()))
     };

@@ -22,7 +22,7 @@ use super::command::{Command, Effects, Rejected};
 use super::records::{InvocationRecord, Status};
 use super::stats::StatusDelta;
 use super::tables::{
-    IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, OBJECT_LOCKS, OBJECT_QUEUE, PROMISE_WAITERS,
+    IDEMPOTENCY, INFLIGHT, INVOCATIONS, JOURNAL, META, OBJECT_LOCKS, OBJECT_QUEUE, PROMISE_WAITERS,
     PROMISES, STATE, TIMERS, WAITERS, WORKFLOWS,
 };
 use crate::error::StoreError;
@@ -31,11 +31,26 @@ use crate::journal::entry::{decode, encode};
 
 /// Applies `commands` in one write transaction and commits it: each command's effects or
 /// refusal, in order. An error means nothing was committed.
+#[cfg(test)]
 pub(crate) fn apply_batch(
     db: &Database,
     commands: &[&Command],
     retention_ms: u64,
 ) -> Result<Batch, StoreError> {
+    let (txn, batch) = apply_uncommitted(db, commands, retention_ms, None)?;
+    txn.commit()?;
+    Ok(batch)
+}
+
+/// Applies `commands` in one write transaction, and records `log_seq` as the log record they
+/// came from ([`LOG_SEQ`]): the transaction, for the caller to commit (once the log holds the
+/// batch) or drop, and each command's effects or refusal, in order.
+pub(crate) fn apply_uncommitted(
+    db: &Database,
+    commands: &[&Command],
+    retention_ms: u64,
+    log_seq: Option<u64>,
+) -> Result<(WriteTransaction, Batch), StoreError> {
     let txn = db.begin_write()?;
     let batch = {
         let mut tables = Tables::open(&txn, retention_ms)?;
@@ -48,9 +63,15 @@ pub(crate) fn apply_batch(
             statuses: tables.delta,
         }
     };
-    txn.commit()?;
-    Ok(batch)
+    if let Some(seq) = log_seq {
+        txn.open_table(META)?.insert(LOG_SEQ, seq)?;
+    }
+    Ok((txn, batch))
 }
+
+/// The key in [`META`] of the sequence number of the last log record applied: with a durable
+/// commit, what recovery need not apply again.
+pub(crate) const LOG_SEQ: &str = "log_seq";
 
 /// What a committed batch did: each command's effects or refusal, in order, and how the count
 /// of each stored status changed.
