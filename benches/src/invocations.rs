@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::engine::{EnginePoint, engine_point};
 use crate::fsync::measure_fdatasync;
 use crate::load::{SampleMedians, Window};
-use crate::raw::{RawPoint, raw_point};
+use crate::raw::{RawPoint, Storage, raw_point};
 use crate::stats::{median, median_duration};
 
 /// How the bench runs.
@@ -107,14 +107,21 @@ pub struct Row {
     pub concurrency: usize,
     /// The engine.
     pub engine: EngineFigures,
-    /// The raw ceiling.
+    /// The raw redb ceiling.
     pub raw: RawFigures,
+    /// The raw log-file ceiling.
+    pub log: RawFigures,
 }
 
 impl Row {
-    /// Engine entries/s ÷ raw ceiling entries/s.
+    /// Engine entries/s ÷ raw redb ceiling entries/s.
     pub fn ceiling_ratio(&self) -> f64 {
         self.engine.entries_per_s / self.raw.entries_per_s
+    }
+
+    /// Engine entries/s ÷ raw log-file ceiling entries/s.
+    pub fn log_ratio(&self) -> f64 {
+        self.engine.entries_per_s / self.log.entries_per_s
     }
 }
 
@@ -137,6 +144,7 @@ pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Rep
     let mut syncs = Vec::new();
     let mut engines: Vec<Vec<EnginePoint>> = vec![Vec::new(); count];
     let mut raws: Vec<Vec<RawPoint>> = vec![Vec::new(); count];
+    let mut logs: Vec<Vec<RawPoint>> = vec![Vec::new(); count];
     for repetition in 1..=settings.repetitions {
         let dir = temp_dir()?;
         let sync_for = settings.sync_for;
@@ -153,19 +161,30 @@ pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Rep
         ));
         syncs.push(sync);
         for (i, &concurrency) in settings.concurrencies.iter().enumerate() {
-            let (engine_dir, raw_dir) = (temp_dir()?, temp_dir()?);
+            let (engine_dir, raw_dir, log_dir) = (temp_dir()?, temp_dir()?, temp_dir()?);
             let engine = engine_point(engine_dir.path(), concurrency, settings.window).await?;
-            let raw = raw_point(raw_dir.path(), concurrency, settings.window).await?;
+            let raw =
+                raw_point(raw_dir.path(), concurrency, settings.window, Storage::Redb).await?;
+            let file = raw_point(
+                log_dir.path(),
+                concurrency,
+                settings.window,
+                Storage::LogFile,
+            )
+            .await?;
             log(format!(
-                "[{repetition}/{}] c={concurrency}: engine {:.0} inv/s (batch {:.1}), raw {:.0} entries/s (batch {:.1})",
+                "[{repetition}/{}] c={concurrency}: engine {:.0} inv/s (batch {:.1}), raw redb {:.0} entries/s (batch {:.1}), raw log {:.0} entries/s (batch {:.1})",
                 settings.repetitions,
                 engine.sample.per_second(),
                 engine.batch(),
                 raw.sample.per_second(),
                 raw.batch(),
+                file.sample.per_second(),
+                file.batch(),
             ));
             engines[i].push(engine);
             raws[i].push(raw);
+            logs[i].push(file);
         }
     }
     let sync = SyncFigures {
@@ -175,11 +194,12 @@ pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Rep
     let rows = settings
         .concurrencies
         .iter()
-        .zip(engines.iter().zip(&raws))
-        .map(|(&concurrency, (engine, raw))| Row {
+        .zip(engines.iter().zip(raws.iter().zip(&logs)))
+        .map(|(&concurrency, (engine, (raw, file)))| Row {
             concurrency,
             engine: engine_figures(engine),
             raw: raw_figures(raw),
+            log: raw_figures(file),
         })
         .collect();
     Ok(Report {

@@ -1,7 +1,10 @@
-//! The raw ceiling: a bare redb database (default durability: every commit is durable) behind
-//! one writer thread that commits every pending append in one transaction, the engine's
-//! group-commit pattern with no engine around it.
+//! The raw ceilings: one writer thread that makes every pending append durable at once, the
+//! engine's group-commit pattern with no engine around it, over two kinds of storage —
+//! a bare redb database (every commit durable), and a bare log file (pre-written, each batch
+//! appended as checksummed records, then one `fdatasync`).
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,6 +20,25 @@ pub const ENTRY_BYTES: usize = 48;
 pub const MAX_BATCH: usize = 1024;
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+
+/// The size of the log file, written in full before the bench: appends overwrite allocated
+/// blocks (and wrap around at the end), as in the engine's log segments.
+const LOG_BYTES: u64 = 64 << 20;
+
+/// Where the raw writer makes appends durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// A redb table, one durable commit per batch.
+    Redb,
+    /// A log file, one `fdatasync` per batch.
+    LogFile,
+}
+
+/// The open storage of a raw writer.
+enum Opened {
+    Redb(Database),
+    LogFile { file: File, offset: u64 },
+}
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
@@ -42,13 +64,26 @@ pub struct RawWriter {
 pub struct RawHandle(mpsc::UnboundedSender<(Vec<u8>, Ack)>);
 
 impl RawWriter {
-    /// Creates the database at `path` and starts its writer thread.
-    pub fn open(path: &Path) -> Result<Self, String> {
-        let db = Database::create(path).map_err(|e| format!("cannot create {path:?}: {e}"))?;
+    /// Creates the storage at `path` and starts its writer thread.
+    pub fn open(path: &Path, storage: Storage) -> Result<Self, String> {
+        let cannot = |e: &dyn std::fmt::Display| format!("cannot create {path:?}: {e}");
+        let mut opened = match storage {
+            Storage::Redb => Opened::Redb(Database::create(path).map_err(|e| cannot(&e))?),
+            Storage::LogFile => {
+                let file = File::create(path).map_err(|e| cannot(&e))?;
+                let zeros = vec![0_u8; 1 << 20];
+                for chunk in 0..LOG_BYTES / (1 << 20) {
+                    file.write_all_at(&zeros, chunk << 20)
+                        .map_err(|e| cannot(&e))?;
+                }
+                file.sync_all().map_err(|e| cannot(&e))?;
+                Opened::LogFile { file, offset: 0 }
+            }
+        };
         let (requests, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("raw-writer".into())
-            .spawn(move || write_loop(&db, rx))
+            .spawn(move || write_loop(&mut opened, rx))
             .map_err(|e| format!("cannot start the raw writer: {e}"))?;
         Ok(Self {
             requests: Some(requests),
@@ -84,7 +119,7 @@ impl RawHandle {
 }
 
 fn write_loop(
-    db: &Database,
+    storage: &mut Opened,
     mut rx: mpsc::UnboundedReceiver<(Vec<u8>, Ack)>,
 ) -> Result<RawStats, String> {
     let mut stats = RawStats::default();
@@ -98,7 +133,10 @@ fn write_loop(
             }
         }
         let started = Instant::now();
-        let result = commit(db, &mut next_key, &batch);
+        let result = match storage {
+            Opened::Redb(db) => commit(db, &mut next_key, &batch),
+            Opened::LogFile { file, offset } => append(file, offset, &batch),
+        };
         if result.is_ok() {
             stats.commits += 1;
             stats.entries += batch.len() as u64;
@@ -125,6 +163,26 @@ fn commit(db: &Database, next_key: &mut u64, batch: &[(Vec<u8>, Ack)]) -> Result
     txn.commit().map_err(|e| e.to_string())
 }
 
+/// Appends the batch's entries to the log file as records (length, checksum, bytes) in one
+/// write, then syncs it.
+fn append(file: &File, offset: &mut u64, batch: &[(Vec<u8>, Ack)]) -> Result<(), String> {
+    let mut records = Vec::with_capacity(batch.len() * (ENTRY_BYTES + 8));
+    for (value, _) in batch {
+        let length = u32::try_from(value.len()).map_err(|e| e.to_string())?;
+        records.extend_from_slice(&length.to_le_bytes());
+        records.extend_from_slice(&crc32fast::hash(value).to_le_bytes());
+        records.extend_from_slice(value);
+    }
+    if *offset + records.len() as u64 > LOG_BYTES {
+        *offset = 0;
+    }
+    file.write_all_at(&records, *offset)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| e.to_string())?;
+    *offset += records.len() as u64;
+    Ok(())
+}
+
 /// What one raw-ceiling point measured.
 #[derive(Debug, Clone)]
 pub struct RawPoint {
@@ -146,10 +204,15 @@ impl RawPoint {
     }
 }
 
-/// Appends from `concurrency` tasks, each waiting for its ack before the next append, to a fresh
-/// database in `dir`.
-pub async fn raw_point(dir: &Path, concurrency: usize, window: Window) -> Result<RawPoint, String> {
-    let writer = RawWriter::open(&dir.join("raw.redb"))?;
+/// Appends from `concurrency` tasks, each waiting for its ack before the next append, to fresh
+/// storage in `dir`.
+pub async fn raw_point(
+    dir: &Path,
+    concurrency: usize,
+    window: Window,
+    storage: Storage,
+) -> Result<RawPoint, String> {
+    let writer = RawWriter::open(&dir.join("raw.store"), storage)?;
     let handle = writer.handle().ok_or("the raw writer is closed")?;
     let sample = closed_loop(concurrency, window, move || {
         let handle = handle.clone();
