@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target for a bounded time, one after another, and fails if any of them
 # finds a crash (docs/testing.md, "Fuzzing").
 #
-#   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]      # default: 600 s each, all four targets
+#   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]      # default: 600 s each, every target
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`); the nightly flags libFuzzer needs run
 # on the stable toolchain through RUSTC_BOOTSTRAP=1. The build takes the lock file
@@ -20,7 +20,7 @@ shift || true
 if [[ $# -gt 0 ]]; then
     targets=("$@")
 else
-    targets=(journal_decode replay ingress datastar_signals)
+    targets=(journal_decode replay log_recovery ingress datastar_signals)
 fi
 if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [[ "$seconds" -eq 0 ]]; then
     echo "usage: $0 [SECONDS_PER_TARGET] [TARGET...]" >&2

@@ -42,6 +42,16 @@ fn journal_decode_corpus() {
 }
 
 #[test]
+fn log_recovery_corpus() {
+    let inputs = inputs("log_recovery");
+    assert!(inputs.len() >= 3, "the seed corpus is missing");
+    for (name, data) in inputs {
+        eprintln!("{name}");
+        fuzzing::log_recovery(&data);
+    }
+}
+
+#[test]
 fn replay_corpus() {
     let inputs = inputs("replay");
     assert!(inputs.len() >= 3, "the seed corpus is missing");

@@ -74,6 +74,8 @@ pub(crate) struct Record {
 /// The open log: the segment being written and the ones before it.
 pub(crate) struct Log {
     dir: PathBuf,
+    /// The size of a new segment.
+    segment_bytes: u64,
     /// Segments by the sequence number of their first record, oldest first; the last is
     /// written.
     segments: VecDeque<(u64, PathBuf)>,
@@ -93,6 +95,15 @@ impl Log {
     /// sequence number is above `durable` — what redb's last durable commit covers — in order.
     /// A torn or damaged tail is cut; records at or below `durable` are skipped.
     pub(crate) fn open(dir: &Path, durable: u64) -> Result<(Log, Vec<Record>), StoreError> {
+        Self::open_sized(dir, durable, segment_bytes())
+    }
+
+    /// [`Log::open`], with new segments of `segment_bytes`.
+    pub(crate) fn open_sized(
+        dir: &Path,
+        durable: u64,
+        segment_bytes: u64,
+    ) -> Result<(Log, Vec<Record>), StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, &e))?;
         let mut found = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| io_error("read", dir, &e))? {
@@ -144,6 +155,7 @@ impl Log {
         let log = match tail {
             Some((next_seq, current, offset)) if next_seq > durable => Log {
                 dir: dir.to_owned(),
+                segment_bytes,
                 segments,
                 size: current
                     .metadata()
@@ -160,7 +172,7 @@ impl Log {
                 spare.extend(segments.drain(..).map(|(_, path)| path));
                 let next_seq = durable + 1;
                 let path = segment_path(dir, next_seq);
-                let current = create_segment(&path, spare.pop(), SEGMENT_BYTES)?;
+                let current = create_segment(&path, spare.pop(), segment_bytes)?;
                 let size = current
                     .metadata()
                     .map_err(|e| io_error("read", &path, &e))?
@@ -169,6 +181,7 @@ impl Log {
                 segments.push_back((next_seq, path));
                 Log {
                     dir: dir.to_owned(),
+                    segment_bytes,
                     segments,
                     current,
                     size,
@@ -251,8 +264,8 @@ impl Log {
     /// a new one.
     fn roll(&mut self, bytes: u64) -> Result<(), StoreError> {
         let path = segment_path(&self.dir, self.next_seq);
-        let size = SEGMENT_BYTES.max(bytes);
-        let spare = if size == SEGMENT_BYTES {
+        let size = self.segment_bytes.max(bytes);
+        let spare = if size == self.segment_bytes {
             self.spare.pop()
         } else {
             None
@@ -269,6 +282,25 @@ impl Log {
         Ok(())
     }
 }
+
+/// The size of new segments: [`SEGMENT_BYTES`], or in builds with the `testing` feature the
+/// number of bytes [`SEGMENT_BYTES_VAR`] names — small segments, so that kill tests land on
+/// segment switches.
+fn segment_bytes() -> u64 {
+    #[cfg(feature = "testing")]
+    if let Some(bytes) = std::env::var(SEGMENT_BYTES_VAR)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return bytes.max(HEADER as u64);
+    }
+    SEGMENT_BYTES
+}
+
+/// The environment variable that sets the size of new segments in builds with the `testing`
+/// feature.
+#[cfg(feature = "testing")]
+pub(crate) const SEGMENT_BYTES_VAR: &str = "ZEROAPP_TESTING_LOG_SEGMENT_BYTES";
 
 /// One record's bytes.
 fn encode_record(seq: u64, kind: Kind, payload: &[u8]) -> Vec<u8> {

@@ -62,6 +62,24 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How many batches at most the writer commits between two checkpoints.
 const CHECKPOINT_BATCHES: u64 = 4096;
 
+/// [`CHECKPOINT_BATCHES`], or in builds with the `testing` feature the number
+/// [`CHECKPOINT_BATCHES_VAR`] names — frequent checkpoints, so that kill tests land on them.
+fn checkpoint_batches() -> u64 {
+    #[cfg(feature = "testing")]
+    if let Some(batches) = std::env::var(CHECKPOINT_BATCHES_VAR)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return batches.max(1);
+    }
+    CHECKPOINT_BATCHES
+}
+
+/// The environment variable that sets how many batches at most go between two checkpoints in
+/// builds with the `testing` feature.
+#[cfg(feature = "testing")]
+pub(crate) const CHECKPOINT_BATCHES_VAR: &str = "ZEROAPP_TESTING_CHECKPOINT_BATCHES";
+
 /// What a batch record holds: the retention the commands were applied with (purge timers
 /// depend on it) and the commands.
 type Logged<'c> = (u64, Vec<&'c Command>);
@@ -138,7 +156,7 @@ impl LogState {
 
     fn checkpoint_due(&self) -> bool {
         self.since_checkpoint > 0
-            && (self.since_checkpoint >= CHECKPOINT_BATCHES
+            && (self.since_checkpoint >= checkpoint_batches()
                 || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY)
     }
 

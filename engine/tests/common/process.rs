@@ -58,6 +58,11 @@ pub fn spawn_child(role: &str, data: &Path, side: &Path, capture: bool) -> Child
         .env(ROLE, role)
         .env(DATA, data)
         .env(SIDE, side)
+        // In builds with the `testing` feature (the workspace's): log segments of 8 KiB and a
+        // checkpoint every 20 batches, so that kills also land during segment switches and
+        // checkpoints, not only during appends.
+        .env("ZEROAPP_TESTING_LOG_SEGMENT_BYTES", "8192")
+        .env("ZEROAPP_TESTING_CHECKPOINT_BATCHES", "20")
         .stdout(if capture {
             Stdio::piped()
         } else {
