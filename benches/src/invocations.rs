@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::engine::{EnginePoint, engine_point};
 use crate::fsync::measure_fdatasync;
 use crate::load::{SampleMedians, Window};
-use crate::raw::{RawPoint, Storage, raw_point};
+use crate::raw::{RawPoint, Storage, okaywal_point, raw_point};
 use crate::stats::{median, median_duration};
 
 /// How the bench runs.
@@ -111,6 +111,9 @@ pub struct Row {
     pub raw: RawFigures,
     /// The raw log-file ceiling.
     pub log: RawFigures,
+    /// The `okaywal` crate with the same load, at 1 and 64 callers (the candidate measured
+    /// against writing our own log).
+    pub okaywal: Option<RawFigures>,
 }
 
 impl Row {
@@ -145,6 +148,7 @@ pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Rep
     let mut engines: Vec<Vec<EnginePoint>> = vec![Vec::new(); count];
     let mut raws: Vec<Vec<RawPoint>> = vec![Vec::new(); count];
     let mut logs: Vec<Vec<RawPoint>> = vec![Vec::new(); count];
+    let mut okaywals: Vec<Vec<RawPoint>> = vec![Vec::new(); count];
     for repetition in 1..=settings.repetitions {
         let dir = temp_dir()?;
         let sync_for = settings.sync_for;
@@ -185,6 +189,17 @@ pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Rep
             engines[i].push(engine);
             raws[i].push(raw);
             logs[i].push(file);
+            if [1, 64].contains(&concurrency) {
+                let candidate_dir = temp_dir()?;
+                let candidate =
+                    okaywal_point(candidate_dir.path(), concurrency, settings.window).await?;
+                log(format!(
+                    "[{repetition}/{}] c={concurrency}: okaywal {:.0} entries/s",
+                    settings.repetitions,
+                    candidate.sample.per_second(),
+                ));
+                okaywals[i].push(candidate);
+            }
         }
     }
     let sync = SyncFigures {
@@ -194,12 +209,13 @@ pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Rep
     let rows = settings
         .concurrencies
         .iter()
-        .zip(engines.iter().zip(raws.iter().zip(&logs)))
-        .map(|(&concurrency, (engine, (raw, file)))| Row {
+        .zip(engines.iter().zip(raws.iter().zip(logs.iter().zip(&okaywals))))
+        .map(|(&concurrency, (engine, (raw, (file, okaywal))))| Row {
             concurrency,
             engine: engine_figures(engine),
             raw: raw_figures(raw),
             log: raw_figures(file),
+            okaywal: (!okaywal.is_empty()).then(|| raw_figures(okaywal)),
         })
         .collect();
     Ok(Report {

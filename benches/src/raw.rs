@@ -1,7 +1,9 @@
 //! The raw ceilings: one writer thread that makes every pending append durable at once, the
 //! engine's group-commit pattern with no engine around it, over two kinds of storage —
 //! a bare redb database (every commit durable), and a bare log file (pre-written, each batch
-//! appended as checksummed records, then one `fdatasync`).
+//! appended as checksummed records, then one `fdatasync`). And, as the candidate we measured
+//! against writing the engine's own log, the `okaywal` crate: each append an entry committed
+//! from its own thread, the crate grouping the syncs.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -202,6 +204,36 @@ impl RawPoint {
     pub fn commit_time(&self) -> Duration {
         Duration::from_micros(self.stats.commit_micros / self.stats.commits.max(1))
     }
+}
+
+/// Appends from `concurrency` tasks, each waiting for its ack before the next append, to a
+/// fresh `okaywal` log in `dir`: each append is an entry of one chunk, committed (durable when
+/// `commit` returns) on a blocking thread.
+pub async fn okaywal_point(dir: &Path, concurrency: usize, window: Window) -> Result<RawPoint, String> {
+    let wal = okaywal::WriteAheadLog::recover(dir.join("okaywal"), okaywal::LogVoid)
+        .map_err(|e| format!("cannot open okaywal: {e}"))?;
+    let sample = closed_loop(concurrency, window, move || {
+        let wal = wal.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut entry = wal.begin_entry()?;
+                entry.write_chunk(&[0x5A; ENTRY_BYTES])?;
+                entry.commit().map(drop)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+        }
+    })
+    .await?;
+    Ok(RawPoint {
+        stats: RawStats {
+            commits: sample.completed,
+            entries: sample.completed,
+            commit_micros: 0,
+        },
+        sample,
+    })
 }
 
 /// Appends from `concurrency` tasks, each waiting for its ack before the next append, to fresh
