@@ -209,7 +209,11 @@ pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Rep
     let rows = settings
         .concurrencies
         .iter()
-        .zip(engines.iter().zip(raws.iter().zip(logs.iter().zip(&okaywals))))
+        .zip(
+            engines
+                .iter()
+                .zip(raws.iter().zip(logs.iter().zip(&okaywals))),
+        )
         .map(|(&concurrency, (engine, (raw, (file, okaywal))))| Row {
             concurrency,
             engine: engine_figures(engine),

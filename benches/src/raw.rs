@@ -209,7 +209,11 @@ impl RawPoint {
 /// Appends from `concurrency` tasks, each waiting for its ack before the next append, to a
 /// fresh `okaywal` log in `dir`: each append is an entry of one chunk, committed (durable when
 /// `commit` returns) on a blocking thread.
-pub async fn okaywal_point(dir: &Path, concurrency: usize, window: Window) -> Result<RawPoint, String> {
+pub async fn okaywal_point(
+    dir: &Path,
+    concurrency: usize,
+    window: Window,
+) -> Result<RawPoint, String> {
     let wal = okaywal::WriteAheadLog::recover(dir.join("okaywal"), okaywal::LogVoid)
         .map_err(|e| format!("cannot open okaywal: {e}"))?;
     let sample = closed_loop(concurrency, window, move || {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::engine::{COMMANDS_PER_INVOCATION, STEPS};
-use crate::invocations::{Report, Row};
+use crate::invocations::{RawFigures, Report, Row};
 
 /// The command that runs the bench in full mode and rewrites its section.
 pub const COMMAND: &str = "cargo bench -p zeroapp-benches --bench invocations";
@@ -92,41 +92,34 @@ pub fn table(report: &Report) -> String {
             ms(e.commit_time),
         );
     }
-    out.push_str(
-        "\n| callers | raw entries/s | ack p50 | ack p99 | entries/commit | writer time/commit \
-         | engine ÷ raw entries/s |\n|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
-    for row in &report.rows {
-        let r = &row.raw;
-        let _ = writeln!(
+    for (name, unit, ceiling, ratio) in [
+        (
+            "raw",
+            "commit",
+            (|r: &Row| r.raw) as fn(&Row) -> RawFigures,
+            Row::ceiling_ratio as fn(&Row) -> f64,
+        ),
+        ("raw log", "append", |r: &Row| r.log, Row::log_ratio),
+    ] {
+        let _ = write!(
             out,
-            "| {} | {:.0} | {} | {} | {:.1} | {} | {:.0}% |",
-            row.concurrency,
-            r.entries_per_s,
-            ms(r.p50),
-            ms(r.p99),
-            r.batch,
-            ms(r.commit_time),
-            row.ceiling_ratio() * 100.0,
+            "\n| callers | {name} entries/s | ack p50 | ack p99 | entries/{unit} | writer time/{unit} \
+             | engine ÷ {name} entries/s |\n|---:|---:|---:|---:|---:|---:|---:|\n",
         );
-    }
-    out.push_str(
-        "\n| callers | raw log entries/s | ack p50 | ack p99 | entries/append | writer time/append \
-         | engine ÷ log entries/s |\n|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
-    for row in &report.rows {
-        let r = &row.log;
-        let _ = writeln!(
-            out,
-            "| {} | {:.0} | {} | {} | {:.1} | {} | {:.0}% |",
-            row.concurrency,
-            r.entries_per_s,
-            ms(r.p50),
-            ms(r.p99),
-            r.batch,
-            ms(r.commit_time),
-            row.log_ratio() * 100.0,
-        );
+        for row in &report.rows {
+            let r = ceiling(row);
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {} | {} | {:.1} | {} | {:.0}% |",
+                row.concurrency,
+                r.entries_per_s,
+                ms(r.p50),
+                ms(r.p99),
+                r.batch,
+                ms(r.commit_time),
+                ratio(row) * 100.0,
+            );
+        }
     }
     out.push_str(
         "\n| callers | okaywal entries/s | commit p50 | commit p99 | ÷ raw log entries/s |\n\

@@ -28,21 +28,21 @@ pub use crate::sse::KEEP_ALIVE;
 
 /// A `datastar-patch-elements` event: morph these elements (matched by id) into the page.
 pub fn patch_elements(markup: &Markup) -> Bytes {
-    let mut event = String::from("event: datastar-patch-elements\n");
-    for line in markup.0.lines() {
-        event.push_str("data: elements ");
-        event.push_str(line);
-        event.push('\n');
-    }
-    event.push('\n');
-    Bytes::from(event)
+    elements_event("", markup)
 }
 
 /// A `datastar-patch-elements` event that puts `markup` first inside the element `selector`
 /// names.
 pub fn prepend(selector: &str, markup: &Markup) -> Bytes {
-    let mut event =
-        format!("event: datastar-patch-elements\ndata: mode prepend\ndata: selector {selector}\n");
+    elements_event(
+        &format!("data: mode prepend\ndata: selector {selector}\n"),
+        markup,
+    )
+}
+
+/// A `datastar-patch-elements` event with these option lines before the elements.
+fn elements_event(options: &str, markup: &Markup) -> Bytes {
+    let mut event = format!("event: datastar-patch-elements\n{options}");
     for line in markup.0.lines() {
         event.push_str("data: elements ");
         event.push_str(line);
