@@ -5,6 +5,11 @@ use clap::Parser;
 use zeroapp_web::cli::{Cli, Command};
 use zeroapp_web::{backup, check, inspect, remote, replay_check, serve};
 
+/// The server allocates with mimalloc: under load, glibc's allocator took a third of the
+/// engine's writer thread (docs/architecture.md, "A log in front of redb").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve(Box::new(cli.serve)));
