@@ -297,12 +297,8 @@ impl InvocationCore {
             Ok(bytes) => Completion::Value(bytes.clone()),
             Err(terminal) => Completion::Failure(terminal.clone()),
         };
-        // The handler goes on while the result commits: nothing it does next reaches the world
-        // before that commit. The next `run` closure waits for it (above); a send, a state
-        // write or the outcome queues behind it on the writer's FIFO; if the commit fails, the
-        // attempt ends and its next one replays what was committed. So the last step's result
-        // and the outcome share a commit when the handler returns at once.
-        self.append_detached(index, self.entry(op, Some(completion)), vec![]);
+        self.append(index, self.entry(op, Some(completion)), vec![])
+            .await;
         result
     }
 
