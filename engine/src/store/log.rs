@@ -132,26 +132,41 @@ impl Log {
         let mut spare: Vec<PathBuf> = found.drain(..start).map(|(_, path)| path).collect();
         let mut records = Vec::new();
         let mut segments = VecDeque::new();
-        // The sequence number the next record must carry, and the segment it goes in.
-        let mut tail: Option<(u64, File, u64)> = None;
+        // The sequence number the next record must carry, the segment it goes in, where, whether
+        // only zeros follow there, and the segment's path.
+        let mut tail: Option<(u64, File, u64, bool, PathBuf)> = None;
         for (first, path) in found {
             let continues = match &tail {
                 None => true,
-                // A segment starts where the one before it filled up; any other is a spare one
-                // renamed for reuse, or the rest of a log cut before it.
-                Some((next, _, _)) => *next == first,
+                // A segment starts where the one before it filled up; any other is the rest of
+                // a log cut before it.
+                Some((next, ..)) => *next == first,
             };
             if !continues {
-                spare.push(path);
+                // What follows a cut may hold records with the numbers the log will give next:
+                // reused, one could be read back as new. Removed, never reused.
+                std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, &e))?;
                 continue;
             }
             let mut file = open_rw(&path)?;
-            let (read, end) = read_segment(&mut file, first)?;
+            let (read, end, clean) = read_segment(&mut file, first)?;
             let next = read.last().map_or(first, |r| r.seq + 1);
             records.extend(read.into_iter().filter(|r| r.seq > durable));
-            segments.push_back((first, path));
-            tail = Some((next, file, end));
+            segments.push_back((first, path.clone()));
+            tail = Some((next, file, end, clean, path));
         }
+        // Past the end of the last segment's records, the bytes must be zero: after a torn or
+        // damaged record, an intact older one could otherwise follow a new append and be read
+        // as the next (found by the fuzzer: `fuzz/regressions/log_recovery/`).
+        let tail = match tail {
+            Some((next, file, end, clean, path)) => {
+                if !clean {
+                    zero_from(&file, end, &path)?;
+                }
+                Some((next, file, end))
+            }
+            None => None,
+        };
         let log = match tail {
             Some((next_seq, current, offset)) if next_seq > durable => Log {
                 dir: dir.to_owned(),
@@ -317,13 +332,36 @@ fn encode_record(seq: u64, kind: Kind, payload: &[u8]) -> Vec<u8> {
     record
 }
 
-/// The intact records of a segment whose first record is `first`, and where they end.
-fn read_segment(file: &mut File, first: u64) -> Result<(Vec<Record>, u64), StoreError> {
+/// The intact records of a segment whose first record is `first`, where they end, and whether
+/// only zeros follow.
+fn read_segment(file: &mut File, first: u64) -> Result<(Vec<Record>, u64, bool), StoreError> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .map_err(|e| StoreError::Redb(format!("cannot read a log segment: {e}")))?;
     let (records, end) = parse(&bytes, first);
-    Ok((records, end as u64))
+    let clean = bytes
+        .get(end..)
+        .is_none_or(|rest| rest.iter().all(|b| *b == 0));
+    Ok((records, end as u64, clean))
+}
+
+/// Writes zeros over `file` from `offset` to its end, and syncs it.
+fn zero_from(file: &File, offset: u64, path: &Path) -> Result<(), StoreError> {
+    let length = file
+        .metadata()
+        .map_err(|e| io_error("read", path, &e))?
+        .len();
+    let zeros = vec![0_u8; 1 << 20];
+    let mut at = offset;
+    while at < length {
+        let chunk = &zeros[..zeros
+            .len()
+            .min(usize::try_from(length - at).unwrap_or(usize::MAX))];
+        file.write_all_at(chunk, at)
+            .map_err(|e| io_error("write", path, &e))?;
+        at += chunk.len() as u64;
+    }
+    file.sync_data().map_err(|e| io_error("sync", path, &e))
 }
 
 /// The records `bytes` holds from its start, the first carrying `first`, up to the first that
