@@ -17,25 +17,18 @@ use crate::engine::{
     COMMANDS_PER_INVOCATION, EnginePoint, HANDLER, SERVICE, STEPS, engine_point, expected_output,
     finish, open_engine,
 };
+use crate::harness::{Bench, Modes, ensure};
 use crate::http_load::{self as load, HttpTarget};
 use crate::invocations::{EngineFigures, engine_figures, temp_dir};
 use crate::load::{SampleMedians, Window};
-use crate::report::{Modes, callers, ms};
+use crate::report::{callers, ms};
 
-/// The command that runs the bench in full mode and rewrites its section.
-pub const COMMAND: &str = "cargo bench -p zeroapp-benches --bench ingress";
-/// Where the bench's section starts in `docs/benchmarks.md`.
-pub const BEGIN: &str = "<!-- ingress:begin -->";
-/// Where it ends.
-pub const END: &str = "<!-- ingress:end -->";
 /// The input every call sends, and its JSON body over HTTP.
 pub const INPUT: &str = "in";
 
 /// How the bench runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Quick mode proves the bench works; its figures mean little and are not written down.
-    pub quick: bool,
     /// Warm-up and measurement of each point.
     pub window: Window,
     /// Repetitions of every point; figures are medians over them.
@@ -48,11 +41,7 @@ impl Modes for Settings {
     /// The real run: 3 s per point after 0.5 s of warm-up, 5 repetitions (about two minutes).
     fn full() -> Self {
         Self {
-            quick: false,
-            window: Window {
-                warmup: Duration::from_millis(500),
-                measure: Duration::from_secs(3),
-            },
+            window: Window::FULL,
             repetitions: 5,
             concurrencies: vec![1, 16, 64],
         }
@@ -61,11 +50,7 @@ impl Modes for Settings {
     /// About 100 ms per point, once: proves that every point runs.
     fn quick() -> Self {
         Self {
-            quick: true,
-            window: Window {
-                warmup: Duration::from_millis(20),
-                measure: Duration::from_millis(100),
-            },
+            window: Window::quick(Duration::from_millis(100)),
             repetitions: 1,
             ..Self::full()
         }
@@ -193,6 +178,48 @@ pub struct Report {
     pub settings: Settings,
     /// One row per concurrency, in the order of `settings.concurrencies`.
     pub rows: Vec<Row>,
+}
+
+/// The `ingress` bench.
+pub struct Ingress;
+
+impl Bench for Ingress {
+    const NAME: &'static str = "ingress";
+    type Settings = Settings;
+    type Report = Report;
+
+    async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
+        run(settings, log).await
+    }
+
+    /// Every point measured both ways, without an error.
+    fn check(settings: &Settings, report: &Report) -> Result<(), String> {
+        ensure(report.rows.len() == settings.concurrencies.len(), || {
+            format!("{} rows", report.rows.len())
+        })?;
+        for row in &report.rows {
+            ensure(
+                row.http.invocations_per_s > 0.0
+                    && row.in_process.invocations_per_s > 0.0
+                    && row.http_errors == 0,
+                || format!("{row:?}"),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn summary(report: &Report) -> String {
+        format!(
+            "{}\n{}\n\n{}",
+            table(report),
+            counted(report),
+            overhead(report)
+        )
+    }
+
+    fn section(report: &Report, date: &str, machine: &str) -> String {
+        section(report, date, machine)
+    }
 }
 
 /// Runs every point `settings.repetitions` times. Each repetition measures, for each
@@ -330,13 +357,12 @@ pub fn overhead(report: &Report) -> String {
     out
 }
 
-/// The bench's whole section of `docs/benchmarks.md`, markers included.
+/// The bench's section of `docs/benchmarks.md`.
 pub fn section(report: &Report, date: &str, machine: &str) -> String {
     let s = &report.settings;
     format!(
-        "{BEGIN}\n\
-## ingress: the same handler over HTTP\n\n\
-Command: `{COMMAND}` (a quick check of a few seconds: add `-- --test`).\n\
+        "## ingress: the same handler over HTTP\n\n\
+Command: `{}` (a quick check of a few seconds: add `-- --test`).\n\
 Run on {date}: {machine}. Each point runs {:.1} s after {:.1} s of warm-up; every figure is \
 the median of {} repetitions (errors: the sum over them).\n\n\
 * **HTTP**: a fresh engine with `{SERVICE}/{HANDLER}` registered (the `invocations` bench's \
@@ -356,8 +382,8 @@ first alternates between repetitions), with a fresh engine in a fresh temporary 
 * **HTTP ÷ in-process**: the ratio of the two medians; p50 added = HTTP p50 − in-process \
 p50.\n\n\
 {}\n{}\n\n\
-### What HTTP costs\n\n{}\
-{END}\n",
+### What HTTP costs\n\n{}",
+        crate::harness::command::<Ingress>(),
         s.window.measure.as_secs_f64(),
         s.window.warmup.as_secs_f64(),
         s.repetitions,

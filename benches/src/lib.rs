@@ -1,7 +1,7 @@
 //! Benchmarks of the zeroapp engine.
 //!
 //! The measuring code lives here, in the library, so that the bench targets (`benches/`) and the
-//! smoke test (`tests/bench_smoke.rs`) run exactly the same functions; the test runs them in
+//! smoke test (`tests/smoke.rs`) run exactly the same functions; the test runs every bench in
 //! quick mode so the benchmarks cannot rot.
 //!
 //! * [`stats`] — latency percentiles and medians.
@@ -18,12 +18,15 @@
 //! * [`storefront`] — the `storefront` bench: cart adds with sessions over HTTP, and one
 //!   notification broadcast to many open event streams.
 //! * [`waiting`] — the `waiting` bench: suspended invocations, restarts, timers, awakeables.
-//! * [`restate`] — the `restate` bench: the same workloads on the engine (HTTP and
-//!   in-process) and on a real Restate server, side by side.
-//! * [`scale_out`] — the `scale_out` bench: the same handlers on the embedded engine, served
-//!   to one Restate node and to a 3-node Restate cluster (`zeroapp-restate`), side by side.
 //! * [`micro`] — the `micro` bench: journal append, replay after a reopen, timer firing.
-//! * [`report`] — tables, ratios against the targets, and `docs/benchmarks.md`.
+//! * [`soak`] — the `soak` bench: ten minutes of steady load, the data folder sampled.
+//! * [`harness`] — the one harness: a [`harness::Bench`], a bench binary's `main`, and the smoke
+//!   test's quick run of every bench.
+//! * [`report`] — what every report uses: durations, verdicts, the machine, a section of
+//!   `docs/benchmarks.md` replaced in place.
+//!
+//! The benches against Restate (`restate`, `scale_out`) live in `zeroapp-benches-restate`
+//! (`benches/restate/`), which runs in this harness.
 
 #![deny(missing_docs)]
 
@@ -35,6 +38,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod engine;
 pub mod fsync;
+pub mod harness;
 pub mod http_load;
 pub mod ingress;
 pub mod invocations;
@@ -42,8 +46,7 @@ pub mod load;
 pub mod micro;
 pub mod raw;
 pub mod report;
-pub mod restate;
-pub mod scale_out;
+pub mod soak;
 pub mod stats;
 pub mod storefront;
 pub mod waiting;

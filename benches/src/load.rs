@@ -19,6 +19,22 @@ pub struct Window {
     pub measure: Duration,
 }
 
+impl Window {
+    /// A full run's point: 3 s measured after 0.5 s of warm-up.
+    pub const FULL: Window = Window {
+        warmup: Duration::from_millis(500),
+        measure: Duration::from_secs(3),
+    };
+
+    /// A quick run's point: `measure` after 20 ms of warm-up.
+    pub const fn quick(measure: Duration) -> Window {
+        Window {
+            warmup: Duration::from_millis(20),
+            measure,
+        }
+    }
+}
+
 /// What a closed-loop run measured.
 #[derive(Debug, Clone)]
 pub struct Sample {

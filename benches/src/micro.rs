@@ -19,22 +19,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zeroapp_engine::prelude::*;
 use zeroapp_engine::{Context, InvocationId};
 
-use crate::report::Modes;
+use crate::harness::{Bench, Modes, ensure};
 use crate::report::ms;
 use crate::stats::{Latencies, median, median_duration};
-
-/// The command that runs the bench in full mode and rewrites its section.
-pub const COMMAND: &str = "cargo bench -p zeroapp-benches --bench micro";
-/// Where the bench's section starts in `docs/benchmarks.md`.
-pub const BEGIN: &str = "<!-- micro:begin -->";
-/// Where it ends.
-pub const END: &str = "<!-- micro:end -->";
 
 /// How the bench runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Quick mode proves the bench works; its figures are not written down.
-    pub quick: bool,
     /// `run` steps per invocation in the append and replay benches.
     pub steps: u64,
     /// Concurrent invocations in the append bench.
@@ -51,7 +42,6 @@ impl Modes for Settings {
     /// The real run: 1,000 steps, 2,000 timers, 3 repetitions.
     fn full() -> Self {
         Self {
-            quick: false,
             steps: 1_000,
             append_concurrencies: vec![1, 16],
             timers: 2_000,
@@ -63,7 +53,6 @@ impl Modes for Settings {
     /// A second or so: 20 steps, 50 timers, once.
     fn quick() -> Self {
         Self {
-            quick: true,
             steps: 20,
             timers: 50,
             timer_lead: Duration::from_millis(500),
@@ -319,6 +308,43 @@ impl Report {
     }
 }
 
+/// The `micro` bench.
+pub struct Micro;
+
+impl Bench for Micro {
+    const NAME: &'static str = "micro";
+    type Settings = Settings;
+    type Report = Report;
+
+    async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
+        run(settings, log).await
+    }
+
+    /// Appends at every concurrency, a replay, and timers in order of their percentiles.
+    fn check(settings: &Settings, report: &Report) -> Result<(), String> {
+        ensure(
+            report.append.len() == settings.append_concurrencies.len()
+                && report.append.iter().all(|a| a.entries_per_s > 0.0),
+            || format!("appends: {:?}", report.append),
+        )?;
+        ensure(report.replay_full > Duration::ZERO, || {
+            "no replay".to_owned()
+        })?;
+        ensure(
+            report.timer_p50 <= report.timer_p99 && report.timer_p99 <= report.timer_last,
+            || format!("timer percentiles: {report:?}"),
+        )
+    }
+
+    fn summary(report: &Report) -> String {
+        table(report)
+    }
+
+    fn section(report: &Report, date: &str, machine: &str) -> String {
+        section(report, date, machine)
+    }
+}
+
 /// Runs every measurement `settings.repetitions` times; `log` hears about progress.
 pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
     let reps = settings.repetitions;
@@ -415,13 +441,12 @@ pub fn table(report: &Report) -> String {
     out
 }
 
-/// The bench's whole section of `docs/benchmarks.md`, markers included.
+/// The bench's section of `docs/benchmarks.md`.
 pub fn section(report: &Report, date: &str, machine: &str) -> String {
     let s = &report.settings;
     format!(
-        "{BEGIN}\n\
-## micro: journal append, replay, timer firing\n\n\
-Command: `{COMMAND}` (a quick check of a second: add `-- --test`).\n\
+        "## micro: journal append, replay, timer firing\n\n\
+Command: `{}` (a quick check of a second: add `-- --test`).\n\
 Run on {date}: {machine}. Every figure is the median of {} repetitions, each on a fresh \
 engine in a fresh temporary folder.\n\n\
 * **append**: `Micro/steps` runs {} `run` steps, each returning a small string and committed \
@@ -432,8 +457,8 @@ returns (recovery, re-executing the handler over its journal, finishing). The sa
 step gives the fixed part; the difference ÷ {} is the cost of one replayed entry.\n\
 * **timers**: {} invocations of `Micro/sleep_until` all due at one deadline {:.1} s after \
 submission; lateness is from the deadline to each one's `attach` returning.\n\n\
-{}\
-{END}\n",
+{}",
+        crate::harness::command::<Micro>(),
         s.repetitions,
         s.steps,
         s.steps,

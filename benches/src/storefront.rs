@@ -17,21 +17,15 @@ use zeroapp_engine::http::{self, HttpLimits};
 use zeroapp_web::server;
 use zeroapp_web::shared::Shared;
 
+use crate::harness::{Bench, Modes, ensure};
 use crate::http_load::{HttpTarget, closed_loop_each};
 use crate::load::{Sample, Window};
-use crate::report::{Modes, ms, verdict};
+use crate::report::{ms, verdict};
 use crate::stats::{Latencies, median, median_duration};
-
-/// The markers around this bench's section of docs/benchmarks.md.
-pub const BEGIN: &str = "<!-- storefront:begin -->";
-/// See [`BEGIN`].
-pub const END: &str = "<!-- storefront:end -->";
 
 /// How the bench runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Quick mode proves the bench works; its figures are not written down.
-    pub quick: bool,
     /// Warm-up and measurement of the cart point.
     pub window: Window,
     /// Repetitions; figures are medians over them.
@@ -48,11 +42,7 @@ impl Modes for Settings {
     /// The real run: 64 shoppers for 3 s, 1,000 subscribers and 20 broadcasts, 5 times.
     fn full() -> Self {
         Self {
-            quick: false,
-            window: Window {
-                warmup: Duration::from_millis(500),
-                measure: Duration::from_secs(3),
-            },
+            window: Window::FULL,
             repetitions: 5,
             shoppers: 64,
             subscribers: 1000,
@@ -63,11 +53,7 @@ impl Modes for Settings {
     /// A few hundred milliseconds with 8 shoppers and 20 subscribers: proves it runs.
     fn quick() -> Self {
         Self {
-            quick: true,
-            window: Window {
-                warmup: Duration::from_millis(20),
-                measure: Duration::from_millis(150),
-            },
+            window: Window::quick(Duration::from_millis(150)),
             repetitions: 1,
             shoppers: 8,
             subscribers: 20,
@@ -78,7 +64,7 @@ impl Modes for Settings {
 
 /// A storefront on a fresh data folder, serving on 127.0.0.1, with `shoppers` users that each
 /// have a session.
-struct Storefront {
+struct Shop {
     base_url: String,
     addr: std::net::SocketAddr,
     app: App,
@@ -89,7 +75,7 @@ struct Storefront {
     _dir: tempfile::TempDir,
 }
 
-impl Storefront {
+impl Shop {
     async fn start(shoppers: usize, admin_sessions: usize) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let config = AppConfig {
@@ -203,6 +189,38 @@ pub struct Report {
     pub missed: usize,
 }
 
+/// The `storefront` bench.
+pub struct Storefront;
+
+impl Bench for Storefront {
+    const NAME: &'static str = "storefront";
+    type Settings = Settings;
+    type Report = Report;
+
+    async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
+        run(settings, log).await
+    }
+
+    /// Cart adds measured without an error, and every subscriber got every broadcast.
+    fn check(_: &Settings, report: &Report) -> Result<(), String> {
+        ensure(report.cart_per_s > 0.0 && report.cart_errors == 0, || {
+            format!("cart adds: {report:?}")
+        })?;
+        ensure(
+            report.missed == 0 && report.broadcast_p50 <= report.broadcast_p99,
+            || format!("broadcast: {report:?}"),
+        )
+    }
+
+    fn summary(report: &Report) -> String {
+        section(report, &crate::report::today(), &crate::report::machine())
+    }
+
+    fn section(report: &Report, date: &str, machine: &str) -> String {
+        section(report, date, machine)
+    }
+}
+
 /// Runs the bench.
 pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
     let mut reps = Vec::new();
@@ -235,7 +253,7 @@ pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Rep
 }
 
 async fn one(settings: &Settings) -> Result<Repetition, String> {
-    let store = Storefront::start(settings.shoppers, settings.subscribers).await?;
+    let store = Shop::start(settings.shoppers, settings.subscribers).await?;
     let targets: Vec<HttpTarget> = store.cookies[..settings.shoppers]
         .iter()
         .enumerate()
@@ -261,7 +279,7 @@ async fn one(settings: &Settings) -> Result<Repetition, String> {
 
 /// Opens the admins' notification stream `subscribers` times, then publishes `broadcasts`
 /// notifications 100 ms apart and times each arrival at each subscriber.
-async fn broadcast(store: &Storefront, settings: &Settings) -> Result<(Latencies, usize), String> {
+async fn broadcast(store: &Shop, settings: &Settings) -> Result<(Latencies, usize), String> {
     let cookies = store.cookies[settings.shoppers..].to_vec();
     let mut readers = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(cookies.len());
@@ -373,14 +391,15 @@ pub fn section(report: &Report, date: &str, machine: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{BEGIN}\n## storefront: cart adds and a notification broadcast\n"
+        "## storefront: cart adds and a notification broadcast\n"
     );
     let _ = writeln!(
         out,
-        "Command: `cargo bench -p zeroapp-benches --bench storefront` (a quick check: add `-- --test`).\n\
+        "Command: `{}` (a quick check: add `-- --test`).\n\
          Run on {date}: {machine}. The storefront (`zeroapp_web::server::routes` on `http::serve`) \
          runs in the bench's process on 127.0.0.1 with a fresh data folder per repetition; every \
          figure is the median of {} repetitions.\n",
+        crate::harness::command::<Storefront>(),
         s.repetitions
     );
     let _ = writeln!(
@@ -426,6 +445,5 @@ pub fn section(report: &Report, date: &str, machine: &str) -> String {
         report.missed,
         verdict(report.missed == 0 && report.broadcast_p99 <= Duration::from_millis(100))
     );
-    let _ = writeln!(out, "{END}");
     out
 }

@@ -23,7 +23,7 @@ pub mod round_trip;
 pub mod suspended;
 pub mod timers;
 
-use crate::report::Modes;
+use crate::harness::{Bench, Modes, ensure};
 use std::time::{Duration, Instant};
 
 pub use self::common::{bytes_written, load_average, memory_status};
@@ -35,12 +35,6 @@ pub use self::timers::{Sleeping, TimerPoint, timers_point};
 use crate::load::Window;
 use crate::stats::{median, median_duration};
 
-/// The command that runs the bench in full mode and rewrites its section.
-pub const COMMAND: &str = "cargo bench -p zeroapp-benches --bench waiting";
-/// Where the bench's section starts in `docs/benchmarks.md`.
-pub const BEGIN: &str = "<!-- waiting:begin -->";
-/// Where it ends.
-pub const END: &str = "<!-- waiting:end -->";
 /// The service every point registers.
 pub const SERVICE: &str = "W";
 /// Resident memory allowed with every invocation of the suspended point suspended.
@@ -55,8 +49,6 @@ pub const LATENESS_P99_TARGET: Duration = Duration::from_millis(50);
 /// How the bench runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// Quick mode proves the bench works; its figures mean little and are not written down.
-    pub quick: bool,
     /// Invocations of the suspended point.
     pub suspended: usize,
     /// Awakeables resolved per second in the suspended point.
@@ -88,17 +80,13 @@ impl Modes for Settings {
     /// repeated 3 times.
     fn full() -> Self {
         Self {
-            quick: false,
             suspended: 1_000_000,
             resolve_rate: 10_000.0,
             suspend_after: Duration::from_millis(200),
             restart: 100_000,
             timers: 100_000,
             timer_window: Duration::from_secs(1),
-            window: Window {
-                warmup: Duration::from_millis(500),
-                measure: Duration::from_secs(3),
-            },
+            window: Window::FULL,
             concurrencies: vec![1, 64],
             senders: 256,
             suspended_repetitions: 1,
@@ -109,19 +97,86 @@ impl Modes for Settings {
     /// A few thousand invocations per point, once: proves that every point runs.
     fn quick() -> Self {
         Self {
-            quick: true,
             suspended: 2_000,
             resolve_rate: 2_000.0,
             restart: 2_000,
             timers: 2_000,
-            window: Window {
-                warmup: Duration::from_millis(20),
-                measure: Duration::from_millis(200),
-            },
+            window: Window::quick(Duration::from_millis(200)),
             senders: 64,
             repetitions: 1,
             ..Self::full()
         }
+    }
+}
+
+/// The `waiting` bench.
+pub struct Waiting;
+
+impl Bench for Waiting {
+    const NAME: &'static str = "waiting";
+    type Settings = Settings;
+    type Report = Report;
+
+    async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
+        run(settings, log).await
+    }
+
+    /// Every point ran with the counts asked for, no timer fired early, sleepers suspended
+    /// before their deadline, and resuming is part of a round trip.
+    fn check(settings: &Settings, report: &Report) -> Result<(), String> {
+        let s = &report.suspended;
+        ensure(s.invocations == settings.suspended, || format!("{s:?}"))?;
+        ensure(s.rss_suspended > 0 && s.file_suspended > 0, || {
+            format!("no memory or file measured: {s:?}")
+        })?;
+        ensure(
+            s.p50 > Duration::ZERO && s.p50 <= s.p99 && s.p99 <= s.max && s.achieved_rate > 0.0,
+            || format!("suspended percentiles: {s:?}"),
+        )?;
+        let r = &report.restart;
+        ensure(
+            r.in_flight == settings.restart
+                && r.open <= r.all_completed
+                && r.handlers <= r.all_completed,
+            || format!("restart: {r:?}"),
+        )?;
+        let sleeping: Vec<Sleeping> = report.timers.iter().map(|t| t.sleeping).collect();
+        ensure(sleeping == Sleeping::ALL, || {
+            format!("timers: {sleeping:?}")
+        })?;
+        for t in &report.timers {
+            ensure(t.timers == settings.timers && t.p50 <= t.p99, || {
+                format!("timers: {t:?}")
+            })?;
+            ensure(t.early == 0, || {
+                format!("a timer fired before its deadline: {t:?}")
+            })?;
+        }
+        ensure(
+            report.timers.iter().any(|t| t.suspended_at_start > 0),
+            || "no sleeper suspended before the first deadline".to_owned(),
+        )?;
+        ensure(
+            report.round_trips.len() == settings.concurrencies.len(),
+            || format!("{} round-trip points", report.round_trips.len()),
+        )?;
+        for t in &report.round_trips {
+            ensure(t.per_s > 0.0 && t.p50 <= t.p99, || {
+                format!("round trip: {t:?}")
+            })?;
+            ensure(t.resume_p50 <= t.p50, || {
+                format!("resuming is part of the round trip: {t:?}")
+            })?;
+        }
+        Ok(())
+    }
+
+    fn summary(report: &Report) -> String {
+        format!("{}\n{}", table(report), targets(report))
+    }
+
+    fn section(report: &Report, date: &str, machine: &str) -> String {
+        section(report, date, machine)
     }
 }
 

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::{
-    BEGIN, COMMAND, END, LATENESS_P99_TARGET, RESTART_TARGET, RESUME_P99_TARGET, RSS_TARGET_BYTES,
-    Report, Sleeping, TimerFigures,
+    LATENESS_P99_TARGET, RESTART_TARGET, RESUME_P99_TARGET, RSS_TARGET_BYTES, Report, Sleeping,
+    TimerFigures,
 };
 use crate::report::{ms, verdict};
 
@@ -324,13 +324,12 @@ fn timer_miss(report: &Report) -> String {
     out
 }
 
-/// The bench's whole section of `docs/benchmarks.md`, markers included.
+/// The bench's section of `docs/benchmarks.md`.
 pub fn section(report: &Report, date: &str, machine: &str) -> String {
     let s = &report.settings;
     format!(
-        "{BEGIN}\n\
-## waiting: suspended invocations, restarts, timers, awakeables\n\n\
-Command: `{COMMAND}` (a quick check with a few thousand invocations per point: add \
+        "## waiting: suspended invocations, restarts, timers, awakeables\n\n\
+Command: `{}` (a quick check with a few thousand invocations per point: add \
 `-- --test`).\n\
 Run on {date}: {machine}. The run took {:.0} s; the 1-minute load average was {:.2} before and \
 {:.2} after (the machine is shared). The suspended point ran {}, first in the process, its \
@@ -360,8 +359,8 @@ it as soon as it has it; round trip = from `send` to `attach` returning (the cre
 awakeable's entry, the completion and the outcome are each committed on the way); resolve → \
 resume as above. {:.1} s measured after {:.1} s of warm-up.\n\n\
 {}\n\
-### Against the targets\n\n{}\
-{END}\n",
+### Against the targets\n\n{}",
+        crate::harness::command::<super::Waiting>(),
         report.elapsed.as_secs_f64(),
         report.load.0,
         report.load.1,

@@ -1,5 +1,5 @@
 //! The `restate` bench's handlers on the engine: the twins of the ones in
-//! `benches/restate-services/src/main.rs` (Restate's Rust SDK), on the same paths, doing the
+//! `benches/restate/services/src/main.rs` (Restate's Rust SDK), on the same paths, doing the
 //! same durable steps. The `scale_out` bench serves these very definitions to Restate clusters
 //! through `zeroapp_restate::Deployment`.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 use zeroapp_engine::prelude::*;
 use zeroapp_engine::{Context, Definition, SharedWorkflowContext};
 
-use crate::engine::three_steps;
+use zeroapp_benches::engine::three_steps;
 
 /// W1's service (its handler is the `invocations` bench's [`three_steps`]).
 pub const BENCH: &str = "Bench";
@@ -69,7 +69,7 @@ pub async fn sleep(ctx: Context, input: String) -> Result<String, HandlerError> 
 pub fn definitions() -> Vec<Definition> {
     vec![
         Service::new(BENCH)
-            .handler(crate::engine::HANDLER, three_steps)
+            .handler(zeroapp_benches::engine::HANDLER, three_steps)
             .into(),
         VirtualObject::new(COUNTER).exclusive("add", add).into(),
         Workflow::new(AWAKE_FLOW)

@@ -9,9 +9,9 @@ use hyper::StatusCode;
 use zeroapp_engine::{Client, Target};
 
 use super::services::{APPROVAL, AWAKE_FLOW, BENCH, COUNTER, SLEEP, SLEEPER};
-use crate::engine::{HANDLER, expected_output};
-use crate::http_load::HttpConnection;
-use crate::load::{Outcome, Worker};
+use zeroapp_benches::engine::{HANDLER, expected_output};
+use zeroapp_benches::http_load::HttpConnection;
+use zeroapp_benches::load::{Outcome, Worker};
 
 /// Keys W2 spreads its calls over.
 pub const SPREAD_KEYS: u64 = 1_000;

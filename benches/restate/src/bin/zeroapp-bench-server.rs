@@ -1,5 +1,5 @@
 //! The `restate` bench's ZeroApp server: an engine with the bench's handlers
-//! (`zeroapp_benches::restate::services`) serving its Restate-compatible ingress, in a process
+//! (`zeroapp_benches_restate::services`) serving its Restate-compatible ingress, in a process
 //! of its own so that its memory can be read and it shares the machine with the load generator
 //! as a Restate server does.
 //!
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use zeroapp_engine::http::{self, HttpLimits};
 
 async fn serve(dir: String, address: String) -> Result<(), String> {
-    let engine = zeroapp_benches::restate::services::open_engine(dir.as_ref()).await?;
+    let engine = zeroapp_benches_restate::services::open_engine(dir.as_ref()).await?;
     let listener = TcpListener::bind(&address)
         .await
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;

@@ -1,6 +1,6 @@
-//! The `restate` bench's handlers (benches/src/restate/), written with Restate's Rust SDK, served
+//! The `restate` bench's handlers (benches/restate/src/comparison.rs), written with Restate's Rust SDK, served
 //! over HTTP/2 to a real Restate server. Each one does what its twin in
-//! `zeroapp_benches::restate::services` does on the engine, on the same paths:
+//! `zeroapp_benches_restate::services` does on the engine, on the same paths:
 //!
 //! * `Bench/three_steps` (W1): three `run` steps returning small strings.
 //! * `Counter/{key}/add` (W2): adds its input to the key's state `total` and returns it.

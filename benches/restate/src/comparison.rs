@@ -10,7 +10,7 @@
 //!   (`zeroapp-bench-server`, this crate's binary), its resident memory read from
 //!   `/proc/<pid>/status`.
 //! * **Restate HTTP**: `restate-server` (npm `@restatedev/restate-server-linux-x64`) with the
-//!   handlers written on `restate-sdk` (`benches/restate-services/`) in a second child process;
+//!   handlers written on `restate-sdk` (`benches/restate/services/`) in a second child process;
 //!   memory is the sum of both.
 //! * **ZeroApp in-process**: the same handlers through the engine's `Client` in the bench's own
 //!   process; memory is the bench process's (it includes the load generator).
@@ -21,36 +21,30 @@
 //! Quick mode (tests, `-- --test`) skips Restate (it needs the npm registry and a release
 //! build of the SDK project) and says so, unless `ZEROAPP_BENCH_RESTATE=1`.
 
-pub mod server;
-pub mod services;
-pub mod workloads;
-
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use zeroapp_engine::{Engine, WriterStatistics};
 use zeroapp_restate::local::RESTATE_VERSION;
 
-use crate::load::{Sample, Window, Worker, closed_loop_workers};
-use crate::report::{ms, verdict};
-use crate::stats::{median, median_duration};
-use server::{RestateServer, ZeroAppServer};
-pub use workloads::Workload;
-use workloads::{ClientWorker, HttpWorker, Keys};
+use crate::PACKAGE;
+use crate::server::{self, RestateServer, ZeroAppServer};
+use crate::services;
+pub use crate::workloads::Workload;
+use crate::workloads::{ClientWorker, HttpWorker, Keys};
+use zeroapp_benches::harness::{self, Bench, Modes, begin, end, ensure, marked};
+use zeroapp_benches::load::{Sample, Window, Worker, closed_loop_workers};
+use zeroapp_benches::report::{machine, today, update_section};
+use zeroapp_benches::report::{ms, verdict};
+use zeroapp_benches::stats::{median, median_duration};
 
-/// The command that runs the bench in full mode and rewrites its section.
-pub const COMMAND: &str = "cargo bench -p zeroapp-benches --bench restate";
-/// Where the bench's section starts in `docs/benchmarks.md`.
-pub const BEGIN: &str = "<!-- restate:begin -->";
-/// Where it ends.
-pub const END: &str = "<!-- restate:end -->";
 /// W1 at this concurrency is held to the throughput and p99 targets.
 pub const W1_TARGET_AT: usize = 64;
 /// W1: ZeroApp's throughput must be at least this multiple of Restate's.
-pub const W1_THROUGHPUT_TARGET: f64 = 10.0;
+pub const W1_THROUGHPUT_TARGET: f64 = 20.0;
 /// W1: ZeroApp's p99 must be at most this fraction of Restate's.
-pub const W1_P99_TARGET: f64 = 0.1;
+pub const W1_P99_TARGET: f64 = 0.05;
 /// W3: ZeroApp's p50 must be at most this fraction of Restate's.
 pub const W3_P50_TARGET: f64 = 0.2;
 /// Longest time one operation may take before the run fails (a hung server).
@@ -59,8 +53,6 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How the bench runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Quick mode proves the bench works; its figures are not written down.
-    pub quick: bool,
     /// Warm-up and measurement of each point.
     pub window: Window,
     /// Repetitions of every point; figures are medians over them.
@@ -71,54 +63,101 @@ pub struct Settings {
     pub workloads: Vec<Workload>,
     /// Whether to start Restate and measure it.
     pub restate: bool,
-    /// The `zeroapp-bench-server` binary.
-    pub zeroapp_server: PathBuf,
 }
 
-impl Settings {
+impl Modes for Settings {
     /// The real run: 3 s per point after 0.5 s of warm-up, 3 repetitions, Restate included.
-    pub fn full(zeroapp_server: PathBuf) -> Self {
+    fn full() -> Self {
         Self {
-            quick: false,
-            window: Window {
-                warmup: Duration::from_millis(500),
-                measure: Duration::from_secs(3),
-            },
+            window: Window::FULL,
             repetitions: 3,
             concurrencies: vec![1, 16, 64],
             workloads: Workload::ALL.to_vec(),
             restate: true,
-            zeroapp_server,
         }
     }
 
-    /// About 150 ms per point, once; Restate only if `restate` (see [`Settings::from_args`]).
-    pub fn quick(zeroapp_server: PathBuf, restate: bool) -> Self {
+    /// About 150 ms per point, once; Restate only with `ZEROAPP_BENCH_RESTATE=1` (it needs the
+    /// npm registry and a release build of the SDK project).
+    fn quick() -> Self {
         Self {
-            quick: true,
-            window: Window {
-                warmup: Duration::from_millis(20),
-                measure: Duration::from_millis(150),
-            },
+            window: Window::quick(Duration::from_millis(150)),
             repetitions: 1,
-            restate,
-            ..Self::full(zeroapp_server)
+            restate: std::env::var("ZEROAPP_BENCH_RESTATE").is_ok_and(|v| v == "1"),
+            ..Self::full()
         }
     }
+}
 
-    /// Full mode only under `cargo bench` (which passes `--bench`), unless `--test` is passed
-    /// too or `BENCH_QUICK=1`; quick mode measures Restate only if `ZEROAPP_BENCH_RESTATE=1`.
-    pub fn from_args(
-        args: &[String],
-        bench_quick: Option<&str>,
-        with_restate: Option<&str>,
-        zeroapp_server: PathBuf,
-    ) -> Self {
-        if crate::report::full_mode(args, bench_quick) {
-            Self::full(zeroapp_server)
-        } else {
-            Self::quick(zeroapp_server, with_restate == Some("1"))
+/// The `restate` bench.
+pub struct Comparison;
+
+impl Bench for Comparison {
+    const NAME: &'static str = "restate";
+    const PACKAGE: &'static str = PACKAGE;
+    type Settings = Settings;
+    type Report = Report;
+
+    async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
+        run(settings, log).await
+    }
+
+    /// Every workload at every concurrency on every side asked for, without an error.
+    fn check(settings: &Settings, report: &Report) -> Result<(), String> {
+        ensure(
+            report.rows.len() == settings.workloads.len() * settings.concurrencies.len(),
+            || format!("{} rows", report.rows.len()),
+        )?;
+        for row in &report.rows {
+            for m in [&row.zeroapp, &row.in_process]
+                .into_iter()
+                .chain(&row.restate)
+            {
+                ensure(
+                    m.per_second > 0.0 && m.errors == 0 && m.rss_mib > 0.0,
+                    || format!("{row:?}"),
+                )?;
+                ensure(m.p50 <= m.p90 && m.p90 <= m.p99, || {
+                    format!("percentiles: {row:?}")
+                })?;
+            }
+            ensure(row.restate.is_some() == settings.restate, || {
+                format!("Restate measured or not against the settings: {row:?}")
+            })?;
         }
+        ensure(settings.restate || report.restate_skipped.is_some(), || {
+            "Restate skipped without a reason".to_owned()
+        })
+    }
+
+    fn summary(report: &Report) -> String {
+        format!(
+            "{}{}\n{}",
+            tables(report),
+            writer_table(report),
+            targets(report)
+        )
+    }
+
+    fn section(report: &Report, date: &str, machine: &str) -> String {
+        section(report, date, machine)
+    }
+
+    /// The section, and the JSON next to it (`docs/benchmarks/restate.json`).
+    fn write(report: &Report, doc: &Path) -> std::io::Result<()> {
+        let (date, machine) = (today(), machine());
+        let body = section(report, &date, &machine);
+        update_section(
+            doc,
+            &begin::<Self>(),
+            &end::<Self>(),
+            &marked::<Self>(&body),
+        )?;
+        let path = doc.with_file_name("benchmarks").join("restate.json");
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder)?;
+        }
+        std::fs::write(path, json(report, &date, &machine) + "\n")
     }
 }
 
@@ -304,7 +343,7 @@ struct Sides {
 pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
     let restate_skipped = (!settings.restate).then(|| {
         "quick mode: Restate needs the npm registry and a release build of \
-         benches/restate-services (set ZEROAPP_BENCH_RESTATE=1 to include it)"
+         benches/restate/services (set ZEROAPP_BENCH_RESTATE=1 to include it)"
             .to_owned()
     });
     if let Some(why) = &restate_skipped {
@@ -324,8 +363,8 @@ pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Rep
         None
     };
     log("starting zeroapp-bench-server".to_owned());
-    let zeroapp = ZeroAppServer::start(&settings.zeroapp_server).await?;
-    let engine_dir = crate::invocations::temp_dir()?;
+    let zeroapp = ZeroAppServer::start().await?;
+    let engine_dir = zeroapp_benches::invocations::temp_dir()?;
     let engine = services::open_engine(engine_dir.path()).await?;
     let sides = Sides {
         zeroapp,
@@ -528,7 +567,7 @@ async fn measure(
 struct Timed<W>(W);
 
 impl<W: Worker> Worker for Timed<W> {
-    async fn call(&mut self) -> Result<crate::load::Outcome, String> {
+    async fn call(&mut self) -> Result<zeroapp_benches::load::Outcome, String> {
         tokio::time::timeout(OPERATION_TIMEOUT, self.0.call())
             .await
             .map_err(|_| format!("an operation took longer than {OPERATION_TIMEOUT:?}"))?
@@ -749,7 +788,7 @@ pub fn targets(report: &Report) -> String {
                 out,
                 "- W3 at {c} {}: p50 ZeroApp ÷ Restate = **{:.3}×**; target ≤ {W3_P50_TARGET}×: \
                  {}.",
-                crate::report::callers(c),
+                zeroapp_benches::report::callers(c),
                 r.p50,
                 verdict(r.p50 <= W3_P50_TARGET)
             );
@@ -796,7 +835,7 @@ pub fn json(report: &Report, date: &str, machine: &str) -> String {
         .collect();
     let s = &report.settings;
     let value = serde_json::json!({
-        "command": COMMAND,
+        "command": harness::command::<Comparison>(),
         "date": date,
         "machine": machine,
         "restate_version": RESTATE_VERSION,
@@ -810,23 +849,14 @@ pub fn json(report: &Report, date: &str, machine: &str) -> String {
     serde_json::to_string_pretty(&value).unwrap_or_default()
 }
 
-/// Where a full run writes its JSON: `docs/benchmarks/restate.json`.
-pub fn json_path() -> PathBuf {
-    server::workspace_root()
-        .join("docs")
-        .join("benchmarks")
-        .join("restate.json")
-}
-
-/// The bench's whole section of `docs/benchmarks.md`, markers included.
+/// The bench's section of `docs/benchmarks.md`.
 pub fn section(report: &Report, date: &str, machine: &str) -> String {
     let s = &report.settings;
     format!(
-        "{BEGIN}\n\
-## restate: the engine side by side with Restate {RESTATE_VERSION}\n\n\
-Command: `{COMMAND}` (a quick check without Restate: add `-- --test`). It fetches \
+        "## restate: the engine side by side with Restate {RESTATE_VERSION}\n\n\
+Command: `{}` (a quick check without Restate: add `-- --test`). It fetches \
 `@restatedev/restate-server-linux-x64@{RESTATE_VERSION}` with `npm pack` into \
-`target/restate-server/` and builds `benches/restate-services/` (the same handlers on \
+`target/restate-server/` and builds `benches/restate/services/` (the same handlers on \
 `restate-sdk` 0.13) the first time. Figures also in `docs/benchmarks/restate.json`.\n\
 Run on {date}: {machine}. Each point runs {:.1} s after {:.1} s of warm-up; every figure is \
 the median of {} repetitions (errors: the sum over them). In each repetition the three sides \
@@ -835,7 +865,7 @@ of a point run back to back, ZeroApp HTTP and Restate HTTP alternating which goe
 process, `zeroapp-bench-server` (this crate's binary), on 127.0.0.1; RSS is that process's \
 `VmRSS` right after the point.\n\
 * **Restate HTTP**: `restate-server` {RESTATE_VERSION}: {}. The handlers run in a second \
-child process (`benches/restate-services`, restate-sdk's HTTP/2 server), registered with \
+child process (`benches/restate/services`, restate-sdk's HTTP/2 server), registered with \
 `POST /deployments`; RSS is the sum of both processes.\n\
 * **ZeroApp in-process**: the same handlers through `Client` in the bench's process; RSS is \
 the bench process's own (load generator included).\n\
@@ -866,8 +896,8 @@ The engine's writer during each in-process point (warm-up included): transaction
 per operation — each one fsync, and an operation waits for the ones on its path — writer \
 commands per operation, and the average time to apply and commit one transaction.\n\n\
 {}\n\
-### Against the targets\n\n{}\
-{END}\n",
+### Against the targets\n\n{}",
+        harness::command::<Comparison>(),
         s.window.measure.as_secs_f64(),
         s.window.warmup.as_secs_f64(),
         s.repetitions,
@@ -876,24 +906,4 @@ commands per operation, and the average time to apply and commit one transaction
         writer_table(report),
         targets(report),
     )
-}
-
-/// Writes the section into `doc` and the JSON next to it (`docs/benchmarks/restate.json`).
-pub fn write(report: &Report, doc: &Path) -> std::io::Result<()> {
-    let (date, machine) = (crate::report::today(), crate::report::machine());
-    crate::report::update_section(doc, BEGIN, END, &section(report, &date, &machine))?;
-    let path = json_path();
-    if let Some(folder) = path.parent() {
-        std::fs::create_dir_all(folder)?;
-    }
-    std::fs::write(path, json(report, &date, &machine) + "\n")
-}
-
-/// [`run`], stopped early by SIGINT or SIGTERM: dropping the run stops every child process
-/// (their guards kill and reap them) before the error is returned.
-pub async fn run_until_signal(
-    settings: &Settings,
-    log: &mut dyn FnMut(String),
-) -> Result<Report, String> {
-    crate::report::until_signal(run(settings, log)).await
 }

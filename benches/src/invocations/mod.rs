@@ -1,8 +1,15 @@
 //! The `invocations` bench: the engine against the raw ceiling and the disk's fdatasync rate, at
 //! several concurrencies, each point repeated and reduced to its median.
 
-use crate::report::Modes;
+mod markdown;
+
 use std::time::Duration;
+
+pub use self::markdown::{
+    CEILING_AT, CEILING_TARGET, COMMITS_TARGET, STEP_TARGET, counted, ratios, section, table,
+};
+use crate::engine::{COMMANDS_PER_INVOCATION, STEPS};
+use crate::harness::{Bench, Modes, ensure};
 
 use crate::engine::{EnginePoint, engine_point};
 use crate::fsync::measure_fdatasync;
@@ -13,8 +20,6 @@ use crate::stats::{median, median_duration};
 /// How the bench runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Quick mode proves the bench works; its figures mean little and are not written down.
-    pub quick: bool,
     /// Warm-up and measurement of each engine and raw point.
     pub window: Window,
     /// How long the fdatasync loop runs.
@@ -29,11 +34,7 @@ impl Modes for Settings {
     /// The real run: 3 s per point after 0.5 s of warm-up, 3 repetitions.
     fn full() -> Self {
         Self {
-            quick: false,
-            window: Window {
-                warmup: Duration::from_millis(500),
-                measure: Duration::from_secs(3),
-            },
+            window: Window::FULL,
             sync_for: Duration::from_secs(1),
             repetitions: 3,
             concurrencies: vec![1, 16, 64, 256],
@@ -43,11 +44,7 @@ impl Modes for Settings {
     /// About 100 ms per point, once: proves that every point runs.
     fn quick() -> Self {
         Self {
-            quick: true,
-            window: Window {
-                warmup: Duration::from_millis(20),
-                measure: Duration::from_millis(100),
-            },
+            window: Window::quick(Duration::from_millis(100)),
             sync_for: Duration::from_millis(100),
             repetitions: 1,
             ..Self::full()
@@ -137,6 +134,66 @@ pub struct Report {
     pub sync: SyncFigures,
     /// One row per concurrency, in the order of `settings.concurrencies`.
     pub rows: Vec<Row>,
+}
+
+/// The `invocations` bench.
+pub struct Invocations;
+
+impl Bench for Invocations {
+    const NAME: &'static str = "invocations";
+    type Settings = Settings;
+    type Report = Report;
+
+    async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
+        run(settings, log).await
+    }
+
+    /// Every point measured, and an invocation counted as the bench assumes: [`STEPS`]
+    /// entries and [`COMMANDS_PER_INVOCATION`] writer commands (plus the timer service's few).
+    fn check(settings: &Settings, report: &Report) -> Result<(), String> {
+        ensure(report.rows.len() == settings.concurrencies.len(), || {
+            format!("{} rows", report.rows.len())
+        })?;
+        ensure(report.sync.per_s > 0.0, || {
+            "no fdatasync measured".to_owned()
+        })?;
+        for row in &report.rows {
+            ensure(
+                row.engine.invocations_per_s > 0.0
+                    && row.raw.entries_per_s > 0.0
+                    && row.log.entries_per_s > 0.0,
+                || format!("a point measured nothing: {row:?}"),
+            )?;
+            ensure(
+                row.engine.p50 <= row.engine.p99 && row.raw.p50 <= row.raw.p99,
+                || format!("p50 above p99: {row:?}"),
+            )?;
+            ensure(
+                (row.engine.entries_per_invocation - STEPS as f64).abs() < 1e-9,
+                || format!("not {STEPS} entries per invocation: {row:?}"),
+            )?;
+            let commands = row.engine.commands_per_invocation;
+            ensure(
+                (COMMANDS_PER_INVOCATION as f64..COMMANDS_PER_INVOCATION as f64 + 1.0)
+                    .contains(&commands),
+                || format!("not {COMMANDS_PER_INVOCATION} commands per invocation: {row:?}"),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn summary(report: &Report) -> String {
+        format!(
+            "{}\n{}\n\n{}",
+            table(report),
+            counted(report),
+            ratios(report)
+        )
+    }
+
+    fn section(report: &Report, date: &str, machine: &str) -> String {
+        section(report, date, machine)
+    }
 }
 
 /// Runs every point `settings.repetitions` times. Each repetition measures fdatasync, then, for

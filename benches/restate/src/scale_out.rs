@@ -25,7 +25,6 @@
 //! (see [`zeroapp_restate::local`]).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -33,21 +32,16 @@ use tokio_util::sync::CancellationToken;
 use zeroapp_restate::local::{Cluster, PARTITIONS, REPLICATION, RESTATE_VERSION};
 use zeroapp_restate::{Deployment, DeploymentError};
 
-use crate::load::Window;
-use crate::report::{callers, ms};
-use crate::restate::server::ZeroAppServer;
-use crate::restate::services;
-use crate::restate::{
+use crate::comparison::{
     Column, Line, Measured, Ratios, Workload, http_sample, points, ratio, repeat_points,
     workload_table,
 };
+use crate::server::ZeroAppServer;
+use crate::services;
+use zeroapp_benches::harness::{Bench, Modes, ensure};
+use zeroapp_benches::load::Window;
+use zeroapp_benches::report::{callers, ms};
 
-/// The command that runs the bench in full mode and rewrites its section.
-pub const COMMAND: &str = "cargo bench -p zeroapp-benches --bench scale_out";
-/// Where the bench's section starts in `docs/benchmarks.md`.
-pub const BEGIN: &str = "<!-- scale_out:begin -->";
-/// Where it ends.
-pub const END: &str = "<!-- scale_out:end -->";
 /// The workloads: W1 (three `run` steps) and W3 (an awakeable round trip in four requests).
 pub const WORKLOADS: [Workload; 2] = [Workload::ThreeSteps, Workload::Awakeable];
 /// The nodes of the multi-node side.
@@ -60,8 +54,6 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How the bench runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Quick mode proves the bench works; its figures are not written down.
-    pub quick: bool,
     /// Warm-up and measurement of each point.
     pub window: Window,
     /// Before the first point, every side runs every workload for this long at
@@ -74,16 +66,13 @@ pub struct Settings {
     pub concurrencies: Vec<usize>,
     /// The workloads, in order.
     pub workloads: Vec<Workload>,
-    /// The `zeroapp-bench-server` binary.
-    pub zeroapp_server: PathBuf,
 }
 
-impl Settings {
+impl Modes for Settings {
     /// The real run: 4 s per point after 1 s of warm-up, 3 repetitions, 1, 16 and 64 callers,
     /// after 2 s of settling per side and workload.
-    pub fn full(zeroapp_server: PathBuf) -> Self {
+    fn full() -> Self {
         Self {
-            quick: false,
             window: Window {
                 warmup: Duration::from_secs(1),
                 measure: Duration::from_secs(4),
@@ -92,32 +81,59 @@ impl Settings {
             repetitions: 3,
             concurrencies: vec![1, 16, 64],
             workloads: WORKLOADS.to_vec(),
-            zeroapp_server,
         }
     }
 
     /// About 150 ms per point, once, at the same points.
-    pub fn quick(zeroapp_server: PathBuf) -> Self {
+    fn quick() -> Self {
         Self {
-            quick: true,
-            window: Window {
-                warmup: Duration::from_millis(20),
-                measure: Duration::from_millis(150),
-            },
+            window: Window::quick(Duration::from_millis(150)),
             settle: Duration::from_millis(200),
             repetitions: 1,
-            ..Self::full(zeroapp_server)
+            ..Self::full()
         }
     }
+}
 
-    /// Full mode only under `cargo bench` (which passes `--bench`), unless `--test` is passed
-    /// too or `BENCH_QUICK=1`.
-    pub fn from_args(args: &[String], bench_quick: Option<&str>, zeroapp_server: PathBuf) -> Self {
-        if crate::report::full_mode(args, bench_quick) {
-            Self::full(zeroapp_server)
-        } else {
-            Self::quick(zeroapp_server)
+/// The `scale_out` bench.
+pub struct ScaleOut;
+
+impl Bench for ScaleOut {
+    const NAME: &'static str = "scale_out";
+    const PACKAGE: &'static str = crate::PACKAGE;
+    type Settings = Settings;
+    type Report = Report;
+
+    async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
+        run(settings, log).await
+    }
+
+    /// Every workload at every concurrency on every side, without an error.
+    fn check(settings: &Settings, report: &Report) -> Result<(), String> {
+        ensure(
+            report.rows.len() == settings.workloads.len() * settings.concurrencies.len(),
+            || format!("{} rows", report.rows.len()),
+        )?;
+        for row in &report.rows {
+            for side in Side::ALL {
+                let m = row.side(side);
+                ensure(m.per_second > 0.0 && m.errors == 0, || {
+                    format!("{side:?} {row:?}")
+                })?;
+                ensure(m.p50 <= m.p90 && m.p90 <= m.p99, || {
+                    format!("percentiles: {side:?} {row:?}")
+                })?;
+            }
         }
+        Ok(())
+    }
+
+    fn summary(report: &Report) -> String {
+        format!("{}{}", tables(report), summary(report))
+    }
+
+    fn section(report: &Report, date: &str, machine: &str) -> String {
+        section(report, date, machine)
     }
 }
 
@@ -268,7 +284,7 @@ impl Sides {
 /// progress. Every child process is stopped when this returns, also on error.
 pub async fn run(settings: &Settings, log: &mut dyn FnMut(String)) -> Result<Report, String> {
     log("starting zeroapp-bench-server".to_owned());
-    let embedded = ZeroAppServer::start(&settings.zeroapp_server).await?;
+    let embedded = ZeroAppServer::start().await?;
     let deployment = DeploymentServer::start().await?;
     log(format!(
         "serving the deployment on {}; starting a restate-server {RESTATE_VERSION} node",
@@ -452,13 +468,12 @@ pub fn summary(report: &Report) -> String {
     out
 }
 
-/// The bench's whole section of `docs/benchmarks.md`, markers included.
+/// The bench's section of `docs/benchmarks.md`.
 pub fn section(report: &Report, date: &str, machine: &str) -> String {
     let s = &report.settings;
     format!(
-        "{BEGIN}\n\
-## scale_out: the same handlers embedded, on one Restate node, on three\n\n\
-Command: `{COMMAND}` (a quick check: add `-- --test`). It fetches `restate-server` \
+        "## scale_out: the same handlers embedded, on one Restate node, on three\n\n\
+Command: `{}` (a quick check: add `-- --test`). It fetches `restate-server` \
 {RESTATE_VERSION} with `npm pack` into `target/restate-server/` the first time \
 (`zeroapp_restate::local`).\n\
 Run on {date}: {machine}. Each point runs {:.1} s after {:.1} s of warm-up; every figure is \
@@ -470,7 +485,7 @@ for {:.0} s at {SETTLE_CALLERS} callers, unmeasured (a Restate node's first seco
 start-up are several times slower than its steady state).\n\n\
 * **embedded**: the engine's ingress (`zeroapp_engine::http`, default limits) in a child \
 process, `zeroapp-bench-server`, as in the `restate` bench.\n\
-* **Restate, 1 node**: the same handler definitions (`zeroapp_benches::restate::services::\
+* **Restate, 1 node**: the same handler definitions (`zeroapp_benches_restate::services::\
 definitions`, which `zeroapp-bench-server` registers with its engine) served by \
 `zeroapp_restate::Deployment` (restate-sdk 0.13, HTTP/2, default `Retention`: 24 h, as \
 embedded) to one `restate-server` {RESTATE_VERSION} node started by \
@@ -496,8 +511,8 @@ requests included, and every operation has a fresh workflow key.\n\n\
 {}\
 Ratios: on each Restate row, its figure ÷ the figure of the side named in the `ratio to` column \
 (ops/s above 1× is faster; p50 and p99 above 1× are slower). At the highest concurrency:\n\n\
-{}\
-{END}\n",
+{}",
+        zeroapp_benches::harness::command::<ScaleOut>(),
         s.window.measure.as_secs_f64(),
         s.window.warmup.as_secs_f64(),
         s.repetitions,
@@ -505,21 +520,6 @@ Ratios: on each Restate row, its figure ÷ the figure of the side named in the `
         tables(report),
         summary(report),
     )
-}
-
-/// Writes the section into `doc`.
-pub fn write(report: &Report, doc: &Path) -> std::io::Result<()> {
-    let (date, machine) = (crate::report::today(), crate::report::machine());
-    crate::report::update_section(doc, BEGIN, END, &section(report, &date, &machine))
-}
-
-/// [`run`], stopped early by SIGINT or SIGTERM: dropping the run stops every child process
-/// (the servers' guards and the clusters kill and reap them) before the error is returned.
-pub async fn run_until_signal(
-    settings: &Settings,
-    log: &mut dyn FnMut(String),
-) -> Result<Report, String> {
-    crate::report::until_signal(run(settings, log)).await
 }
 
 #[cfg(test)]

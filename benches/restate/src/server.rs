@@ -1,6 +1,6 @@
 //! The servers the bench starts as child processes, all on 127.0.0.1 only: the engine's
 //! ingress (`zeroapp-bench-server`, this crate's binary), and a Restate server with the
-//! `restate-sdk` twins of the handlers (`benches/restate-services`); the `restate-server`
+//! `restate-sdk` twins of the handlers (`benches/restate/services`); the `restate-server`
 //! binary comes from [`zeroapp_restate::local::restate_server_binary`]. Every child sits in a
 //! [`ChildGuard`], which kills and reaps it when dropped, so a failed or panicking run leaves
 //! nothing behind.
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 
-use crate::http_load::HttpConnection;
+use zeroapp_benches::http_load::HttpConnection;
 
 /// How long a server may take to answer after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -136,8 +136,9 @@ pub struct ZeroAppServer {
 
 impl ZeroAppServer {
     /// Starts `exe` and waits until its ingress answers.
-    pub async fn start(exe: &Path) -> Result<Self, String> {
-        let dir = crate::invocations::temp_dir()?;
+    pub async fn start() -> Result<Self, String> {
+        let exe = zeroapp_server_exe()?;
+        let dir = zeroapp_benches::invocations::temp_dir()?;
         let address = format!("127.0.0.1:{}", free_port()?);
         let mut command = Command::new(exe);
         command
@@ -209,7 +210,7 @@ impl RestateServer {
     /// `zeroapp-restate-services` binary), registers the services through the admin API
     /// (`POST /deployments`), and waits until the ingress serves `Bench/three_steps`.
     pub async fn start(server: &Path, services: &Path) -> Result<Self, String> {
-        let dir = crate::invocations::temp_dir()?;
+        let dir = zeroapp_benches::invocations::temp_dir()?;
         let (fabric, admin, ingress, endpoint) =
             (free_port()?, free_port()?, free_port()?, free_port()?);
         let config = dir.path().join("restate.toml");
@@ -292,22 +293,21 @@ async fn wait_until_served(address: &str, children: &mut [&mut ChildGuard]) -> R
 
 /// This repository's root (the workspace).
 pub fn workspace_root() -> PathBuf {
-    let benches = Path::new(env!("CARGO_MANIFEST_DIR"));
-    benches.parent().unwrap_or(benches).to_owned()
+    let package = Path::new(env!("CARGO_MANIFEST_DIR"));
+    package.ancestors().nth(2).unwrap_or(package).to_owned()
 }
 
-/// Builds `benches/restate-services` (release, into `target/restate-services/`) and returns
+/// Builds `benches/restate/services` (release, into `target/restate-services/`) and returns
 /// its binary.
 pub fn restate_services_binary() -> Result<PathBuf, String> {
-    let root = workspace_root();
-    let target = root.join("target").join("restate-services");
+    let target = workspace_root().join("target").join("restate-services");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!("building benches/restate-services (restate-sdk) in release mode");
+    eprintln!("building benches/restate/services (restate-sdk) in release mode");
     run(Command::new(cargo)
         .args(["build", "--release", "--quiet", "--manifest-path"])
         .arg(
-            root.join("benches")
-                .join("restate-services")
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("services")
                 .join("Cargo.toml"),
         )
         .arg("--target-dir")
@@ -325,6 +325,29 @@ fn run(command: &mut Command) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{shown} failed: {status}"))
+    }
+}
+
+/// The `zeroapp-bench-server` binary of this build: next to the running bench or test binary
+/// (Cargo builds a package's binaries before its benches and tests, into the folder above
+/// their `deps/`).
+pub fn zeroapp_server_exe() -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let folder = me.parent().ok_or("this executable has no folder")?;
+    let folder = if folder.ends_with("deps") {
+        folder.parent().unwrap_or(folder)
+    } else {
+        folder
+    };
+    let exe = folder.join("zeroapp-bench-server");
+    if exe.is_file() {
+        Ok(exe)
+    } else {
+        Err(format!(
+            "{} is missing: build it with `cargo build -p zeroapp-benches-restate --bins` \
+             (in the same profile)",
+            exe.display()
+        ))
     }
 }
 
