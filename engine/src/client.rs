@@ -74,8 +74,48 @@ impl Client {
         input: &I,
         options: SendOptions,
     ) -> Result<O, CallError> {
-        let id = self.send_with(target, input, options).await?;
-        self.attach(id).await
+        let input = input.encode().map_err(CallError::Codec)?;
+        let output = self
+            .call_raw_with(target.into_target(), input, options)
+            .await?;
+        O::decode(&output).map_err(CallError::Codec)
+    }
+
+    /// [`Client::call_with`] with an input and an output that are encoded (JSON, or bytes for
+    /// a [`Binary`](crate::Binary)).
+    ///
+    /// A shared handler of an object or workflow called without an idempotency key first runs
+    /// as a *read-only call*: while it only reads committed state and workflow promises, it
+    /// answers without becoming a durable invocation (nothing is written, nothing shows in
+    /// introspection). Its first operation that would be journaled turns the call into an
+    /// ordinary durable invocation, run from the start, before that operation does anything.
+    pub async fn call_raw_with(
+        &self,
+        target: Target,
+        input: Vec<u8>,
+        options: SendOptions,
+    ) -> Result<Vec<u8>, CallError> {
+        if let Some(answer) = self.read_only(&target, &input, &options).await? {
+            return answer.map_err(CallError::Failed);
+        }
+        let id = self.send_raw_with(target, input, options).await?;
+        self.attach_raw(id).await
+    }
+
+    /// The answer of a read-only call (see [`Client::call_raw_with`]); `None` if the call must
+    /// run as a durable invocation.
+    pub(crate) async fn read_only(
+        &self,
+        target: &Target,
+        input: &[u8],
+        options: &SendOptions,
+    ) -> Result<Option<Result<Vec<u8>, TerminalError>>, CallError> {
+        if options.idempotency_key.is_some() || options.delay.is_some() {
+            return Ok(None);
+        }
+        self.engine.check_open()?;
+        let kind = self.engine.registry.resolve_with_input(target, input)?;
+        Ok(self.engine.call_read_only(target, kind, input).await?)
     }
 
     /// Starts an invocation with [`SendOptions`]; returns its id once durably accepted (for a
@@ -100,8 +140,7 @@ impl Client {
         target: impl Callee<I> + Answers<O>,
         input: &I,
     ) -> Result<O, CallError> {
-        let id = self.send(target, input).await?;
-        self.attach(id).await
+        self.call_with(target, input, SendOptions::default()).await
     }
 
     /// Starts an invocation and returns its id once it is durably accepted.

@@ -41,8 +41,13 @@ async fn calls_services_and_objects_by_name() {
         post(server.ingress, "/Counter/pears/add", "1").await.json(),
         1
     );
-    // Restate accepts GET for calls too; a key with a space is percent-encoded.
-    assert_eq!(get(server.ingress, "/Counter/apples/total").await.json(), 7);
+    // Restate accepts GET for calls too; a key with a space is percent-encoded. A shared
+    // handler that only reads answers without becoming an invocation: no `x-restate-id`.
+    let total = get(server.ingress, "/Counter/apples/total").await;
+    assert_eq!(total.json(), 7);
+    assert!(total.header("x-restate-id").is_none());
+    let added = post(server.ingress, "/Counter/apples/add", "0").await;
+    assert!(added.header("x-restate-id").is_some());
     assert_eq!(
         post(server.ingress, "/Counter/red%20apples/add", "2")
             .await

@@ -153,6 +153,18 @@ impl Ingress {
             idempotency_key,
             delay,
         };
+        if !invoke.send {
+            if let Some(answer) = self
+                .client
+                .read_only(&invoke.target, &body, &options)
+                .await?
+            {
+                return Ok(match answer {
+                    Ok(output) => success(output, formats.output),
+                    Err(terminal) => ApiError::from(CallError::Failed(terminal)).into_response(),
+                });
+            }
+        }
         let accepted = self
             .client
             .submit_raw(invoke.target, body.to_vec(), options)

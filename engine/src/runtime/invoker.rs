@@ -163,7 +163,9 @@ impl Drop for ClockGuard {
 }
 
 /// Aborts the handler's task when the attempt ends, however it ends.
-struct AbortOnDrop(tokio::task::JoinHandle<Result<Vec<u8>, crate::HandlerError>>);
+pub(crate) struct AbortOnDrop(
+    pub(crate) tokio::task::JoinHandle<Result<Vec<u8>, crate::HandlerError>>,
+);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

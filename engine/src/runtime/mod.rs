@@ -7,6 +7,7 @@
 pub(crate) mod clocks;
 pub(crate) mod invocation;
 pub(crate) mod invoker;
+pub(crate) mod read_only;
 pub(crate) mod timers;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::invoker::{Fatal, Live};
+use self::read_only::{NotReadOnly, PromiseWatchers};
 use self::timers::TimerSignal;
 use crate::clock::SharedClock;
 use crate::counted::Counted;
@@ -68,6 +70,10 @@ pub(crate) struct Runtime {
     pub(crate) config: EngineConfig,
     live: Mutex<HashMap<u64, Arc<Live>>>,
     watchers: Mutex<HashMap<u64, Vec<oneshot::Sender<Outcome>>>>,
+    /// Read-only calls waiting for a workflow promise.
+    promises: PromiseWatchers,
+    /// Shared handlers whose read-only calls turned out to write: they run durably at once.
+    not_read_only: NotReadOnly,
     next_id: AtomicU64,
     pub(crate) cancel: CancellationToken,
     tasks: TaskTracker,
@@ -106,6 +112,8 @@ impl Runtime {
             config,
             live: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
+            promises: PromiseWatchers::default(),
+            not_read_only: NotReadOnly::default(),
             next_id: AtomicU64::new(next_id),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -197,13 +205,17 @@ impl Runtime {
 
     /// Acts on what a commit changed: starts what became runnable, wakes the timer service,
     /// delivers completions, cancellations and kills to running invocations, and answers
-    /// `attach` watchers. Called by the writer thread for every commit, before it answers.
+    /// `attach` watchers and read-only calls waiting for a promise. Called by the writer thread for every commit, before it answers.
     fn act_on(self: &Arc<Self>, effects: &mut Effects) {
         for id in std::mem::take(&mut effects.start) {
             self.start(id);
         }
         if let Some(due_ms) = effects.earliest_timer.take() {
             self.timers.added(due_ms);
+        }
+        if !effects.promises.is_empty() {
+            self.promises
+                .completed(std::mem::take(&mut effects.promises));
         }
         let effects = Effects {
             deliver: std::mem::take(&mut effects.deliver),

@@ -157,6 +157,8 @@ pub(crate) struct Effects {
     pub(crate) fired: usize,
     /// For `DeliverCancel`: whether the cancellation was journaled now.
     pub(crate) cancel_delivered: bool,
+    /// Workflow promises completed: (instance, name).
+    pub(crate) promises: Vec<(String, String)>,
 }
 
 impl Effects {

@@ -141,6 +141,7 @@ impl Tables<'_> {
                         ))?;
                         self.complete_entry(inv, index, completion.clone(), at_ms, fx)?;
                     }
+                    fx.promises.push((instance.clone(), name.clone()));
                     Ok(())
                 }
             }
