@@ -74,6 +74,25 @@ fn invocations_of(engine: &Engine, handler: &str) -> usize {
         .count()
 }
 
+type Waiting = tokio::task::JoinHandle<Result<String, zeroapp_engine::CallError>>;
+
+/// Starts `Doc/d1/run`, then calls `Doc/d1/ready` in a task of its own.
+async fn start_and_ask_ready(client: &Client) -> Waiting {
+    client.send(RUN.key("d1"), &()).await.unwrap();
+    let client = client.clone();
+    tokio::spawn(async move { client.call(READY.key("d1"), &()).await })
+}
+
+/// Resolves `Doc/d1`'s promise `go` with `value`; the answer `waiting` then gets.
+async fn go(client: &Client, value: &str, waiting: Waiting) -> String {
+    client
+        .resolve_promise("Doc", "d1", "go", &value)
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+    answer.unwrap().unwrap().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reading_shared_handler_answers_without_writing_anything() {
     let dir = tempfile::tempdir().unwrap();
@@ -105,23 +124,11 @@ async fn a_read_only_call_waits_for_a_promise_and_gets_it_when_completed() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path(), Arc::default(), Duration::from_secs(60)).await;
     let client = engine.client();
-    client.send(RUN.key("d1"), &()).await.unwrap();
     // Asked before `ready` exists: the call waits in memory.
-    let waiting = {
-        let client = client.clone();
-        tokio::spawn(async move { client.call(READY.key("d1"), &()).await })
-    };
+    let waiting = start_and_ask_ready(&client).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiting.is_finished());
-    client
-        .resolve_promise("Doc", "d1", "go", &"review")
-        .await
-        .unwrap();
-    let ready = tokio::time::timeout(Duration::from_secs(5), waiting)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(ready.unwrap(), "ready after review");
+    assert_eq!(go(&client, "review", waiting).await, "ready after review");
     // Asked after: answered at once.
     assert_eq!(
         client.call(READY.key("d1"), &()).await.unwrap(),
@@ -155,25 +162,13 @@ async fn a_wait_longer_than_the_inactivity_timeout_becomes_durable_and_still_ans
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path(), Arc::default(), Duration::from_millis(100)).await;
     let client = engine.client();
-    client.send(RUN.key("d1"), &()).await.unwrap();
-    let waiting = {
-        let client = client.clone();
-        tokio::spawn(async move { client.call(READY.key("d1"), &()).await })
-    };
+    let waiting = start_and_ask_ready(&client).await;
     // Past the timeout the wait is a durable invocation, on disk.
     assert!(
         common::eventually(Duration::from_secs(5), || invocations_of(&engine, "ready")
             == 1)
         .await
     );
-    client
-        .resolve_promise("Doc", "d1", "go", &"a while")
-        .await
-        .unwrap();
-    let ready = tokio::time::timeout(Duration::from_secs(5), waiting)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(ready.unwrap(), "ready after a while");
+    assert_eq!(go(&client, "a while", waiting).await, "ready after a while");
     engine.shutdown().await;
 }

@@ -119,13 +119,8 @@ impl Bench for Comparison {
                 .into_iter()
                 .chain(&row.restate)
             {
-                ensure(
-                    m.per_second > 0.0 && m.errors == 0 && m.rss_mib > 0.0,
-                    || format!("{row:?}"),
-                )?;
-                ensure(m.p50 <= m.p90 && m.p90 <= m.p99, || {
-                    format!("percentiles: {row:?}")
-                })?;
+                m.check(|| format!("{row:?}"))?;
+                ensure(m.rss_mib > 0.0, || format!("no memory measured: {row:?}"))?;
             }
             ensure(row.restate.is_some() == settings.restate, || {
                 format!("Restate measured or not against the settings: {row:?}")
@@ -245,6 +240,17 @@ impl WriterFigures {
 }
 
 impl Measured {
+    /// What a quick run must show of any side's figures: operations done, none failed,
+    /// percentiles in order; `what` names the point in the error.
+    pub(crate) fn check(&self, what: impl Fn() -> String) -> Result<(), String> {
+        ensure(self.per_second > 0.0 && self.errors == 0, || {
+            format!("nothing done, or errors: {}", what())
+        })?;
+        ensure(self.p50 <= self.p90 && self.p90 <= self.p99, || {
+            format!("percentiles out of order: {}", what())
+        })
+    }
+
     /// The figures of `sample`, its latencies less `offset`, with `rss_kib` of memory.
     pub(crate) fn of(sample: &Sample, offset: Duration, rss_kib: u64) -> Self {
         let at = |p: f64| sample.latencies.percentile(p).saturating_sub(offset);
