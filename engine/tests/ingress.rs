@@ -634,6 +634,10 @@ async fn admin_lists_shows_cancels_kills_and_purges() {
     assert_eq!(get(server.admin, "/objects/Nope/k/state").await.status, 404);
     assert_eq!(get(server.admin, "/health").await.status, 200);
 
+    assert_eq!(
+        get(server.ingress, "/Counter/metered/total").await.json(),
+        0
+    );
     let metrics = get(server.admin, "/metrics").await;
     assert!(
         metrics
@@ -648,6 +652,8 @@ async fn admin_lists_shows_cancels_kills_and_purges() {
         "# TYPE zeroapp_writer_batch_size histogram",
         "zeroapp_writer_commit_seconds_bucket{le=\"+Inf\"}",
         "zeroapp_timers_pending ",
+        "zeroapp_read_only_calls_total{outcome=\"answered\"} 1\n",
+        "zeroapp_read_only_calls_total{outcome=\"durable\"} 0\n",
     ] {
         assert!(text.contains(line), "metrics lack {line:?}:\n{text}");
     }

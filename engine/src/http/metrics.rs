@@ -38,6 +38,23 @@ pub(crate) fn render(engine: &Runtime) -> Result<String, StoreError> {
     );
     let waiting = u64::try_from(engine.attaches_waiting()).unwrap_or(u64::MAX);
     line(&mut out, "zeroapp_attach_waiting", waiting);
+    header(
+        &mut out,
+        "zeroapp_read_only_calls_total",
+        "counter",
+        "Calls to shared handlers answered without an invocation, or handed over to one.",
+    );
+    let (answered, handed_over) = engine.read_only_calls.counts();
+    line(
+        &mut out,
+        "zeroapp_read_only_calls_total{outcome=\"answered\"}",
+        answered,
+    );
+    line(
+        &mut out,
+        "zeroapp_read_only_calls_total{outcome=\"durable\"}",
+        handed_over,
+    );
     let stats = engine.writer_statistics();
     header(
         &mut out,

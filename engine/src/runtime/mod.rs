@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::invoker::{Fatal, Live};
-use self::read_only::{NotReadOnly, PromiseWatchers};
+use self::read_only::{PromiseWatchers, ReadOnlyCalls};
 use self::timers::TimerSignal;
 use crate::clock::SharedClock;
 use crate::counted::Counted;
@@ -72,8 +72,8 @@ pub(crate) struct Runtime {
     watchers: Mutex<HashMap<u64, Vec<oneshot::Sender<Outcome>>>>,
     /// Read-only calls waiting for a workflow promise.
     promises: PromiseWatchers,
-    /// Shared handlers whose read-only calls turned out to write: they run durably at once.
-    not_read_only: NotReadOnly,
+    /// Read-only calls: the handlers that write, and the counts.
+    pub(crate) read_only_calls: ReadOnlyCalls,
     next_id: AtomicU64,
     pub(crate) cancel: CancellationToken,
     tasks: TaskTracker,
@@ -113,7 +113,7 @@ impl Runtime {
             live: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             promises: PromiseWatchers::default(),
-            not_read_only: NotReadOnly::default(),
+            read_only_calls: ReadOnlyCalls::default(),
             next_id: AtomicU64::new(next_id),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -15,7 +15,7 @@
 //! applies).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -29,9 +29,25 @@ use crate::ids::{HandlerKind, Target};
 use crate::retry::RetryPolicy;
 use crate::runtime::invocation::outcome;
 
-/// The handlers that turned out not to be read-only: their calls go durable at once.
+/// What the runtime knows of read-only calls: the handlers that turned out to write (their calls
+/// go durable at once), and how many calls were answered read-only or handed over.
 #[derive(Default)]
-pub(crate) struct NotReadOnly(Mutex<HashSet<(String, String)>>);
+pub(crate) struct ReadOnlyCalls {
+    writers: Mutex<HashSet<(String, String)>>,
+    answered: AtomicU64,
+    handed_over: AtomicU64,
+}
+
+impl ReadOnlyCalls {
+    /// Calls answered read-only, and calls handed over to a durable invocation, so far.
+    #[cfg(feature = "http")]
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (
+            self.answered.load(Ordering::Relaxed),
+            self.handed_over.load(Ordering::Relaxed),
+        )
+    }
+}
 
 /// A workflow promise: (instance, name).
 type Promise = (String, String);
@@ -338,7 +354,8 @@ impl Runtime {
             return Ok(None);
         };
         let name = (target.service.clone(), target.handler.clone());
-        if kind != HandlerKind::Shared || lock(&self.not_read_only.0).contains(&name) {
+        let calls = &self.read_only_calls;
+        if kind != HandlerKind::Shared || lock(&calls.writers).contains(&name) {
             return Ok(None);
         }
         let Ok(handler) = self.registry.handler(target) else {
@@ -365,8 +382,13 @@ impl Runtime {
             _ => None,
         };
         if call.why() == End::Writes {
-            lock(&self.not_read_only.0).insert(name);
+            lock(&calls.writers).insert(name);
         }
+        let counter = match answer {
+            Some(_) => &calls.answered,
+            None => &calls.handed_over,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         Ok(answer)
     }
 }
