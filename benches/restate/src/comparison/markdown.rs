@@ -311,7 +311,7 @@ child process (`benches/restate/services`, restate-sdk's HTTP/2 server), registe
 the bench process's own (load generator included).\n\
 * Durability: both sides fsync before answering — the engine appends each group of writer \
 commands to its write-ahead log and fsyncs it (redb commits without durability, checkpointed \
-about once a second); Restate acknowledges once its log-server's RocksDB WAL write is \
+every 250 ms); Restate acknowledges once its log-server's RocksDB WAL write is \
 fsynced.\n\
 * Load: N workers, each with one keep-alive HTTP/1.1 connection (hyper client, \
 `TCP_NODELAY`), one operation at a time; the same requests on the same paths for both HTTP \
