@@ -21,7 +21,7 @@ use crate::harness::{Bench, Modes, ensure};
 use crate::http_load::{self as load, HttpTarget};
 use crate::invocations::{EngineFigures, engine_figures, temp_dir};
 use crate::load::{SampleMedians, Window};
-use crate::report::{callers, ms};
+use crate::report::{callers, ms, range};
 
 /// The input every call sends, and its JSON body over HTTP.
 pub const INPUT: &str = "in";
@@ -311,23 +311,14 @@ pub fn table(report: &Report) -> String {
 /// Counted (not assumed) journal entries and writer commands per invocation, over all points:
 /// the HTTP path does the same work as the in-process one.
 pub fn counted(report: &Report) -> String {
-    let range = |f: &dyn Fn(&Row) -> f64| {
-        let values = report.rows.iter().map(f);
-        let lo = values.clone().fold(f64::INFINITY, f64::min);
-        let hi = values.fold(f64::NEG_INFINITY, f64::max);
-        if (hi - lo).abs() < 0.005 {
-            format!("{lo:.2}")
-        } else {
-            format!("{lo:.2}–{hi:.2}")
-        }
-    };
+    let spread = |f: &dyn Fn(&Row) -> f64| range(report.rows.iter().map(f));
     format!(
         "Counted per invocation at every point: HTTP {} journal entries and {} writer commands, \
          in-process {} and {}.",
-        range(&|r| r.http.entries_per_invocation),
-        range(&|r| r.http.commands_per_invocation),
-        range(&|r| r.in_process.entries_per_invocation),
-        range(&|r| r.in_process.commands_per_invocation),
+        spread(&|r| r.http.entries_per_invocation),
+        spread(&|r| r.http.commands_per_invocation),
+        spread(&|r| r.in_process.entries_per_invocation),
+        spread(&|r| r.in_process.commands_per_invocation),
     )
 }
 

@@ -21,6 +21,17 @@ pub fn callers(n: usize) -> &'static str {
     if n == 1 { "caller" } else { "callers" }
 }
 
+/// The range of `values` with two decimals: `lo–hi`, or one figure when they (nearly) agree.
+pub fn range(values: impl Iterator<Item = f64> + Clone) -> String {
+    let lo = values.clone().fold(f64::INFINITY, f64::min);
+    let hi = values.fold(f64::NEG_INFINITY, f64::max);
+    if (hi - lo).abs() < 0.005 {
+        format!("{lo:.2}")
+    } else {
+        format!("{lo:.2}–{hi:.2}")
+    }
+}
+
 /// The word a target gets: pass or miss.
 pub fn verdict(pass: bool) -> &'static str {
     if pass { "**pass**" } else { "**miss**" }

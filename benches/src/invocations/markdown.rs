@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::{RawFigures, Report, Row};
 use crate::engine::{COMMANDS_PER_INVOCATION, STEPS};
 use crate::harness;
-use crate::report::{callers, ms, verdict};
+use crate::report::{callers, ms, range, verdict};
 
 /// At concurrency 1, an invocation of the bench may wait for at most this many commits.
 pub const COMMITS_TARGET: f64 = 4.0;
@@ -160,20 +160,11 @@ pub fn ratios(report: &Report) -> String {
 
 /// Counted (not assumed) journal entries and writer commands per invocation, over all points.
 pub fn counted(report: &Report) -> String {
-    let range = |f: fn(&Row) -> f64| {
-        let values = report.rows.iter().map(f);
-        let lo = values.clone().fold(f64::INFINITY, f64::min);
-        let hi = values.fold(f64::NEG_INFINITY, f64::max);
-        if (hi - lo).abs() < 0.005 {
-            format!("{lo:.2}")
-        } else {
-            format!("{lo:.2}–{hi:.2}")
-        }
-    };
+    let spread = |f: fn(&Row) -> f64| range(report.rows.iter().map(f));
     format!(
         "Counted per invocation at every point: {} journal entries, {} writer commands.",
-        range(|r| r.engine.entries_per_invocation),
-        range(|r| r.engine.commands_per_invocation),
+        spread(|r| r.engine.entries_per_invocation),
+        spread(|r| r.engine.commands_per_invocation),
     )
 }
 
